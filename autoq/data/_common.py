@@ -1,0 +1,146 @@
+"""What every PDE data family shares: the in-memory form and safe HDF5 writing/reading."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from autoq.errors import DataError
+
+
+@dataclass(frozen=True)
+class PDEData:
+    """A PDE data set in memory, whatever file layout it came from.
+
+    Attributes:
+        pde: family name (``burgers``, ``diffsorp``, ``darcy``, ``ns2d``).
+        trajectories: ``(samples, time, *space, fields)`` float32. Steady problems (Darcy) hold
+            the solution as a single frame: ``(samples, 1, *space, fields)``.
+        coords: one 1D array of cell-centre coordinates per spatial axis.
+        times: ``(time,)`` frame times, or ``None`` for steady problems.
+        coefficients: ``(samples, *space, channels)`` time-independent model input (Darcy's
+            a(x)), or ``None`` for time-dependent problems.
+        attrs: physical parameters read from the file (``nu``, ``beta``, ...).
+    """
+
+    pde: str
+    trajectories: np.ndarray
+    coords: tuple[np.ndarray, ...]
+    times: np.ndarray | None = None
+    coefficients: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        return self.trajectories.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.trajectories.shape[1]
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self.trajectories.shape[2:-1])
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.trajectories.ndim - 3
+
+    @property
+    def fields(self) -> int:
+        return self.trajectories.shape[-1]
+
+    @property
+    def steady(self) -> bool:
+        """True when the task is coefficient → solution rather than time stepping."""
+        return self.coefficients is not None
+
+
+class Progress(Protocol):
+    """Anything with tqdm's ``update(n)``; generators report finished samples through it."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PDEFamily:
+    """One PDE: its classical-solver generator and the reader of its public layout.
+
+    Attributes:
+        name: registry key and ``autoq datagen`` argument.
+        spatial_dims: 1 or 2.
+        generate: ``generate(out, *, samples, resolution, seed, progress, **params) -> Path``;
+            writes the public layout atomically. ``resolution=None`` means the public default.
+        read: ``read(path) -> PDEData`` for a file in this family's public layout.
+        detect: ``detect(h5file) -> bool``: does an open file look like this family's layout?
+        default_resolution: the public data set's grid size per axis.
+        default_samples: the public data set's sample count.
+    """
+
+    name: str
+    spatial_dims: int
+    generate: Callable[..., Path]
+    read: Callable[[Path], PDEData]
+    detect: Callable[[h5py.File], bool]
+    default_resolution: int
+    default_samples: int
+
+
+@contextmanager
+def atomic_h5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Open ``path`` for writing so that it appears only when complete.
+
+    The file is written under a hidden temporary name in the same folder and renamed at the end;
+    on any error or interrupt the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with h5py.File(tmp, "w") as handle:
+            yield handle
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_h5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Open an HDF5 file for reading, with a :class:`DataError` naming it when that fails."""
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"data file not found: {source}")
+    try:
+        handle = h5py.File(source, "r")
+    except OSError as e:
+        raise DataError(f"{source} is not a readable HDF5 file: {e}") from e
+    with handle:
+        yield handle
+
+
+def require_dataset(
+    handle: h5py.File | h5py.Group, key: str, *, ndim: int, source: str | os.PathLike[str]
+) -> h5py.Dataset:
+    """Return ``handle[key]`` if it is a dataset of rank ``ndim``, else a DataError naming both."""
+    if key not in handle:
+        raise DataError(f"{source}: missing key {key!r} (found: {sorted(handle.keys())})")
+    item = handle[key]
+    if not isinstance(item, h5py.Dataset):
+        raise DataError(f"{source}: {key!r} is a group, expected a dataset")
+    if item.ndim != ndim:
+        raise DataError(f"{source}: {key!r} has shape {item.shape}, expected {ndim} axes")
+    return item
+
+
+def cell_centres(n: int, length: float = 1.0) -> np.ndarray:
+    """Cell-centre coordinates ``(i + 0.5) * length / n`` of a uniform grid, float32."""
+    return ((np.arange(n) + 0.5) * (length / n)).astype(np.float32)
