@@ -1,0 +1,164 @@
+"""Per-layer precision: which layers can be quantized, and what a trial asks of each.
+
+A trial is a spatial scale factor plus, for every quantizable layer (by its ``named_modules()``
+path), a pair ``(weight_bits, act_bits)`` or ``None`` for float. Quantizable layers are those whose
+work is a matrix multiplication (the paper, section 3.3): linear layers, convolutions and
+transposed convolutions, FNO spectral convolutions, and products of two activations
+(:class:`~autoq.models.layers.MatMul`). For a ``MatMul`` the right operand plays the weight's part:
+``weight_bits`` is its bitwidth and ``act_bits`` that of the left operand.
+
+This module is the vocabulary shared by :mod:`autoq.quant` (which builds the quantized model) and
+:mod:`autoq.cost` (which prices it); it imports neither AIMET nor a profiler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from torch import nn
+
+from autoq.data.resample import check_scale
+from autoq.errors import QuantizationError
+from autoq.models import first_and_last_layers
+from autoq.models.layers import MatMul, SpectralConv
+
+Bits = tuple[int, int] | None
+"""``(weight_bits, act_bits)`` of one layer, or ``None`` to keep it in float."""
+
+Granularity = Literal["uniform", "per_block", "per_layer"]
+
+MIN_BITS, MAX_BITS = 2, 32
+FLOAT_EQUIVALENT_BITS = 16
+"""Float layers are priced as 16-bit integer work (the paper saw no loss at Int16)."""
+
+QUANTIZABLE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.modules.conv._ConvNd,
+    SpectralConv,
+    MatMul,
+)
+
+
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of every matrix-multiplication layer of ``model``, in module order."""
+    return [name for name, module in model.named_modules()
+            if isinstance(module, QUANTIZABLE_TYPES)]
+
+
+def _check_bits(layer: str, bits: Any) -> Bits:
+    if bits is None or bits == "float":
+        return None
+    if (not isinstance(bits, list | tuple) or len(bits) != 2
+            or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits)):
+        raise QuantizationError(
+            f"bits of layer {layer!r} must be [weight_bits, act_bits] or 'float', got {bits!r}")
+    for role, value in zip(("weight", "activation"), bits, strict=True):
+        if not MIN_BITS <= value <= MAX_BITS:
+            raise QuantizationError(f"{role} bitwidth of layer {layer!r} must lie in "
+                                    f"{MIN_BITS}..{MAX_BITS}, got {value}")
+    return (bits[0], bits[1])
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """What one trial runs: a scale factor and the precision of every quantizable layer.
+
+    Build it with :meth:`for_model` (checked against a model) or :meth:`from_json`.
+
+    Attributes:
+        scale: spatial scale factor in (0, 1] at which the network runs.
+        bits: every quantizable layer's ``(weight_bits, act_bits)``, or ``None`` for float.
+    """
+
+    scale: float
+    bits: Mapping[str, Bits]
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
+        object.__setattr__(self, "bits", {k: _check_bits(k, v) for k, v in self.bits.items()})
+
+    @classmethod
+    def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any]) -> TrialConfig:
+        """A config for ``model``: ``bits`` may name any subset of its quantizable layers; the
+        rest stay float. A name that is not a quantizable layer is an error that names it."""
+        layers = quantizable_layers(model)
+        unknown = sorted(set(bits) - set(layers))
+        if unknown:
+            raise QuantizationError(f"no quantizable layer named {unknown[0]!r} in "
+                                    f"{type(model).__name__}; layers: {layers}")
+        return cls(scale=scale, bits={name: bits.get(name) for name in layers})
+
+    @classmethod
+    def uniform(
+        cls,
+        model: nn.Module,
+        *,
+        scale: float,
+        weight_bits: int | None,
+        act_bits: int | None,
+        first_last_float: bool = True,
+    ) -> TrialConfig:
+        """One precision for every layer (``None`` bits: all float), the paper's regimes."""
+        pair = None if weight_bits is None or act_bits is None else (weight_bits, act_bits)
+        groups = layer_groups(model, "uniform", first_last_float=first_last_float)
+        return cls.for_model(model, scale=scale,
+                             bits=expand_groups(groups, {g: pair for g in groups}))
+
+    @property
+    def quantized_layers(self) -> dict[str, tuple[int, int]]:
+        return {name: bits for name, bits in self.bits.items() if bits is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"scale": s, "bits": {layer: [w, a] or "float"}}``, the shape the API returns."""
+        return {"scale": self.scale,
+                "bits": {k: "float" if v is None else list(v) for k, v in self.bits.items()}}
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:
+        return cls(scale=payload["scale"], bits=dict(payload["bits"]))
+
+
+_BLOCK = re.compile(r"^(.*?\.\d+)(?:\.|$)")
+
+
+def layer_groups(
+    model: nn.Module, granularity: Granularity, *, first_last_float: bool = True
+) -> dict[str, list[str]]:
+    """Group the quantizable layers that share one precision choice.
+
+    ``uniform``: one group ``"all"``. ``per_block``: one group per repeated block (the module path
+    up to its first ``ModuleList`` index, e.g. ``blocks.2``) or per top-level module otherwise.
+    ``per_layer``: every layer its own group. With ``first_last_float`` the model's first and last
+    layers belong to no group (they stay float).
+    """
+    layers = quantizable_layers(model)
+    if first_last_float:
+        excluded = set(first_and_last_layers(model))
+        layers = [name for name in layers if name not in excluded]
+    groups: dict[str, list[str]] = {}
+    for name in layers:
+        if granularity == "uniform":
+            key = "all"
+        elif granularity == "per_block":
+            match = _BLOCK.match(name)
+            key = match.group(1) if match else name.split(".")[0]
+        elif granularity == "per_layer":
+            key = name
+        else:
+            raise QuantizationError(f"granularity must be uniform, per_block or per_layer, got "
+                                    f"{granularity!r}")
+        groups.setdefault(key, []).append(name)
+    return groups
+
+
+def expand_groups(
+    groups: Mapping[str, list[str]], group_bits: Mapping[str, Bits]
+) -> dict[str, Bits]:
+    """Per-layer bits from per-group bits; every group must be given."""
+    missing = sorted(set(groups) - set(group_bits))
+    if missing:
+        raise QuantizationError(f"no bits given for layer group {missing[0]!r}")
+    return {layer: group_bits[group] for group, layers in groups.items() for layer in layers}
