@@ -1,0 +1,267 @@
+"""2D Darcy flow: a classical generator and the reader of PDEBench's ``2D_DarcyFlow`` layout.
+
+The problem (PDEBench, Takamoto et al. 2022) is the steady state
+
+    −∇·(a(x) ∇u(x)) = β  on (0, 1)²,   u = 0 on the boundary,
+
+with a piecewise-constant coefficient: a = 1 where a random field lies above its mean, 0.1
+elsewhere. The network learns the map a → u.
+
+PDEBench reaches the steady state by relaxing a diffusion equation in time, and draws its random
+field as a sum of five Gaussian bumps; we solve the steady problem directly (cell-centred finite
+volumes, one sparse LU solve per sample) and draw a Gaussian random field with a Matérn-like
+spectrum, the construction of the FNO paper's Darcy data (Li et al. 2021).
+
+Public layout (``2D_DarcyFlow_beta{β}_Train.hdf5``), axis order (sample, x, y):
+
+- ``nu`` float32 ``(N, H, W)``: the coefficient a(x), the model input;
+- ``tensor`` float32 ``(N, 1, H, W)``: the solution u;
+- ``x-coordinate``, ``y-coordinate`` float32 ``(H,)``, ``(W,)``: cell centres;
+- attribute ``beta``: the source term.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from autoq.data._common import (
+    PDEData,
+    PDEFamily,
+    Progress,
+    atomic_h5,
+    cell_centres,
+    open_h5,
+    require_dataset,
+)
+from autoq.errors import DataError, SpecError
+
+DEFAULT_RESOLUTION = 128
+DEFAULT_SAMPLES = 10_000
+HIGH, LOW = 1.0, 0.1
+
+
+def solve_darcy(a: np.ndarray, f: np.ndarray | float = 1.0) -> np.ndarray:
+    """Solve −∇·(a∇u) = f on the unit square with u = 0 on the boundary.
+
+    Cell-centred five-point finite volumes on the ``(H, W)`` grid of the unit square: the flux
+    through an interior face uses the harmonic mean of the two cells' coefficients (the exact
+    face value for a layered medium), and a boundary face sees a ghost cell holding −u, so u is
+    zero on the face itself half a cell away. Second-order accurate for smooth a.
+
+    Args:
+        a: ``(H, W)`` positive coefficient per cell, axis 0 along x.
+        f: ``(H, W)`` source per cell (cell-centre values), or one number for all cells.
+
+    Returns:
+        ``(H, W)`` float64 solution at the cell centres.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or min(a.shape) < 1:
+        raise SpecError(f"a must be a 2D array, got shape {a.shape}")
+    if not np.all(a > 0) or not np.all(np.isfinite(a)):
+        raise SpecError("a must be finite and positive everywhere")
+    source = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)
+    return spla.spsolve(darcy_operator(a), source.ravel(), permc_spec="MMD_AT_PLUS_A").reshape(
+        a.shape
+    )
+
+
+def darcy_operator(a: np.ndarray) -> sp.csc_matrix:
+    """The finite-volume matrix of u ↦ −∇·(a∇u) with zero Dirichlet data, as in `solve_darcy`.
+
+    Args:
+        a: ``(H, W)`` positive coefficient per cell of the unit square.
+
+    Returns:
+        ``(H·W, H·W)`` sparse symmetric positive definite matrix, unknowns in C order.
+    """
+    nx, ny = a.shape
+    hx2, hy2 = (1.0 / nx) ** 2, (1.0 / ny) ** 2
+    index = np.arange(nx * ny).reshape(nx, ny)
+    # Face transmissibilities: harmonic mean inside, 2a/h² towards the ghost cell on the boundary.
+    tx = 2.0 * a[1:] * a[:-1] / (a[1:] + a[:-1]) / hx2
+    ty = 2.0 * a[:, 1:] * a[:, :-1] / (a[:, 1:] + a[:, :-1]) / hy2
+    diagonal = np.zeros_like(a)
+    diagonal[1:] += tx
+    diagonal[:-1] += tx
+    diagonal[:, 1:] += ty
+    diagonal[:, :-1] += ty
+    diagonal[0] += 2.0 * a[0] / hx2
+    diagonal[-1] += 2.0 * a[-1] / hx2
+    diagonal[:, 0] += 2.0 * a[:, 0] / hy2
+    diagonal[:, -1] += 2.0 * a[:, -1] / hy2
+    rows, cols, values = [index.ravel()], [index.ravel()], [diagonal.ravel()]
+    for first, second, t in ((index[:-1], index[1:], tx), (index[:, :-1], index[:, 1:], ty)):
+        rows += [first.ravel(), second.ravel()]
+        cols += [second.ravel(), first.ravel()]
+        values += [-t.ravel(), -t.ravel()]
+    rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+    return sp.csc_matrix((values, (rows, cols)), shape=(nx * ny, nx * ny))
+
+
+def random_coefficient(
+    rng: np.random.Generator, n: int, *, alpha: float = 2.0, tau: float = 3.0
+) -> np.ndarray:
+    """A two-valued coefficient: 1 where a Gaussian random field is above its mean, 0.1 below.
+
+    The field is periodic white noise filtered by the Matérn-like spectrum
+    ``(4π²|k|² + τ²)^(−α/2)`` with the mean mode removed, so its mean is zero and about half of
+    the square gets each value. Larger ``alpha`` gives smoother interfaces, larger ``tau``
+    smaller inclusions.
+
+    Args:
+        rng: the source of randomness.
+        n: grid size per axis.
+        alpha: spectral decay exponent.
+        tau: inverse length scale.
+
+    Returns:
+        ``(n, n)`` float32 array of 1.0 and 0.1.
+    """
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    spectrum = (4.0 * math.pi**2 * k2 + tau**2) ** (-alpha / 2.0)
+    spectrum[0, 0] = 0.0
+    field = np.fft.ifft2(spectrum * np.fft.fft2(rng.standard_normal((n, n)))).real
+    return np.where(field > 0.0, HIGH, LOW).astype(np.float32)
+
+
+def generate(
+    out: str | os.PathLike[str],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    resolution: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    frames: int | None = None,
+    beta: float = 1.0,
+    alpha: float = 2.0,
+    tau: float = 3.0,
+    **unknown: Any,
+) -> Path:
+    """Write a Darcy data set in PDEBench's public layout, atomically.
+
+    Args:
+        out: the HDF5 file to write; it appears only once complete.
+        samples: number of (coefficient, solution) pairs.
+        resolution: cells per axis; ``None`` means the public 128.
+        seed: seed of ``np.random.default_rng``; the same arguments give the same file content.
+        progress: receives ``update(1)`` per finished sample.
+        frames: must be ``None``: the problem is steady.
+        beta: the constant source term β.
+        alpha: spectral decay exponent of the random field (see `random_coefficient`).
+        tau: inverse length scale of the random field.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    if unknown:
+        raise SpecError(
+            f"darcy: unknown parameter(s) {sorted(unknown)}; allowed: beta, alpha, tau"
+        )
+    if frames is not None:
+        raise SpecError(f"frames={frames!r}: darcy is steady and has no frames; leave it unset")
+    samples = _check_int("samples", samples, minimum=1)
+    if resolution is None:
+        resolution = DEFAULT_RESOLUTION
+    n = _check_int("resolution", resolution, minimum=4)
+    seed = _check_int("seed", seed, minimum=0)
+    beta = _check_positive("beta", beta)
+    alpha = _check_positive("alpha", alpha)
+    tau = _check_positive("tau", tau)
+
+    rng = np.random.default_rng(seed)
+    target = Path(out)
+    with atomic_h5(target) as handle:
+        coefficient = handle.create_dataset("nu", (samples, n, n), dtype=np.float32)
+        solution = handle.create_dataset("tensor", (samples, 1, n, n), dtype=np.float32)
+        handle.create_dataset("x-coordinate", data=cell_centres(n))
+        handle.create_dataset("y-coordinate", data=cell_centres(n))
+        handle.attrs["beta"] = float(beta)
+        for i in range(samples):
+            a = random_coefficient(rng, n, alpha=alpha, tau=tau)
+            coefficient[i] = a
+            solution[i, 0] = solve_darcy(a, beta)
+            if progress is not None:
+                progress.update(1)
+    return target
+
+
+def read(path: str | os.PathLike[str]) -> PDEData:
+    """Read a file in PDEBench's Darcy layout (ours or the public one) unchanged.
+
+    Returns:
+        ``PDEData`` with ``trajectories`` ``(N, 1, H, W, 1)`` (the solution), ``coefficients``
+        ``(N, H, W, 1)`` (a), ``coords`` ``(x, y)``, ``times=None`` and ``attrs={"beta": β}``
+        when the file has the attribute.
+    """
+    with open_h5(path) as handle:
+        nu = require_dataset(handle, "nu", ndim=3, source=path)
+        tensor = require_dataset(handle, "tensor", ndim=4, source=path)
+        x = require_dataset(handle, "x-coordinate", ndim=1, source=path)
+        y = require_dataset(handle, "y-coordinate", ndim=1, source=path)
+        samples, nx, ny = nu.shape
+        if tensor.shape != (samples, 1, nx, ny):
+            raise DataError(
+                f"{path}: 'tensor' has shape {tensor.shape}, expected {(samples, 1, nx, ny)} "
+                f"to match 'nu' {nu.shape}"
+            )
+        if x.shape != (nx,) or y.shape != (ny,):
+            raise DataError(
+                f"{path}: 'x-coordinate' {x.shape} / 'y-coordinate' {y.shape} do not match the "
+                f"grid {(nx, ny)} of 'nu'"
+            )
+        attrs = {"beta": float(handle.attrs["beta"])} if "beta" in handle.attrs else {}
+        return PDEData(
+            pde="darcy",
+            trajectories=tensor[...].astype(np.float32, copy=False)[..., None],
+            coords=(x[...].astype(np.float32), y[...].astype(np.float32)),
+            times=None,
+            coefficients=nu[...].astype(np.float32, copy=False)[..., None],
+            attrs=attrs,
+        )
+
+
+def detect(handle: h5py.File) -> bool:
+    """True when the open file has Darcy's ``nu`` (rank 3) and ``tensor`` (rank 4) at the top."""
+    nu, tensor = handle.get("nu"), handle.get("tensor")
+    return (
+        isinstance(nu, h5py.Dataset)
+        and isinstance(tensor, h5py.Dataset)
+        and nu.ndim == 3
+        and tensor.ndim == 4
+    )
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
+    return int(value)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise SpecError(f"{name}={value!r}: must be a number > 0")
+    if not math.isfinite(value):
+        raise SpecError(f"{name}={value!r}: must be finite")
+    return float(value)
+
+
+FAMILY = PDEFamily(
+    name="darcy",
+    spatial_dims=2,
+    generate=generate,
+    read=read,
+    detect=detect,
+    default_resolution=DEFAULT_RESOLUTION,
+    default_samples=DEFAULT_SAMPLES,
+)
