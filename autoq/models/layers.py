@@ -1,0 +1,288 @@
+"""Layers shared by the models, for any supported spatial dimension.
+
+Every matrix-multiplication-based operation is its own module (a convolution, ``nn.Linear``,
+:class:`SpectralConv` or :class:`MatMul`), so the quantization side can give each one its own
+quantizers, keyed by its ``named_modules()`` path. Tensors are ``(batch, channels, *spatial)``
+unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoq.errors import SpecError
+
+SPATIAL_DIMS = (1, 2)
+"""The spatial dimensions the models support."""
+
+# The one place where a layer type is chosen by dimension.
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
+_MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
+
+
+def check_io(*, spatial_dims: int, in_channels: int, out_channels: int) -> None:
+    """Raise a SpecError naming the argument if a model's dimension or channels are invalid."""
+    if spatial_dims not in SPATIAL_DIMS:
+        raise SpecError(f"spatial_dims must be one of {SPATIAL_DIMS}, got {spatial_dims!r}")
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if not (isinstance(value, int) and value > 0):
+            raise SpecError(f"{name} must be a positive integer, got {value!r}")
+
+
+def conv(
+    spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int, **kwargs
+) -> nn.Module:
+    """``nn.Conv1d`` or ``nn.Conv2d`` by dimension; ``kwargs`` go to the constructor."""
+    return _CONV[spatial_dims](in_channels, out_channels, kernel_size, **kwargs)
+
+
+def conv_transpose(
+    spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int, **kwargs
+) -> nn.Module:
+    """``nn.ConvTranspose1d`` or ``nn.ConvTranspose2d`` by dimension."""
+    return _CONV_TRANSPOSE[spatial_dims](in_channels, out_channels, kernel_size, **kwargs)
+
+
+def max_pool(spatial_dims: int, kernel_size: int) -> nn.Module:
+    """``nn.MaxPool1d`` or ``nn.MaxPool2d`` by dimension."""
+    return _MAX_POOL[spatial_dims](kernel_size)
+
+
+def append_coordinates(x: torch.Tensor) -> torch.Tensor:
+    """Append cell-centre coordinates in (0, 1) as channels: one per spatial axis.
+
+    The coordinates are ``(i + 0.5) / n`` on every axis, so they mean the same place at every
+    resolution (the data's grids are cell-centred too).
+
+    Args:
+        x: ``(batch, channels, *spatial)``.
+
+    Returns:
+        ``(batch, channels + len(spatial), *spatial)``.
+    """
+    spatial = x.shape[2:]
+    axes = [(torch.arange(n, device=x.device, dtype=x.dtype) + 0.5) / n for n in spatial]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"))
+    return torch.cat([x, grid.expand(x.shape[0], *grid.shape)], dim=1)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:
+    """Pad every spatial axis at its end to a multiple of ``multiple``.
+
+    Args:
+        x: ``(batch, channels, *spatial)``.
+        multiple: the size every spatial axis is rounded up to a multiple of.
+        mode: ``"replicate"`` (repeat the edge) or ``"zeros"``.
+
+    Returns:
+        ``(batch, channels, *padded)``; undo with :func:`crop`.
+    """
+    pad: list[int] = []
+    for n in reversed(x.shape[2:]):
+        pad += [0, -n % multiple]
+    if not any(pad):
+        return x
+    return F.pad(x, pad, mode="replicate" if mode == "replicate" else "constant")
+
+
+def crop(x: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+    """Keep the first ``spatial[i]`` points of every spatial axis of ``(batch, channels, ...)``."""
+    return x[(..., *(slice(0, n) for n in spatial))]
+
+
+class MatMul(nn.Module):
+    """``torch.matmul(a, b)`` as a module, so a product of two activations gets its own quantizers.
+
+    The Galerkin attention uses two: ``key_value_product`` and ``query_product``.
+    """
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Batched matrix product ``a @ b`` (``(..., n, k) × (..., k, m) → (..., n, m)``)."""
+        return torch.matmul(a, b)
+
+
+class SpectralConv(nn.Module):
+    """Spectral convolution of the Fourier neural operator (Li et al. 2021, arXiv 2010.08895).
+
+    ``rfftn`` over the spatial axes, a learned complex linear map of the channels on each of the
+    lowest modes, zero elsewhere, and ``irfftn`` back. The dimension is ``len(modes)``.
+
+    Mode layout: on the last spatial axis (the half spectrum of the real FFT) frequencies
+    ``0 … m-1`` are kept; on every other axis both signs are, ``0 … m-1`` and ``-m … -1``, in FFT
+    order. The weights are stored in that same order, as two real tensors ``weight_real`` and
+    ``weight_imag`` of shape ``(in_channels, out_channels, 2*m_1, …, 2*m_{d-1}, m_d)`` (1D:
+    ``(in, out, m)``; 2D: ``(in, out, 2*m_1, m_2)``).
+
+    A grid too coarse for the configured modes keeps only the modes it has, ``min(m, n // 2)``
+    per sign on the signed axes and ``min(m, n // 2 + 1)`` on the last axis, and uses the matching
+    slices of the weights, so the same layer runs at any resolution.
+
+    The FFTs use ``norm="forward"``: the coefficients are grid averages, of the same size at every
+    resolution, which keeps their quantization ranges independent of the scale factor.
+
+    The layer has no bias (the FNO's pointwise convolution carries it). The complex product is
+    written out as four real products in :meth:`mix`, which a quantized subclass can override to
+    quantize its inputs (the Fourier coefficients and the two weights) and then call.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        modes: modes kept per axis, one entry per spatial axis.
+
+    Shapes:
+        ``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int]) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.modes = tuple(modes)
+        if len(self.modes) not in SPATIAL_DIMS or min(self.modes) < 1:
+            raise SpecError(f"modes must be {SPATIAL_DIMS} positive integers, got {modes!r}")
+        shape = (in_channels, out_channels, *(2 * m for m in self.modes[:-1]), self.modes[-1])
+        # Li et al.'s initialisation: uniform in [0, 1 / (in · out)).
+        scale = 1.0 / (in_channels * out_channels)
+        self.weight_real = nn.Parameter(scale * torch.rand(shape))
+        self.weight_imag = nn.Parameter(scale * torch.rand(shape))
+
+    def kept_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """Modes kept per axis (per sign, but the last axis) on a grid of shape ``spatial``."""
+        *signed, last = spatial
+        kept = [min(m, n // 2) for m, n in zip(self.modes[:-1], signed, strict=True)]
+        return (*kept, min(self.modes[-1], last // 2 + 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""
+        spatial = x.shape[2:]
+        dims = tuple(range(-len(self.modes), 0))
+        kept = self.kept_modes(spatial)
+        coeff = _take_modes(torch.fft.rfftn(x, dim=dims, norm="forward"), kept)
+        weight_real = _take_modes(self.weight_real, kept)
+        weight_imag = _take_modes(self.weight_imag, kept)
+        out_real, out_imag = self.mix(coeff.real, coeff.imag, weight_real, weight_imag)
+        half_spectrum = (*spatial[:-1], spatial[-1] // 2 + 1)
+        out = _place_modes(torch.complex(out_real, out_imag), kept, half_spectrum)
+        return torch.fft.irfftn(out, s=spatial, dim=dims, norm="forward")
+
+    def mix(
+        self,
+        coeff_real: torch.Tensor,
+        coeff_imag: torch.Tensor,
+        weight_real: torch.Tensor,
+        weight_imag: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Complex channel mixing per mode, as real arithmetic (4 real MACs per complex MAC).
+
+        ``out[b, o, k] = Σ_i coeff[b, i, k] · weight[i, o, k]`` with complex numbers split into
+        real and imaginary parts.
+
+        Args:
+            coeff_real: ``(batch, in_channels, *kept)``, real part of the kept coefficients.
+            coeff_imag: ``(batch, in_channels, *kept)``, imaginary part.
+            weight_real: ``(in_channels, out_channels, *kept)``, the kept weights' real part.
+            weight_imag: ``(in_channels, out_channels, *kept)``, imaginary part.
+
+        Returns:
+            ``(out_real, out_imag)``, each ``(batch, out_channels, *kept)``.
+        """
+        axes = "xyz"[: coeff_real.dim() - 2]
+        equation = f"bi{axes},io{axes}->bo{axes}"
+        out_real = torch.einsum(equation, coeff_real, weight_real) - torch.einsum(
+            equation, coeff_imag, weight_imag
+        )
+        out_imag = torch.einsum(equation, coeff_real, weight_imag) + torch.einsum(
+            equation, coeff_imag, weight_real
+        )
+        return out_real, out_imag
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, modes={self.modes}"
+
+
+def _take_modes(t: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
+    """The lowest ``kept`` modes of a (half) spectrum or weight, in FFT order, on the last axes.
+
+    On all axes but the last, keeps the first and the last ``k`` entries (the two signs); on the
+    last axis, the first ``k``.
+    """
+    first_axis = t.dim() - len(kept)
+    for axis, k in enumerate(kept[:-1], start=first_axis):
+        size = t.shape[axis]
+        if 2 * k < size:
+            t = torch.cat([t.narrow(axis, 0, k), t.narrow(axis, size - k, k)], dim=axis)
+    return t.narrow(-1, 0, kept[-1])
+
+
+def _place_modes(t: torch.Tensor, kept: Sequence[int], spectrum: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`_take_modes`: zero-fill the kept modes out to the ``spectrum`` shape."""
+    first_axis = t.dim() - len(kept)
+    for axis, (k, size) in enumerate(zip(kept, spectrum, strict=True), start=first_axis):
+        is_last = axis == t.dim() - 1
+        missing = size - (k if is_last else 2 * k)
+        if missing == 0:
+            continue
+        zeros_shape = list(t.shape)
+        zeros_shape[axis] = missing
+        zeros = t.new_zeros(zeros_shape)
+        if is_last:
+            t = torch.cat([t, zeros], dim=axis)
+        else:
+            t = torch.cat([t.narrow(axis, 0, k), zeros, t.narrow(axis, k, k)], dim=axis)
+    return t
+
+
+class GalerkinAttention(nn.Module):
+    """Multi-head Galerkin attention (Cao 2021, arXiv 2105.14995): softmax-free, linear in n.
+
+    ``Attn(Q, K, V) = Q · (LN(K)ᵀ · LN(V)) / n`` per head, where ``n`` is the number of tokens and
+    LN a layer norm over each head's channels (one LayerNorm shared by the heads). The ``1/n``
+    scaling is applied to the output of ``key_value_product``, before ``query_product``, so the
+    second input of ``query_product`` is an average whose range does not depend on the resolution.
+
+    Submodules, each a separately quantizable product: ``query``, ``key``, ``value``, ``output``
+    (``nn.Linear``), ``key_value_product`` (``Kᵀ V``) and ``query_product`` (``Q · KV``)
+    (:class:`MatMul`).
+
+    Args:
+        width: token channels.
+        heads: number of heads; must divide ``width``.
+
+    Shapes:
+        ``(batch, tokens, width) → (batch, tokens, width)``.
+    """
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        if width % heads:
+            raise SpecError(f"heads={heads} must divide width={width}")
+        self.heads = heads
+        head_width = width // heads
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width)
+        self.key_norm = nn.LayerNorm(head_width)
+        self.value_norm = nn.LayerNorm(head_width)
+        self.key_value_product = MatMul()
+        self.query_product = MatMul()
+        self.output = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, tokens, width) → (batch, tokens, width)``."""
+        batch, tokens, width = x.shape
+        q = self._split_heads(self.query(x))
+        k = self.key_norm(self._split_heads(self.key(x)))
+        v = self.value_norm(self._split_heads(self.value(x)))
+        key_value = self.key_value_product(k.transpose(-2, -1), v) / tokens
+        attended = self.query_product(q, key_value)
+        return self.output(attended.transpose(1, 2).reshape(batch, tokens, width))
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, tokens, width) → (batch, heads, tokens, width / heads)``."""
+        batch, tokens, width = x.shape
+        return x.reshape(batch, tokens, self.heads, width // self.heads).transpose(1, 2)
