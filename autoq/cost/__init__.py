@@ -1,0 +1,42 @@
+"""Bit-operation cost of a trial config (van den Dool et al. 2023, arXiv 2308.07350, section 3.5).
+
+Per entry ``M · b_w · b_a + A · b_a``, summed over the network, with ``M`` multiplications and
+``A`` additions per forward pass at batch size 1. Float work (float layers, FFTs, resizes,
+activations, norms) is priced at 16/16 bits. Counts:
+
+- linear and convolution layers, activations, norms, pooling: DeepSpeed's flops profiler, ``M`` =
+  MACs, ``A`` = FLOPs − MACs (a ``k``-term dot product is ``k`` MACs and ``k`` additions), plus
+  one addition per output for a linear layer's bias, which DeepSpeed counts for convolutions only;
+- spectral convolutions: four real products per complex multiply-accumulate on the modes kept at
+  that grid (``4·C_in·C_out·K`` MACs) plus two additions per output coefficient; their ``rfftn``
+  and ``irfftn`` as separate entries, ``5 N log2 N`` real operations per complex transform of
+  ``N`` points, split ``2 N log2 N`` multiplications and ``3 N log2 N`` additions (one complex
+  multiplication and two complex additions per radix-2 butterfly), a real transform half that;
+- products of two activations (:class:`~autoq.models.layers.MatMul`): ``n·k·m`` MACs per batch
+  entry and head, counted like DeepSpeed counts a linear layer;
+- the (bi)linear resizes before and after the network when it runs on a coarser grid: one MAC per
+  tap (2 in 1D, 4 in 2D) per output point and channel.
+
+Counts are profiled once per (architecture, grid) and cached.
+"""
+
+from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
+from autoq.cost._counts import Operations
+from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache
+from autoq.cost._regimes import REGIMES, format_cost_table, regime_costs, uniform_regimes
+
+__all__ = [
+    "FFT_SUFFIX",
+    "IFFT_SUFFIX",
+    "REGIMES",
+    "RESIZE_IN",
+    "RESIZE_OUT",
+    "CostReport",
+    "LayerCost",
+    "Operations",
+    "bitops",
+    "clear_cache",
+    "format_cost_table",
+    "regime_costs",
+    "uniform_regimes",
+]

@@ -1,0 +1,164 @@
+"""The paper's bit-operation cost of one trial config (van den Dool et al. 2023, section 3.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from torch import nn
+
+from autoq.cost._counts import Operations, resize_operations
+from autoq.cost._profile import network_operations
+from autoq.data.resample import network_shape
+from autoq.errors import QuantizationError, SpecError
+from autoq.precision import FLOAT_EQUIVALENT_BITS, Bits, TrialConfig
+
+RESIZE_IN = "resize.in"
+RESIZE_OUT = "resize.out"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One entry of a cost breakdown: ``M · b_w · b_a + A · b_a``.
+
+    Attributes:
+        multiplications: ``M``, real multiplications per forward pass (batch size 1).
+        additions: ``A``, every other real operation.
+        weight_bits: ``b_w`` (for a product of two activations, the right operand's bits).
+        act_bits: ``b_a``.
+        quantized: whether the trial quantizes this entry; float work (float layers, FFTs,
+            resizes, activations, norms) is priced at 16/16 bits.
+    """
+
+    multiplications: int
+    additions: int
+    weight_bits: int
+    act_bits: int
+    quantized: bool
+
+    @classmethod
+    def priced(cls, operations: Operations, bits: Bits) -> LayerCost:
+        """Price ``operations`` at ``bits``; ``None`` (float) is priced as 16-bit integer work."""
+        weight_bits, act_bits = bits or (FLOAT_EQUIVALENT_BITS, FLOAT_EQUIVALENT_BITS)
+        return cls(
+            multiplications=operations.multiplications,
+            additions=operations.additions,
+            weight_bits=weight_bits,
+            act_bits=act_bits,
+            quantized=bits is not None,
+        )
+
+    @property
+    def cost(self) -> int:
+        """Bit operations: ``M · b_w · b_a + A · b_a``."""
+        return (self.multiplications * self.weight_bits + self.additions) * self.act_bits
+
+    @property
+    def flops(self) -> int:
+        """Float operations ``M + A``, whatever the bits."""
+        return self.multiplications + self.additions
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The bit-operation cost of one trial config, per entry and in total.
+
+    Entries, in order: ``resize.in`` (when the network runs on a coarser grid), every layer and
+    every other module with counted work by its ``named_modules()`` path, each spectral
+    convolution's ``<path>.fft`` and ``<path>.ifft``, then ``resize.out``.
+
+    Attributes:
+        scale: the trial's scale factor.
+        network_shape: the grid the network runs on.
+        layers: entry name → its :class:`LayerCost`.
+    """
+
+    scale: float
+    network_shape: tuple[int, ...]
+    layers: Mapping[str, LayerCost]
+
+    @property
+    def total(self) -> int:
+        """The network's bit-operation cost, the search's second objective."""
+        return sum(layer.cost for layer in self.layers.values())
+
+    @property
+    def flops(self) -> int:
+        """Float operations ``M + A`` of every entry (the measure of the paper's Table 2)."""
+        return sum(layer.flops for layer in self.layers.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """``{scale, network_shape, total, flops, layers: {name: cost}, operations: {name:
+        {multiplications, additions, bits: [w, a] or "float"}}}``."""
+        return {
+            "scale": self.scale,
+            "network_shape": list(self.network_shape),
+            "total": self.total,
+            "flops": self.flops,
+            "layers": {name: layer.cost for name, layer in self.layers.items()},
+            "operations": {
+                name: {
+                    "multiplications": layer.multiplications,
+                    "additions": layer.additions,
+                    "bits": [layer.weight_bits, layer.act_bits] if layer.quantized else "float",
+                }
+                for name, layer in self.layers.items()
+            },
+        }
+
+
+def bitops(
+    network: nn.Module, config: TrialConfig, *, data_shape: tuple[int, ...], in_channels: int
+) -> CostReport:
+    """The bit-operation cost of running ``network`` as ``config`` asks, on data of ``data_shape``.
+
+    Per entry ``M · b_w · b_a + A · b_a``, float work at 16/16 bits, summed; with the resizes
+    before and after the network when ``config.scale`` puts it on a coarser grid. Operation
+    counts come from DeepSpeed's flops profiler plus analytic counts (see :mod:`autoq.cost`),
+    profiled once per (architecture, grid) and cached, so pricing is cheap after the first call.
+
+    Args:
+        network: the float model (any module mapping ``(1, in_channels, *grid)`` to
+            ``(1, out_channels, *grid)``); it is run once, in eval mode, without gradients.
+        config: the trial's scale factor and per-layer bits; layers it does not name are float.
+        data_shape: the data's spatial shape, e.g. ``(256,)`` or ``(64, 64)``.
+        in_channels: channels of the network's input.
+
+    Raises:
+        SpecError: a bad ``data_shape``, or the network does not run on that input.
+        QuantizationError: ``config`` names a layer that is not one of the network's quantizable
+            layers.
+    """
+    if not (
+        isinstance(data_shape, tuple | list)
+        and data_shape
+        and all(isinstance(n, int) and n > 0 for n in data_shape)
+    ):
+        raise SpecError(
+            f"data_shape must be a non-empty tuple of positive ints, got {data_shape!r}"
+        )
+    data_shape = tuple(data_shape)
+    grid = network_shape(data_shape, config.scale)
+    counts = network_operations(network, shape=grid, in_channels=in_channels)
+    unknown = sorted(set(config.bits) - counts.quantizable)
+    if unknown:
+        raise QuantizationError(
+            f"no quantizable layer named {unknown[0]!r} in {type(network).__name__}; layers: "
+            f"{sorted(counts.quantizable)}"
+        )
+    layers: dict[str, LayerCost] = {}
+    resized = grid != data_shape
+    if resized:
+        layers[RESIZE_IN] = LayerCost.priced(
+            resize_operations(channels=in_channels, out_shape=grid), None
+        )
+    for entry in counts.layers:
+        bits = config.bits.get(entry.name) if entry.quantizable else None
+        layers[entry.name] = LayerCost.priced(entry.operations, bits)
+    if resized:
+        layers[RESIZE_OUT] = LayerCost.priced(
+            resize_operations(channels=counts.out_channels, out_shape=data_shape), None
+        )
+    return CostReport(scale=config.scale, network_shape=grid, layers=MappingProxyType(layers))

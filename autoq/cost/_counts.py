@@ -1,0 +1,114 @@
+"""Analytic operation counts for the work DeepSpeed's flops profiler does not see or miscounts.
+
+Every count is for batch size 1 unless a ``batch`` is given, and follows one convention, the one
+DeepSpeed uses for ``F.linear``: a dot product of ``k`` terms is ``k`` multiplications and ``k``
+additions (one multiply-accumulate per term, accumulating into zero or into the bias). Additions
+that combine results element-wise (a bias, the real and imaginary parts of a complex product)
+count one per output element.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Multiplications ``M`` and additions ``A`` of one layer's forward pass.
+
+    Attributes:
+        multiplications: real multiplications (the profiler's MACs).
+        additions: every other real operation, counted as an addition (FLOPs − MACs).
+    """
+
+    multiplications: int
+    additions: int
+
+    def __add__(self, other: Operations) -> Operations:
+        return Operations(
+            self.multiplications + other.multiplications, self.additions + other.additions
+        )
+
+
+# A radix-2 butterfly is one complex multiplication (4 real mults, 2 real adds) and two complex
+# additions (4 real adds): 10 real operations per butterfly, N/2 · log2 N butterflies, hence the
+# classic 5 N log2 N, of which 2 N log2 N are multiplications and 3 N log2 N additions. A real
+# transform of N points costs about half a complex one of N points.
+_COMPLEX_FFT_MULTIPLICATIONS = 2.0
+_COMPLEX_FFT_ADDITIONS = 3.0
+_REAL_FFT_FRACTION = 0.5
+
+
+def fft_operations(spatial: Sequence[int], channels: int) -> Operations:
+    """Real operations of ``rfftn`` over the spatial axes of ``(channels, *spatial)``.
+
+    Row–column decomposition, as pocketfft does it: a real transform along the last axis for every
+    line, then complex transforms along each other axis over the half spectrum
+    (``spatial[-1] // 2 + 1`` columns). ``irfftn`` back to the same grid costs the same. Counts
+    are rounded to the nearest integer (``log2`` of a length that is not a power of two is not).
+
+    Args:
+        spatial: the grid, e.g. ``(256,)`` or ``(64, 64)``.
+        channels: channels transformed (times the batch size).
+    """
+    *leading, last = spatial
+    multiplications = additions = 0.0
+    real_lines = math.prod(leading)
+    n_log_n = last * math.log2(last)
+    multiplications += real_lines * _REAL_FFT_FRACTION * _COMPLEX_FFT_MULTIPLICATIONS * n_log_n
+    additions += real_lines * _REAL_FFT_FRACTION * _COMPLEX_FFT_ADDITIONS * n_log_n
+    half_spectrum = last // 2 + 1
+    for axis, n in enumerate(leading):
+        complex_lines = math.prod(leading[:axis] + leading[axis + 1 :]) * half_spectrum
+        n_log_n = n * math.log2(n)
+        multiplications += complex_lines * _COMPLEX_FFT_MULTIPLICATIONS * n_log_n
+        additions += complex_lines * _COMPLEX_FFT_ADDITIONS * n_log_n
+    return Operations(round(channels * multiplications), round(channels * additions))
+
+
+def spectral_mixing_operations(
+    *, in_channels: int, out_channels: int, kept: Sequence[int], batch: int = 1
+) -> Operations:
+    """Real operations of a spectral convolution's channel mixing on the kept modes.
+
+    The complex product is four real products (:meth:`~autoq.models.layers.SpectralConv.mix`),
+    each ``in_channels · out_channels`` multiply-accumulates per kept mode, then one subtraction
+    (real part) and one addition (imaginary part) per output coefficient.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kept: modes kept per axis on this grid (per sign on all axes but the last), as
+            :meth:`~autoq.models.layers.SpectralConv.kept_modes` returns them.
+        batch: batch size.
+    """
+    *signed, last = kept
+    modes = math.prod(2 * k for k in signed) * last
+    macs = 4 * batch * in_channels * out_channels * modes
+    return Operations(macs, macs + 2 * batch * out_channels * modes)
+
+
+def matmul_operations(*, batch: int, n: int, k: int, m: int) -> Operations:
+    """Real operations of ``(batch, n, k) @ (batch, k, m)``: ``n·k·m`` MACs per batch entry.
+
+    ``batch`` is the product of the (broadcast) leading dimensions, e.g. the heads.
+    """
+    macs = batch * n * k * m
+    return Operations(macs, macs)
+
+
+def resize_operations(*, channels: int, out_shape: Sequence[int]) -> Operations:
+    """Real operations of a (bi)linear resize to ``out_shape``.
+
+    Every output point is a weighted sum of ``2**dims`` input points (2 taps in 1D, 4 in 2D): one
+    multiply-accumulate per tap. Source indices and weights depend only on the two grids and are
+    not counted.
+
+    Args:
+        channels: channels resized (times the batch size).
+        out_shape: the grid resized to.
+    """
+    macs = channels * math.prod(out_shape) * 2 ** len(out_shape)
+    return Operations(macs, macs)

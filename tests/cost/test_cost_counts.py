@@ -1,0 +1,167 @@
+"""Every analytic and profiled count held against a hand count, one layer type at a time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autoq.cost import LayerCost, bitops
+from autoq.models import TransformerConfig, build_model
+from autoq.models.layers import SpectralConv
+from autoq.precision import TrialConfig
+
+
+def entries(
+    model: nn.Module, *, data_shape: tuple[int, ...], in_channels: int, scale: float = 1.0
+) -> dict[str, tuple[int, int]]:
+    """Every entry's (M, A) for an all-float config."""
+    config = TrialConfig.for_model(model, scale=scale, bits={})
+    report = bitops(model, config, data_shape=data_shape, in_channels=in_channels)
+    return {name: (c.multiplications, c.additions) for name, c in report.layers.items()}
+
+
+def layer(
+    model: nn.Module, name: str, *, data_shape: tuple[int, ...], in_channels: int
+) -> LayerCost:
+    config = TrialConfig.for_model(model, scale=1.0, bits={})
+    return bitops(model, config, data_shape=data_shape, in_channels=in_channels).layers[name]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_counts_one_mac_per_weight_use_and_one_add_per_bias(bias: bool) -> None:
+    # (1, 3, 16) → Linear over the last axis: 3 rows × 16 inputs × 8 outputs.
+    model = nn.Sequential(nn.Linear(16, 8, bias=bias))
+    macs = 3 * 16 * 8
+    assert entries(model, data_shape=(16,), in_channels=3)["0"] == (macs, macs + bias * 3 * 8)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv1d_with_padding_and_stride(bias: bool) -> None:
+    # Length 17, kernel 3, padding 1, stride 2: (17 + 2 - 3) // 2 + 1 = 9 outputs.
+    model = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1, stride=2, bias=bias))
+    macs = 3 * 3 * 4 * 9
+    assert entries(model, data_shape=(17,), in_channels=3)["0"] == (macs, macs + bias * 4 * 9)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_with_padding_and_stride(bias: bool) -> None:
+    # 9×8 grid, 3×3 kernel, padding 1, stride 2: a 5×4 output.
+    model = nn.Sequential(nn.Conv2d(2, 5, 3, padding=1, stride=2, bias=bias))
+    macs = 2 * 9 * 5 * 20
+    assert entries(model, data_shape=(9, 8), in_channels=2)["0"] == (macs, macs + bias * 5 * 20)
+
+
+@pytest.mark.parametrize(
+    ("transpose", "data_shape", "out_points"),
+    [(nn.ConvTranspose1d, (5,), 10), (nn.ConvTranspose2d, (3, 5), 60)],
+)
+def test_conv_transpose_counts_each_input_point_times_the_kernel(
+    transpose: type[nn.Module], data_shape: tuple[int, ...], out_points: int
+) -> None:
+    # Kernel 2, stride 2: every input point feeds kernel-size outputs per output channel.
+    model = nn.Sequential(transpose(4, 3, 2, stride=2))
+    kernel = 2 ** len(data_shape)
+    macs = 4 * 3 * kernel * math.prod(data_shape)
+    counts = entries(model, data_shape=data_shape, in_channels=4)
+    assert counts["0"] == (macs, macs + 3 * out_points)
+
+
+def real_fft(n: int) -> tuple[float, float]:
+    """Hand count of a real FFT of n points: half of 2 n log2 n mults and 3 n log2 n adds."""
+    return n * math.log2(n), 1.5 * n * math.log2(n)
+
+
+def complex_fft(n: int) -> tuple[float, float]:
+    return 2 * n * math.log2(n), 3 * n * math.log2(n)
+
+
+@pytest.mark.parametrize(("points", "kept"), [(32, 5), (6, 4)])
+def test_spectral_conv_1d_counts_kept_modes_and_transforms(points: int, kept: int) -> None:
+    # modes=5; a 6-point grid has only 6 // 2 + 1 = 4 modes.
+    model = nn.Sequential(SpectralConv(3, 4, (5,)))
+    counts = entries(model, data_shape=(points,), in_channels=3)
+    assert counts["0"] == (4 * 3 * 4 * kept, 4 * 3 * 4 * kept + 2 * 4 * kept)
+    mults, adds = real_fft(points)
+    assert counts["0.fft"] == (round(3 * mults), round(3 * adds))
+    assert counts["0.ifft"] == (round(4 * mults), round(4 * adds))
+
+
+@pytest.mark.parametrize(
+    ("grid", "kept_modes"),
+    [((16, 8), 2 * 4 * 3), ((6, 4), 2 * 3 * 3)],  # coarse: min(4, 6 // 2), min(3, 4 // 2 + 1)
+)
+def test_spectral_conv_2d_counts_kept_modes_and_transforms(
+    grid: tuple[int, int], kept_modes: int
+) -> None:
+    model = nn.Sequential(SpectralConv(2, 3, (4, 3)))
+    counts = entries(model, data_shape=grid, in_channels=2)
+    assert counts["0"] == (4 * 2 * 3 * kept_modes, 4 * 2 * 3 * kept_modes + 2 * 3 * kept_modes)
+    rows, cols = grid
+    # Real transforms of every row, then complex ones down each column of the half spectrum.
+    real_m, real_a = real_fft(cols)
+    cplx_m, cplx_a = complex_fft(rows)
+    half = cols // 2 + 1
+    per_channel = (rows * real_m + half * cplx_m, rows * real_a + half * cplx_a)
+    assert counts["0.fft"] == tuple(round(2 * c) for c in per_channel)
+    assert counts["0.ifft"] == tuple(round(3 * c) for c in per_channel)
+
+
+@pytest.mark.parametrize(("data_shape", "tokens"), [((32,), 8), ((8, 12), 6)])
+def test_attention_products_count_n_k_m_per_head(
+    data_shape: tuple[int, ...], tokens: int
+) -> None:
+    config = TransformerConfig(width=12, heads=2, layers=1, patch=4, feed_forward_width=16)
+    model = build_model(config, spatial_dims=len(data_shape), in_channels=3, out_channels=1)
+    counts = entries(model, data_shape=data_shape, in_channels=3)
+    heads, head_width = 2, 6
+    key_value = heads * head_width * tokens * head_width  # Kᵀ (d × n) · V (n × d)
+    query = heads * tokens * head_width * head_width  # Q (n × d) · KV (d × d)
+    assert counts["blocks.0.attention.key_value_product"] == (key_value, key_value)
+    assert counts["blocks.0.attention.query_product"] == (query, query)
+    assert counts["blocks.0.attention.query"] == (tokens * 12 * 12, tokens * 12 * 12 + tokens * 12)
+
+
+def test_matmul_and_linear_conventions_agree_with_deepspeed() -> None:
+    """Our MatMul count is DeepSpeed's torch.matmul count; our Linear adds DeepSpeed's missing
+    bias additions and nothing else."""
+    from deepspeed.profiling.flops_profiler import FlopsProfiler
+
+    config = TransformerConfig(width=8, heads=2, layers=1, patch=4, feed_forward_width=16)
+    model = build_model(config, spatial_dims=1, in_channels=2, out_channels=1)
+    ours = entries(model, data_shape=(24,), in_channels=2)
+    profiler = FlopsProfiler(model)
+    profiler.start_profile()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 2, 24))
+        theirs = {n: (m.__macs__, m.__flops__ - m.__macs__) for n, m in model.named_modules()}
+    finally:
+        profiler.end_profile()
+    for name in ("blocks.0.attention.key_value_product", "blocks.0.attention.query_product"):
+        assert ours[name] == theirs[name]
+    tokens = 24 // 4
+    macs, adds = theirs["blocks.0.feed_forward.hidden"]
+    assert ours["blocks.0.feed_forward.hidden"] == (macs, adds + tokens * 16)
+
+
+@pytest.mark.parametrize(("data_shape", "grid"), [((20,), (10,)), ((8, 6), (4, 3))])
+def test_resizes_count_one_mac_per_tap_per_output_point_and_channel(
+    data_shape: tuple[int, ...], grid: tuple[int, ...]
+) -> None:
+    conv = nn.Conv1d if len(data_shape) == 1 else nn.Conv2d
+    model = nn.Sequential(conv(2, 3, 1))
+    counts = entries(model, data_shape=data_shape, in_channels=2, scale=0.5)
+    taps = 2 ** len(data_shape)  # linear: 2, bilinear: 4
+    into = 2 * math.prod(grid) * taps
+    back = 3 * math.prod(data_shape) * taps
+    assert counts["resize.in"] == (into, into)
+    assert counts["resize.out"] == (back, back)
+    assert list(counts) == ["resize.in", "0", "resize.out"]
+
+
+def test_no_resize_entries_at_full_scale() -> None:
+    model = nn.Sequential(nn.Conv1d(2, 3, 1))
+    assert list(entries(model, data_shape=(20,), in_channels=2)) == ["0"]
