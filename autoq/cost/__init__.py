@@ -8,10 +8,12 @@ activations, norms) is priced at 16/16 bits. Counts:
   MACs, ``A`` = FLOPs − MACs (a ``k``-term dot product is ``k`` MACs and ``k`` additions), plus
   one addition per output for a linear layer's bias, which DeepSpeed counts for convolutions only;
 - spectral convolutions: four real products per complex multiply-accumulate on the modes kept at
-  that grid (``4·C_in·C_out·K`` MACs) plus two additions per output coefficient; their ``rfftn``
-  and ``irfftn`` as separate entries, ``5 N log2 N`` real operations per complex transform of
-  ``N`` points, split ``2 N log2 N`` multiplications and ``3 N log2 N`` additions (one complex
-  multiplication and two complex additions per radix-2 butterfly), a real transform half that;
+  that grid (``4·C_in·C_out·K`` MACs) plus two additions per output coefficient;
+- FFTs: every ``torch.fft`` transform a module runs, with the shapes it runs on, as the entries
+  ``<path>.fft`` (forward) and ``<path>.ifft`` (inverse); ``5 N log2 N`` real operations per
+  complex transform of ``N`` points, split ``2 N log2 N`` multiplications and ``3 N log2 N``
+  additions (one complex multiplication and two complex additions per radix-2 butterfly), a real
+  transform half that;
 - products of two activations (:class:`~autoq.models.layers.MatMul`): ``n·k·m`` MACs per batch
   entry and head, counted like DeepSpeed counts a linear layer;
 - the (bi)linear resizes before and after the network when it runs on a coarser grid: one MAC per

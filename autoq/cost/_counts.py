@@ -35,37 +35,28 @@ class Operations:
 # A radix-2 butterfly is one complex multiplication (4 real mults, 2 real adds) and two complex
 # additions (4 real adds): 10 real operations per butterfly, N/2 · log2 N butterflies, hence the
 # classic 5 N log2 N, of which 2 N log2 N are multiplications and 3 N log2 N additions. A real
-# transform of N points costs about half a complex one of N points.
+# transform of N points (forward or inverse) costs about half a complex one of N points.
 _COMPLEX_FFT_MULTIPLICATIONS = 2.0
 _COMPLEX_FFT_ADDITIONS = 3.0
 _REAL_FFT_FRACTION = 0.5
 
 
-def fft_operations(spatial: Sequence[int], channels: int) -> Operations:
-    """Real operations of ``rfftn`` over the spatial axes of ``(channels, *spatial)``.
+def fft_operations(n: int, *, lines: int, real: bool) -> Operations:
+    """Real operations of ``lines`` one-dimensional FFTs of ``n`` points.
 
-    Row–column decomposition, as pocketfft does it: a real transform along the last axis for every
-    line, then complex transforms along each other axis over the half spectrum
-    (``spatial[-1] // 2 + 1`` columns). ``irfftn`` back to the same grid costs the same. Counts
-    are rounded to the nearest integer (``log2`` of a length that is not a power of two is not).
+    ``5 N log2 N`` per complex transform (``2 N log2 N`` multiplications, ``3 N log2 N``
+    additions), half that per real one; rounded to the nearest integer (``log2`` of a length that
+    is not a power of two is not one).
 
     Args:
-        spatial: the grid, e.g. ``(256,)`` or ``(64, 64)``.
-        channels: channels transformed (times the batch size).
+        n: transform length (of the real signal for a real transform).
+        lines: number of transforms (every other axis of the tensor, times the batch).
+        real: a real-to-complex or complex-to-real transform.
     """
-    *leading, last = spatial
-    multiplications = additions = 0.0
-    real_lines = math.prod(leading)
-    n_log_n = last * math.log2(last)
-    multiplications += real_lines * _REAL_FFT_FRACTION * _COMPLEX_FFT_MULTIPLICATIONS * n_log_n
-    additions += real_lines * _REAL_FFT_FRACTION * _COMPLEX_FFT_ADDITIONS * n_log_n
-    half_spectrum = last // 2 + 1
-    for axis, n in enumerate(leading):
-        complex_lines = math.prod(leading[:axis] + leading[axis + 1 :]) * half_spectrum
-        n_log_n = n * math.log2(n)
-        multiplications += complex_lines * _COMPLEX_FFT_MULTIPLICATIONS * n_log_n
-        additions += complex_lines * _COMPLEX_FFT_ADDITIONS * n_log_n
-    return Operations(round(channels * multiplications), round(channels * additions))
+    n_log_n = lines * n * math.log2(n) * (_REAL_FFT_FRACTION if real else 1.0)
+    return Operations(
+        round(_COMPLEX_FFT_MULTIPLICATIONS * n_log_n), round(_COMPLEX_FFT_ADDITIONS * n_log_n)
+    )
 
 
 def spectral_mixing_operations(

@@ -4,25 +4,35 @@ counts right, analytic counts for what it does not (see :mod:`autoq.cost._counts
 The profiler's per-module ``__flops__`` / ``__macs__`` hold the work of the functionals a module
 calls itself, not its children's, so every module's entry is its own work. DeepSpeed counts
 ``F.linear`` and ``F.conv*`` (MACs and FLOPs), activations, norms and pooling (FLOPs, no MACs);
-it counts ``torch.einsum`` as FLOPs without MACs and never sees ``torch.fft``, so spectral
-convolutions are counted here; matrix products of two activations are counted here too, from the
-operand shapes, so the count does not depend on which matmul function a (quantized) layer calls.
+it counts ``torch.einsum`` as FLOPs without MACs and never sees ``torch.fft``. So, during the same
+forward pass:
+
+- a spectral convolution's channel mixing is counted from the modes it keeps on the grid;
+- every ``torch.fft`` call is recorded with the shapes it ran on and charged to the innermost
+  module running, as ``<module>.fft`` (forward transforms) and ``<module>.ifft`` (inverse), so
+  the count follows whatever transforms the layer really does (e.g. truncated axis by axis);
+- a product of two activations is counted from its operand shapes, independent of which matmul
+  function a (quantized) layer calls.
+
 DeepSpeed counts a convolution's bias (one addition per output) but not a linear layer's; the
-linear layer's is added here so that a 1×1 convolution and the equivalent ``nn.Linear`` cost the
+linear layer's is added here, so that a 1×1 convolution and the equivalent ``nn.Linear`` cost the
 same. Operations written as Python operators (``x + y``, ``x / n``) are not counted, as in
 DeepSpeed.
 
-Profiling monkey-patches ``torch.nn.functional`` and ``torch`` globally, so it runs under a lock
-and always ends with DeepSpeed's ``end_profile``, which restores the originals. Results are cached
-per (architecture, grid): pricing thousands of trial configs at one scale profiles once.
+Profiling monkey-patches ``torch.nn.functional``, ``torch`` and ``torch.fft`` globally, so it runs
+under a lock and always restores the originals (DeepSpeed's ``end_profile`` for its patches). A
+thread running a model meanwhile would see the patches: price configs before training starts, as
+the search does. Results are cached per (architecture, grid), so pricing thousands of trial
+configs at one scale profiles once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,14 +55,19 @@ ROOT_NAME = "(root)"
 """The entry name of work the top-level module does itself (its ``named_modules()`` path is
 empty)."""
 
+_FFT_FUNCTIONS = (
+    "fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn",
+    "irfftn",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class LayerOperations:
     """One entry of a network's counts.
 
     Attributes:
-        name: the ``named_modules()`` path; a spectral convolution's transforms are
-            ``<path>.fft`` and ``<path>.ifft``.
+        name: the ``named_modules()`` path, or ``<path>.fft`` / ``<path>.ifft`` for the
+            transforms a module runs.
         operations: multiplications and additions per forward pass.
         quantizable: a matrix-multiplication layer a trial config gives bits to.
     """
@@ -67,9 +82,9 @@ class NetworkOperations:
     """A network's counts on one grid, batch size 1.
 
     Attributes:
-        layers: every quantizable layer (even if it did no work), each spectral convolution's
-            transforms right after it, and every other module that did counted work (activations,
-            norms, pooling), in module order.
+        layers: every quantizable layer (even if it did no work), every other module that did
+            counted work (activations, norms, pooling), each followed by its transforms, in
+            module order.
         out_channels: channels of the network's output (resized back when the scale is below 1).
     """
 
@@ -145,11 +160,17 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
     from deepspeed.profiling.flops_profiler import profiler as ds_profiler
 
     analytic: dict[str, Operations] = {}
-    handles = [
-        module.register_forward_hook(_recorder(name, analytic))
-        for name, module in network.named_modules()
-        if isinstance(module, SpectralConv | MatMul)
-    ]
+    running: list[str] = []  # the modules whose forward is running, innermost last
+
+    def leave(*_: Any) -> None:
+        running.pop()
+
+    handles = []
+    for name, module in network.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda *_, n=name: running.append(n)))
+        handles.append(module.register_forward_hook(leave))
+        if isinstance(module, SpectralConv | MatMul):
+            handles.append(module.register_forward_hook(_recorder(name, analytic)))
     training = {module: module.training for module in network.modules()}
     profiler = ds_profiler.FlopsProfiler(network)
     try:
@@ -162,7 +183,7 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         )
         profiler.start_profile()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _counting_ffts(running, analytic):
                 output = network(x)
         except RuntimeError as e:
             raise SpecError(
@@ -188,31 +209,100 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
     )
 
 
-def _recorder(name: str, analytic: dict[str, Operations]) -> Callable[..., None]:
-    """A forward hook adding a spectral convolution's or a matrix product's analytic counts."""
+def _add(analytic: dict[str, Operations], entry: str, operations: Operations) -> None:
+    analytic[entry] = analytic.get(entry, Operations(0, 0)) + operations
 
-    def add(entry: str, operations: Operations) -> None:
-        analytic[entry] = analytic.get(entry, Operations(0, 0)) + operations
+
+def _recorder(name: str, analytic: dict[str, Operations]) -> Callable[..., None]:
+    """A forward hook adding a spectral convolution's mixing or a matrix product's counts."""
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
         if isinstance(module, SpectralConv):
             x = inputs[0]
-            batch, spatial = x.shape[0], tuple(x.shape[2:])
-            add(name, spectral_mixing_operations(
-                in_channels=x.shape[1], out_channels=output.shape[1],
-                kept=module.kept_modes(spatial), batch=batch,
-            ))
-            add(name + FFT_SUFFIX, fft_operations(spatial, batch * x.shape[1]))
-            add(name + IFFT_SUFFIX, fft_operations(spatial, batch * output.shape[1]))
+            mixing = spectral_mixing_operations(
+                in_channels=x.shape[1],
+                out_channels=output.shape[1],
+                kept=module.kept_modes(tuple(x.shape[2:])),
+                batch=x.shape[0],
+            )
+            _add(analytic, name, mixing)
         else:
             a, b = inputs[0].shape, inputs[1].shape
             # torch.matmul promotes a 1-D left operand to a row, a 1-D right one to a column.
             a = a if len(a) > 1 else (1, *a)
             b = b if len(b) > 1 else (*b, 1)
             batch = math.prod(torch.broadcast_shapes(a[:-2], b[:-2]))
-            add(name, matmul_operations(batch=batch, n=a[-2], k=a[-1], m=b[-1]))
+            _add(analytic, name, matmul_operations(batch=batch, n=a[-2], k=a[-1], m=b[-1]))
 
     return hook
+
+
+@contextlib.contextmanager
+def _counting_ffts(running: list[str], analytic: dict[str, Operations]) -> Iterator[None]:
+    """Wrap every ``torch.fft`` transform to charge its operations to the innermost module."""
+    originals = {name: getattr(torch.fft, name) for name in _FFT_FUNCTIONS}
+
+    def counting(name: str, function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def wrapper(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            owner = (running[-1] if running else "") or ROOT_NAME
+            suffix = IFFT_SUFFIX if name.startswith("i") else FFT_SUFFIX
+            _add(analytic, owner + suffix, _transform_operations(name, x, args, kwargs))
+            return function(x, *args, **kwargs)
+
+        return wrapper
+
+    try:
+        for name, function in originals.items():
+            setattr(torch.fft, name, counting(name, function))
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(torch.fft, name, function)
+
+
+def _transform_operations(
+    name: str, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]
+) -> Operations:
+    """Operations of one ``torch.fft.<name>(x, n|s, dim, ...)`` call, one axis at a time, as
+    pocketfft runs it: the real transform on the last of ``dim`` (first when forward, last when
+    inverse), complex ones on the other axes over the half spectrum."""
+    one_axis = not name.endswith(("2", "n"))
+    size = kwargs.get("n" if one_axis else "s", args[0] if args else None)
+    default_dim = -1 if one_axis else (-2, -1) if name.endswith("2") else None
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else default_dim)
+    if one_axis:
+        sizes, dims = (None if size is None else [size]), [dim]
+    else:
+        sizes = None if size is None else list(size)
+        if dim is None:
+            dim = range(-len(sizes), 0) if sizes is not None else range(x.dim())
+        dims = list(dim)
+    dims = [d % x.dim() for d in dims]
+    lengths = sizes or [None] * len(dims)
+    real, inverse = "rfft" in name, name.startswith("i")
+    shape = list(x.shape)  # the tensor's shape at the current stage of the transform
+    for axis, length in zip(dims[:-1], lengths[:-1], strict=True):
+        shape[axis] = length or shape[axis]
+    last = dims[-1]
+    if real and inverse:
+        n_real = lengths[-1] or 2 * (shape[last] - 1)
+        shape[last] = n_real // 2 + 1
+    else:
+        n_real = shape[last] = lengths[-1] or shape[last]
+
+    def along(axis: int, *, real_axis: bool) -> Operations:
+        n = n_real if real_axis else shape[axis]
+        return fft_operations(n, lines=math.prod(shape) // shape[axis], real=real_axis)
+
+    operations = Operations(0, 0)
+    if real and not inverse:
+        operations += along(last, real_axis=True)
+        shape[last] = n_real // 2 + 1
+    for axis in dims if not real else dims[:-1]:
+        operations += along(axis, real_axis=False)
+    if real and inverse:
+        operations += along(last, real_axis=True)
+    return operations
 
 
 def _entries(
@@ -222,18 +312,19 @@ def _entries(
 ) -> list[LayerOperations]:
     entries = []
     for name, (flops, macs, module) in profiled.items():
+        entry = name or ROOT_NAME
         if isinstance(module, SpectralConv | MatMul):
-            entries.append(LayerOperations(name, analytic.get(name, Operations(0, 0)), True))
-            entries += [
-                LayerOperations(name + suffix, analytic[name + suffix], False)
-                for suffix in (FFT_SUFFIX, IFFT_SUFFIX)
-                if name + suffix in analytic
-            ]
-            continue
-        additions = flops - macs
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            additions += macs // module.in_features  # one per output element
-        if name in quantizable or flops:
-            operations = Operations(macs, additions)
-            entries.append(LayerOperations(name or ROOT_NAME, operations, name in quantizable))
+            entries.append(LayerOperations(entry, analytic.get(name, Operations(0, 0)), True))
+        else:
+            additions = flops - macs
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                additions += macs // module.in_features  # one per output element
+            if name in quantizable or flops:
+                operations = Operations(macs, additions)
+                entries.append(LayerOperations(entry, operations, name in quantizable))
+        entries += [
+            LayerOperations(entry + suffix, analytic[entry + suffix], False)
+            for suffix in (FFT_SUFFIX, IFFT_SUFFIX)
+            if entry + suffix in analytic
+        ]
     return entries

@@ -114,8 +114,12 @@ def _scale_table(scale: float, reports: Mapping[str, CostReport]) -> str:
     grid = "×".join(str(n) for n in first.network_shape)
     header = ["entry", "M", "A", *reports]
     rows = [
-        [name, f"{layer.multiplications:,}", f"{layer.additions:,}",
-         *(f"{report.layers[name].cost:.3e}" for report in reports.values())]
+        [
+            name,
+            f"{layer.multiplications:,}",
+            f"{layer.additions:,}",
+            *(f"{report.layers[name].cost:.3e}" for report in reports.values()),
+        ]
         for name, layer in first.layers.items()
     ]
     rows.append(["total", "", "", *(f"{report.total:.3e}" for report in reports.values())])
@@ -126,8 +130,10 @@ def _render(header: list[str], rows: list[list[str]]) -> str:
     """Left-align the first column, right-align the others."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                  for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in [header, *rows]
     ]
     return "\n".join(lines)

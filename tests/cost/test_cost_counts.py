@@ -90,29 +90,53 @@ def test_spectral_conv_1d_counts_kept_modes_and_transforms(points: int, kept: in
 
 
 @pytest.mark.parametrize(
-    ("grid", "kept_modes"),
-    [((16, 8), 2 * 4 * 3), ((6, 4), 2 * 3 * 3)],  # coarse: min(4, 6 // 2), min(3, 4 // 2 + 1)
+    ("grid", "kept"),
+    [((16, 8), (4, 3)), ((6, 4), (3, 3))],  # coarse: min(4, 6 // 2), min(3, 4 // 2 + 1)
 )
 def test_spectral_conv_2d_counts_kept_modes_and_transforms(
-    grid: tuple[int, int], kept_modes: int
+    grid: tuple[int, int], kept: tuple[int, int]
 ) -> None:
     model = nn.Sequential(SpectralConv(2, 3, (4, 3)))
     counts = entries(model, data_shape=grid, in_channels=2)
-    assert counts["0"] == (4 * 2 * 3 * kept_modes, 4 * 2 * 3 * kept_modes + 2 * 3 * kept_modes)
+    modes = 2 * kept[0] * kept[1]
+    assert counts["0"] == (4 * 2 * 3 * modes, 4 * 2 * 3 * modes + 2 * 3 * modes)
     rows, cols = grid
-    # Real transforms of every row, then complex ones down each column of the half spectrum.
+    # A real transform of every row, then complex ones down the kept columns only (the layer
+    # truncates the last axis before transforming the first).
     real_m, real_a = real_fft(cols)
     cplx_m, cplx_a = complex_fft(rows)
-    half = cols // 2 + 1
-    per_channel = (rows * real_m + half * cplx_m, rows * real_a + half * cplx_a)
+    per_channel = (rows * real_m + kept[1] * cplx_m, rows * real_a + kept[1] * cplx_a)
     assert counts["0.fft"] == tuple(round(2 * c) for c in per_channel)
     assert counts["0.ifft"] == tuple(round(3 * c) for c in per_channel)
 
 
+class FullSpectrumRoundTrip(nn.Module):
+    """rfftn, a complex fft and its inverse, then irfftn, over the last two axes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.ifft(torch.fft.fft(torch.fft.rfftn(x, dim=(-2, -1)), dim=-2), dim=-2)
+        return torch.fft.irfftn(spectrum, s=x.shape[-2:], dim=(-2, -1))
+
+
+def test_every_torch_fft_call_is_charged_to_its_module() -> None:
+    model = nn.Sequential(FullSpectrumRoundTrip())
+    rows, cols, channels = 8, 12, 2
+    counts = entries(model, data_shape=(rows, cols), in_channels=channels)
+    half = cols // 2 + 1
+    real_m, real_a = real_fft(cols)
+    cplx_m, cplx_a = complex_fft(rows)
+    # rfftn: rows real transforms, then half columns of complex ones; fft down the same columns.
+    rfftn = (rows * real_m + half * cplx_m, rows * real_a + half * cplx_a)
+    fft = (half * cplx_m, half * cplx_a)
+    expected = tuple(
+        round(channels * a) + round(channels * b) for a, b in zip(rfftn, fft, strict=True)
+    )
+    assert counts["0.fft"] == expected
+    assert counts["0.ifft"] == expected
+
+
 @pytest.mark.parametrize(("data_shape", "tokens"), [((32,), 8), ((8, 12), 6)])
-def test_attention_products_count_n_k_m_per_head(
-    data_shape: tuple[int, ...], tokens: int
-) -> None:
+def test_attention_products_count_n_k_m_per_head(data_shape: tuple[int, ...], tokens: int) -> None:
     config = TransformerConfig(width=12, heads=2, layers=1, patch=4, feed_forward_width=16)
     model = build_model(config, spatial_dims=len(data_shape), in_channels=3, out_channels=1)
     counts = entries(model, data_shape=data_shape, in_channels=3)
