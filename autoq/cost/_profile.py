@@ -185,7 +185,7 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         try:
             with torch.no_grad(), _counting_ffts(running, analytic):
                 output = network(x)
-        except RuntimeError as e:
+        except (RuntimeError, AssertionError) as e:  # DeepSpeed asserts on conv input channels
             raise SpecError(
                 f"{type(network).__name__} does not run on an input of shape {tuple(x.shape)} "
                 f"(in_channels={in_channels}, grid {shape}): {e}"
