@@ -264,8 +264,9 @@ def _transform_operations(
     name: str, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]
 ) -> Operations:
     """Operations of one ``torch.fft.<name>(x, n|s, dim, ...)`` call, one axis at a time, as
-    pocketfft runs it: the real transform on the last of ``dim`` (first when forward, last when
-    inverse), complex ones on the other axes over the half spectrum."""
+    pocketfft runs it: for a real transform, the real one on the last of ``dim`` (first when
+    forward, last when inverse) and complex ones on the other axes over the half spectrum; for a
+    complex transform, complex ones on every axis of ``dim``."""
     one_axis = not name.endswith(("2", "n"))
     size = kwargs.get("n" if one_axis else "s", args[0] if args else None)
     default_dim = -1 if one_axis else (-2, -1) if name.endswith("2") else None
@@ -276,28 +277,29 @@ def _transform_operations(
         sizes = None if size is None else list(size)
         if dim is None:
             dim = range(-len(sizes), 0) if sizes is not None else range(x.dim())
-        dims = list(dim)
+        dims = [dim] if isinstance(dim, int) else list(dim)
     dims = [d % x.dim() for d in dims]
-    lengths = sizes or [None] * len(dims)
+    # torch reads a size of -1 as "no change", like None.
+    lengths = [None if n == -1 else n for n in sizes] if sizes else [None] * len(dims)
     real, inverse = "rfft" in name, name.startswith("i")
     shape = list(x.shape)  # the tensor's shape at the current stage of the transform
     for axis, length in zip(dims[:-1], lengths[:-1], strict=True):
         shape[axis] = length or shape[axis]
     last = dims[-1]
     if real and inverse:
-        n_real = lengths[-1] or 2 * (shape[last] - 1)
-        shape[last] = n_real // 2 + 1
+        n_last = lengths[-1] or 2 * (shape[last] - 1)
+        shape[last] = n_last // 2 + 1
     else:
-        n_real = shape[last] = lengths[-1] or shape[last]
+        n_last = shape[last] = lengths[-1] or shape[last]
 
     def along(axis: int, *, real_axis: bool) -> Operations:
-        n = n_real if real_axis else shape[axis]
+        n = n_last if real_axis else shape[axis]
         return fft_operations(n, lines=math.prod(shape) // shape[axis], real=real_axis)
 
     operations = Operations(0, 0)
     if real and not inverse:
         operations += along(last, real_axis=True)
-        shape[last] = n_real // 2 + 1
+        shape[last] = n_last // 2 + 1
     for axis in dims if not real else dims[:-1]:
         operations += along(axis, real_axis=False)
     if real and inverse:
