@@ -65,8 +65,7 @@ DEFAULT_SAMPLES = 7_800  # PDEArena's NavierStokes-2D: 5200 train, 1300 valid, 1
 DEFAULT_FRAMES = 14
 SPLITS = ("train", "valid", "test")
 FIELDS = ("u", "vx", "vy")
-_BATCH = 4  # samples integrated together; FFTs of a batch share the cores
-_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+_WORKERS = max(1, min(os.cpu_count() or 1, 4))  # threads per FFT; more do not pay at 128²
 
 
 class VorticitySolver:
@@ -83,7 +82,7 @@ class VorticitySolver:
         buoyancy: b in the force (0, b·s) (0 switches buoyancy off).
         diffusivity: κ of the scalar.
         cfl: step size as a fraction of the grid spacing per maximum speed; fourth-order
-            Runge–Kutta stays stable up to about 1.2 with the 2/3 rule.
+            Runge–Kutta with the 2/3 rule is stable up to about 0.95 in any flow direction.
         max_dt: the largest step, used while the flow is (nearly) at rest.
     """
 
@@ -167,6 +166,9 @@ class VorticitySolver:
         Returns:
             ``(smoke, vx, vy)``, each ``(batch, frames, n, n)`` float64.
         """
+        times = np.asarray(times, dtype=np.float64)
+        if times.ndim != 1 or np.any(times < 0) or np.any(np.diff(times) < 0):
+            raise SpecError(f"times must be non-decreasing and >= 0, got {times}")
         smoke_hat = self.to_spectral(np.asarray(smoke, dtype=np.float64))
         omega_hat = np.zeros_like(smoke_hat) if omega is None else self.to_spectral(omega)
         frames = np.empty((3, smoke_hat.shape[0], len(times), self.n, self.n))
@@ -297,8 +299,11 @@ def generate(
             group = _create_split(handle.create_group(split), count, times, solver, frame_dt,
                                   buoyancy)
             rows += [(group, row) for row in range(count)]
-        for start in range(0, samples, _BATCH):
-            batch = rows[start:start + _BATCH]
+        # Batched FFTs pay only while a batch stays in cache: per sample and step, 4 samples of
+        # 32² run 2.4x faster than one, 4 of 128² 2x slower (measured on 2 cores).
+        batch_size = max(1, 64**2 // n**2)
+        for start in range(0, samples, batch_size):
+            batch = rows[start:start + batch_size]
             smoke0 = np.stack([initial_smoke(rng, n, length, smoke_scale) for _ in batch])
             results = solver.run(smoke0, times)
             for j, (group, row) in enumerate(batch):
