@@ -65,7 +65,7 @@ DEFAULT_SAMPLES = 7_800  # PDEArena's NavierStokes-2D: 5200 train, 1300 valid, 1
 DEFAULT_FRAMES = 14
 SPLITS = ("train", "valid", "test")
 FIELDS = ("u", "vx", "vy")
-_WORKERS = max(1, min(os.cpu_count() or 1, 4))  # threads per FFT; more do not pay at 128²
+_WORKERS = max(1, min(os.cpu_count() or 1, 4))  # threads per FFT; transforms of ≤ 128² are small
 
 
 class VorticitySolver:
