@@ -8,9 +8,11 @@ from autoq.data.dataset import (
     check_window,
     split_samples,
 )
+from autoq.data.registry import PDES, detect_family, get_family, read_pde_file
 from autoq.data.resample import check_scale, network_shape, resize
 
 __all__ = [
+    "PDES",
     "PDEData",
     "PDEFamily",
     "RandomStartSampler",
@@ -18,7 +20,10 @@ __all__ = [
     "TrajectoryWindows",
     "check_scale",
     "check_window",
+    "detect_family",
+    "get_family",
     "network_shape",
+    "read_pde_file",
     "resize",
     "split_samples",
 ]

@@ -93,6 +93,18 @@ class TrajectoryWindows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         sample, start = divmod(index, self.starts_per_sample)
         return self.window(sample, start)
 
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``indices`` stacked: ``(batch, in_channels, *space)``, ``(batch, out_channels,
+        *space)``, gathered in one indexing operation rather than item by item."""
+        samples = torch.div(indices, self.starts_per_sample, rounding_mode="floor")
+        starts = indices % self.starts_per_sample
+        if self.coefficients is not None:
+            return self.coefficients[samples], self.states[samples, 0]
+        offsets = torch.arange(self.input_steps + self.target_steps)
+        frames = self.states[samples[:, None], starts[:, None] + offsets]
+        inputs = frames[:, :self.input_steps].flatten(1, 2)
+        return inputs, frames[:, self.input_steps:].flatten(1, 2)
+
     def window(self, sample: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The window of local sample ``sample`` whose first input state is frame ``start``."""
         if self.coefficients is not None:

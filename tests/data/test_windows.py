@@ -77,3 +77,14 @@ def test_random_start_epoch_repeats_to_cover_the_trajectory() -> None:
                 for k in range(0, len(indices), 5)]
     assert all(p == list(range(5)) for p in per_pass)
     assert len({i % windows.starts_per_sample for i in indices}) > 1
+
+
+def test_batch_gathers_the_same_windows_as_items() -> None:
+    windows = TrajectoryWindows(_trajectories(), np.array([0, 3, 5]), input_steps=2,
+                                target_steps=3)
+    indices = torch.tensor([0, 7, 3, len(windows) - 1])
+    inputs, targets = windows.batch(indices)
+    for row, index in enumerate(indices.tolist()):
+        item_inputs, item_targets = windows[index]
+        assert torch.equal(inputs[row], item_inputs)
+        assert torch.equal(targets[row], item_targets)

@@ -1,0 +1,27 @@
+"""Where autoq computes: CUDA when present, else the CPU with every core in use."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def default_device() -> torch.device:
+    """CUDA if a GPU is visible, else the CPU (``AUTOQ_DEVICE`` overrides)."""
+    requested = os.environ.get("AUTOQ_DEVICE")
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def configure_threads() -> int:
+    """Use every core this process may run on for intra-op parallelism; returns the count.
+
+    torch's default can exceed the cores a container grants (it counts the host's), which
+    oversubscribes a 2-core machine; the affinity mask is the honest count.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = int(os.environ.get("AUTOQ_THREADS", cores or 1))
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,1 @@
+"""The search: spaces, trial objective, runners, Pareto set and operating point."""

@@ -1,0 +1,156 @@
+"""Search spaces: a YAML file (``search_spaces/*.yaml``) validated into a :class:`SearchSpec`.
+
+The spec is the single description of a search: the data, the model, the float-training and QAT
+recipes, the space of scale factors and bitwidths, and how to search it. Unknown keys and bad
+values are :class:`~autoq.errors.SpecError`\\ s whose message names the key, e.g.
+``space.weight_bits.0: Input should be greater than or equal to 2``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autoq.errors import SpecError
+from autoq.models.config import ModelConfig
+from autoq.precision import MAX_BITS, MIN_BITS, Granularity
+from autoq.train.config import QATConfig, TrainConfig
+
+PDEName = Literal["burgers", "diffsorp", "darcy", "ns2d"]
+SamplerName = Literal["tpe", "nsga2", "gp", "random", "autoq"]
+ExecutorName = Literal["local", "ray"]
+BitWidth = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerateSpec(_Strict):
+    """How to make the data file with autoq's own solver when it does not exist yet."""
+
+    samples: int = Field(ge=3)
+    resolution: int | None = Field(None, ge=8)
+    frames: int | None = Field(None, ge=2)
+    seed: int = 0
+
+
+class DataSpec(_Strict):
+    """The data: a file in a public layout, and the window the model sees.
+
+    Attributes:
+        pde: the PDE family; the file must hold that family's layout.
+        path: the HDF5 file (relative paths resolve against the working directory).
+        input_steps: past states in (1 for Darcy).
+        target_steps: future states out per pass (1 for Darcy).
+        split_seed: seed of the train/val/test split by sample.
+        generate: if given and the file is missing, generate it with autoq's solver.
+    """
+
+    pde: PDEName
+    path: str
+    input_steps: int = Field(1, ge=1)
+    target_steps: int = Field(1, ge=1)
+    split_seed: int = 0
+    generate: GenerateSpec | None = None
+
+
+class SpaceSpec(_Strict):
+    """The search space: scale factors × per-layer (or grouped) bitwidths.
+
+    Attributes:
+        scales: spatial scale factors in (0, 1].
+        weight_bits: weight bitwidths to choose from.
+        act_bits: input-activation bitwidths to choose from.
+        allow_float: also allow a group to stay float (priced at 16 bits).
+        granularity: one choice for all layers, per block or per layer.
+        first_last_float: keep the first and last layer float (the paper's choice).
+    """
+
+    scales: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [1.0, 0.7, 0.5, 0.3, 0.2], min_length=1)
+    weight_bits: list[BitWidth] = Field(default_factory=lambda: [4, 8, 16], min_length=1)
+    act_bits: list[BitWidth] = Field(default_factory=lambda: [4, 8, 16], min_length=1)
+    allow_float: bool = False
+    granularity: Granularity = "per_layer"
+    first_last_float: bool = True
+
+    @field_validator("scales", "weight_bits", "act_bits")
+    @classmethod
+    def _sorted_unique(cls, values: list[Any]) -> list[Any]:
+        return sorted(set(values), reverse=True)
+
+
+class ConstraintsSpec(_Strict):
+    """Optional feasibility limits, handed to Optuna as constraints (feasible when met)."""
+
+    max_cost: float | None = Field(None, gt=0)
+    max_mse: float | None = Field(None, gt=0)
+
+
+class SearchSettings(_Strict):
+    """How to search: sampler, budget, executor."""
+
+    sampler: SamplerName = "tpe"
+    trials: int = Field(40, ge=1)
+    timeout: float | None = Field(None, gt=0, description="seconds")
+    seed: int = 0
+    executor: ExecutorName = "local"
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+    float_seed: int = 0
+
+
+class SearchSpec(_Strict):
+    """A whole search, as read from ``search_spaces/<name>.yaml``."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    data: DataSpec
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    qat: QATConfig = Field(default_factory=QATConfig)
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+
+_UNION_TAGS = {"fno", "unet", "transformer"}
+
+
+def describe_validation_error(error: ValidationError, *, prefix: str = "") -> str:
+    """Every problem of a pydantic error as ``key.path: message``, joined by ``; ``."""
+    parts = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"] if str(p) not in _UNION_TAGS]
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("arch")
+        key = ".".join(([prefix] if prefix else []) + loc) or "(root)"
+        parts.append(f"{key}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpec:
+    """Validate a spec mapping; a SpecError names ``source`` and every bad key."""
+    if not isinstance(payload, Mapping):
+        raise SpecError(f"{source}: a search space must be a mapping, got "
+                        f"{type(payload).__name__}")
+    try:
+        return SearchSpec.model_validate(payload)
+    except ValidationError as e:
+        raise SpecError(f"{source}: {describe_validation_error(e)}") from e
+
+
+def load_spec(path: str | os.PathLike[str]) -> SearchSpec:
+    """Read and validate a search-space YAML file."""
+    source = Path(path)
+    if not source.is_file():
+        raise SpecError(f"search space file not found: {source}")
+    try:
+        payload = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{source}: not valid YAML: {e}") from e
+    return parse_spec(payload, source=str(source))

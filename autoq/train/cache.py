@@ -1,0 +1,106 @@
+"""Float models, trained once per (data, split, model, recipe, scale, seed) and cached on disk.
+
+A search of a hundred trials fine-tunes a handful of float models (one per scale factor); each is
+trained on first use and loaded afterwards. Entries are keyed by a content hash, written under a
+temporary name and renamed, so concurrent writers (parallel trials, several workers) can race
+without corrupting an entry: the last rename wins, and every version is a complete model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from autoq.device import default_device
+from autoq.models.config import ModelConfig
+from autoq.train.config import TrainConfig
+from autoq.train.loop import evaluate, fit
+from autoq.train.problem import Problem
+from autoq.train.solver import ScaledSolver
+
+DEFAULT_CACHE_DIR = "artifacts/float"
+
+
+def default_cache_dir() -> Path:
+    """``$AUTOQ_CACHE_DIR``, else ``artifacts/float`` under the working directory."""
+    return Path(os.environ.get("AUTOQ_CACHE_DIR", DEFAULT_CACHE_DIR))
+
+
+@dataclass(frozen=True)
+class FloatModel:
+    """A trained float solver and what is known about it.
+
+    Attributes:
+        solver: the trained solver, in eval mode.
+        val_mse: one-step validation MSE at the data resolution.
+        train_seconds: wall time of the training run that produced it.
+        loaded: True when it came from the cache rather than from training in this call.
+        key: its cache key.
+    """
+
+    solver: ScaledSolver
+    val_mse: float
+    train_seconds: float
+    loaded: bool
+    key: str
+
+
+class FloatModelCache:
+    """Train-once storage of float models under ``root`` (one ``<key>.pt`` file each)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def key(
+        self, problem: Problem, model: ModelConfig, train: TrainConfig, *, scale: float,
+        seed: int,
+    ) -> str:
+        """Content hash of everything that determines the trained weights."""
+        split = {name: getattr(problem.split, name).tolist() for name in ("train", "val", "test")}
+        payload = {
+            "data": problem.data_digest,
+            "split": hashlib.sha256(json.dumps(split).encode()).hexdigest(),
+            "window": [problem.input_steps, problem.target_steps],
+            "model": model.model_dump(mode="json"),
+            "train": train.model_dump(mode="json"),
+            "scale": scale,
+            "seed": seed,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+    def get(
+        self, problem: Problem, model: ModelConfig, train: TrainConfig, *, scale: float,
+        seed: int = 0, description: str | None = None,
+    ) -> FloatModel:
+        """The float model for these settings: loaded if cached, else trained and stored."""
+        key = self.key(problem, model, train, scale=scale, seed=seed)
+        path = self.root / f"{key}.pt"
+        torch.manual_seed(seed)
+        solver = problem.build_solver(model, scale=scale).to(default_device())
+        if path.is_file():
+            entry = torch.load(path, map_location=default_device(), weights_only=True)
+            solver.load_state_dict(entry["state_dict"])
+            solver.eval()
+            return FloatModel(solver, entry["val_mse"], entry["train_seconds"], True, key)
+        result = fit(solver, problem.windows("train", unroll=train.unroll), train, seed=seed,
+                     description=description)
+        val_mse = evaluate(solver, problem.val_windows)
+        self._write(path, {"state_dict": solver.state_dict(), "val_mse": val_mse,
+                           "train_seconds": result.seconds, "created": time.time()})
+        return FloatModel(solver, val_mse, result.seconds, False, key)
+
+    def _write(self, path: Path, entry: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            torch.save(entry, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
