@@ -1,0 +1,29 @@
+"""Fixtures shared across the test suite: small real data sets made by autoq's own solvers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoq.data import get_family
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def burgers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 Burgers trajectories, 64 cells, 21 frames over t ∈ [0, 2] (ν = 0.01)."""
+    path = tmp_path_factory.mktemp("data") / "1D_Burgers_Sols_Nu0.01.hdf5"
+    return get_family("burgers").generate(path, samples=48, resolution=64, frames=21, seed=0)
+
+
+@pytest.fixture(scope="session")
+def darcy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """32 Darcy samples on a 16² grid (β = 1)."""
+    path = tmp_path_factory.mktemp("data") / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    return get_family("darcy").generate(path, samples=32, resolution=16, seed=0)
