@@ -58,7 +58,41 @@ def _add_datagen(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_datagen)
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_datagen]
+def _cmd_cost(args: argparse.Namespace) -> int:
+    import json
+
+    from autoq.cost import format_cost_table, regime_costs
+    from autoq.search.setup import geometry
+    from autoq.search.spec import load_spec
+
+    spec = load_spec(args.spec)
+    shape = geometry(spec)
+    costs = regime_costs(
+        spec.model, data_shape=shape.data_shape, in_channels=shape.in_channels,
+        out_channels=shape.out_channels, scales=spec.space.scales,
+        first_last_float=spec.space.first_last_float,
+    )
+    if args.json:
+        print(json.dumps({regime: {str(scale): {"total": report.total,
+                                                "layers": report.to_json()["layers"]}
+                                   for scale, report in by_scale.items()}
+                          for regime, by_scale in costs.items()}, indent=2))
+    else:
+        print(f"{spec.name}: {spec.model.arch} on {spec.data.pde} "
+              f"{'×'.join(map(str, shape.data_shape))}, {shape.in_channels} → "
+              f"{shape.out_channels} channels; bit operations per forward pass\n")
+        print(format_cost_table(costs))
+    return 0
+
+
+def _add_cost(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cost", help="bit-op cost of the paper's uniform regimes, per layer")
+    p.add_argument("spec", type=Path, help="search space YAML")
+    p.add_argument("--json", action="store_true", help="{regime: {scale: {total, layers}}}")
+    p.set_defaults(run=_cmd_cost)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_datagen, _add_cost]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,6 +83,9 @@ class PDEFamily:
         detect: ``detect(h5file) -> bool``: does an open file look like this family's layout?
         default_resolution: the public data set's grid size per axis.
         default_samples: the public data set's sample count.
+        fields: physical fields per state (Navier–Stokes: smoke, vx, vy).
+        coefficient_channels: channels of the time-independent input of a steady problem
+            (Darcy's a(x)); 0 for time-dependent problems.
     """
 
     name: str
@@ -92,6 +95,13 @@ class PDEFamily:
     detect: Callable[[h5py.File], bool]
     default_resolution: int
     default_samples: int
+    fields: int
+    coefficient_channels: int = 0
+
+    @property
+    def steady(self) -> bool:
+        """True when the task is coefficient → solution rather than time stepping."""
+        return self.coefficient_channels > 0
 
 
 @contextmanager

@@ -264,4 +264,6 @@ FAMILY = PDEFamily(
     detect=detect,
     default_resolution=DEFAULT_RESOLUTION,
     default_samples=DEFAULT_SAMPLES,
+    fields=1,
+    coefficient_channels=1,
 )

@@ -397,4 +397,5 @@ FAMILY = PDEFamily(
     detect=detect,
     default_resolution=DEFAULT_RESOLUTION,
     default_samples=DEFAULT_SAMPLES,
+    fields=1,
 )
