@@ -109,8 +109,12 @@ class MatMul(nn.Module):
 class SpectralConv(nn.Module):
     """Spectral convolution of the Fourier neural operator (Li et al. 2021, arXiv 2010.08895).
 
-    ``rfftn`` over the spatial axes, a learned complex linear map of the channels on each of the
-    lowest modes, zero elsewhere, and ``irfftn`` back. The dimension is ``len(modes)``.
+    A real FFT over the spatial axes, a learned complex linear map of the channels on each of the
+    lowest modes, zero elsewhere, and the inverse FFT back. The dimension is ``len(modes)``. The
+    transforms run axis by axis (``rfft`` on the last axis, then ``fft`` on the others, and back
+    with ``ifft`` and ``irfft``) and drop the unkept modes after each axis: the result equals
+    ``rfftn`` → truncation → ``irfftn``, and the transforms of the signed axes touch only the kept
+    columns.
 
     Mode layout: on the last spatial axis (the half spectrum of the real FFT) frequencies
     ``0 … m-1`` are kept; on every other axis both signs are, ``0 … m-1`` and ``-m … -1``, in FFT
@@ -150,6 +154,7 @@ class SpectralConv(nn.Module):
         scale = 1.0 / (in_channels * out_channels)
         self.weight_real = nn.Parameter(scale * torch.rand(shape))
         self.weight_imag = nn.Parameter(scale * torch.rand(shape))
+        self._signed_axes = tuple(range(2, 1 + len(self.modes)))
 
     def kept_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """Modes kept per axis (per sign, but the last axis) on a grid of shape ``spatial``."""
@@ -160,15 +165,20 @@ class SpectralConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""
         spatial = x.shape[2:]
-        dims = tuple(range(-len(self.modes), 0))
         kept = self.kept_modes(spatial)
-        coeff = _take_modes(torch.fft.rfftn(x, dim=dims, norm="forward"), kept)
+        # Axis by axis, last axis first, truncating after each transform: the signed axes are
+        # then transformed only on the kept columns (this equals rfftn followed by truncation).
+        coeff = torch.fft.rfft(x, dim=-1, norm="forward").narrow(-1, 0, kept[-1])
+        for axis, k in zip(self._signed_axes, kept[:-1], strict=True):
+            coeff = _corners(torch.fft.fft(coeff, dim=axis, norm="forward"), axis, k)
         weight_real = _take_modes(self.weight_real, kept)
         weight_imag = _take_modes(self.weight_imag, kept)
         out_real, out_imag = self.mix(coeff.real, coeff.imag, weight_real, weight_imag)
-        half_spectrum = (*spatial[:-1], spatial[-1] // 2 + 1)
-        out = _place_modes(torch.complex(out_real, out_imag), kept, half_spectrum)
-        return torch.fft.irfftn(out, s=spatial, dim=dims, norm="forward")
+        out = torch.complex(out_real, out_imag)
+        for axis, n in zip(self._signed_axes, spatial[:-1], strict=True):
+            out = torch.fft.ifft(_fill_corners(out, axis, n), dim=axis, norm="forward")
+        # irfft zero-fills the half spectrum from the kept modes up to n // 2 + 1 itself.
+        return torch.fft.irfft(out, n=spatial[-1], dim=-1, norm="forward")
 
     def mix(
         self,
@@ -205,36 +215,29 @@ class SpectralConv(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, modes={self.modes}"
 
 
-def _take_modes(t: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
-    """The lowest ``kept`` modes of a (half) spectrum or weight, in FFT order, on the last axes.
-
-    On all axes but the last, keeps the first and the last ``k`` entries (the two signs); on the
-    last axis, the first ``k``.
-    """
-    first_axis = t.dim() - len(kept)
-    for axis, k in enumerate(kept[:-1], start=first_axis):
-        size = t.shape[axis]
-        if 2 * k < size:
-            t = torch.cat([t.narrow(axis, 0, k), t.narrow(axis, size - k, k)], dim=axis)
-    return t.narrow(-1, 0, kept[-1])
+def _corners(t: torch.Tensor, axis: int, k: int) -> torch.Tensor:
+    """The first and last ``k`` entries along ``axis``: frequencies ``0 … k-1`` and ``-k … -1``."""
+    size = t.shape[axis]
+    if 2 * k >= size:
+        return t
+    return torch.cat([t.narrow(axis, 0, k), t.narrow(axis, size - k, k)], dim=axis)
 
 
-def _place_modes(t: torch.Tensor, kept: Sequence[int], spectrum: Sequence[int]) -> torch.Tensor:
-    """Inverse of :func:`_take_modes`: zero-fill the kept modes out to the ``spectrum`` shape."""
-    first_axis = t.dim() - len(kept)
-    for axis, (k, size) in enumerate(zip(kept, spectrum, strict=True), start=first_axis):
-        is_last = axis == t.dim() - 1
-        missing = size - (k if is_last else 2 * k)
-        if missing == 0:
-            continue
-        zeros_shape = list(t.shape)
-        zeros_shape[axis] = missing
-        zeros = t.new_zeros(zeros_shape)
-        if is_last:
-            t = torch.cat([t, zeros], dim=axis)
-        else:
-            t = torch.cat([t.narrow(axis, 0, k), zeros, t.narrow(axis, k, k)], dim=axis)
-    return t
+def _fill_corners(t: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    """Inverse of :func:`_corners`: zeros between the two halves along ``axis``, to ``size``."""
+    k = t.shape[axis] // 2
+    if 2 * k == size:
+        return t
+    zeros_shape = list(t.shape)
+    zeros_shape[axis] = size - 2 * k
+    return torch.cat([t.narrow(axis, 0, k), t.new_zeros(zeros_shape), t.narrow(axis, k, k)], axis)
+
+
+def _take_modes(weight: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
+    """The slices of a ``(in, out, 2*m_1, …, m_d)`` weight for ``kept`` modes per axis."""
+    for axis, k in enumerate(kept[:-1], start=2):
+        weight = _corners(weight, axis, k)
+    return weight.narrow(-1, 0, kept[-1])
 
 
 class GalerkinAttention(nn.Module):
