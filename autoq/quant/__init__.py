@@ -1,0 +1,25 @@
+"""AIMET integration: the paper's quantization scheme on autoq's networks, calibration, export.
+
+Build a simulation of a trained float network with :func:`build_sim` (per-layer bits from a
+:class:`~autoq.precision.TrialConfig`), set its ranges with :func:`calibrate`, fine-tune
+``qnet.model`` like any module (QAT: the ranges are trainable), and keep the result with
+:func:`export_artifact`; :func:`load_artifact` rebuilds it. AIMET is imported only in this package.
+"""
+
+from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact
+from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices
+from autoq.quant.sim import CALIBRATIONS, Calibration, QuantizedNetwork, build_sim, calibrate
+
+__all__ = [
+    "CALIBRATIONS",
+    "EXPORT_BITS",
+    "Calibration",
+    "QuantizedMatMul",
+    "QuantizedNetwork",
+    "QuantizedSpectralConv",
+    "build_sim",
+    "calibrate",
+    "dft_matrices",
+    "export_artifact",
+    "load_artifact",
+]

@@ -1,0 +1,97 @@
+"""Quantized definitions of the spectral convolution and the activation product."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autoq.models.layers import MatMul, SpectralConv
+from autoq.precision import TrialConfig
+from autoq.quant import QuantizedSpectralConv, build_sim, calibrate
+
+
+class _Product(nn.Module):
+    """``a @ b`` of two inputs packed in one tensor ``(batch, 2, n, n)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.product = MatMul()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.product(x[:, 0], x[:, 1])
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize(
+    ("spatial", "modes"),
+    [((32,), (4,)), ((16,), (9,)), ((33,), (20,)), ((12, 16), (3, 5)), ((8, 10), (4, 6)),
+     ((7, 9), (5, 5))],
+)
+def test_spectral_dft_path_equals_the_fft_layer(spatial: tuple[int, ...], modes: tuple[int, ...]):
+    """The ONNX-export path (DFT matrix products) is the FFT layer, also with truncated modes,
+    odd grids and the Nyquist frequency kept."""
+    torch.manual_seed(0)
+    layer = SpectralConv(3, 2, modes).double()
+    x = torch.randn(2, 3, *spatial, dtype=torch.float64)
+    quantized = QuantizedSpectralConv.from_module(layer)
+    torch.testing.assert_close(quantized._forward_dft(x), layer(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2])
+def test_spectral_quantized_at_16_bits_matches_float_and_differs_at_4(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    network = nn.Sequential(SpectralConv(6, 6, (5,) * spatial_dims))
+    x = torch.randn(8, 6, *(24,) * spatial_dims)
+    with torch.no_grad():
+        reference = network(x)
+    errors = {}
+    for bits in (16, 4):
+        qnet = build_sim(network, TrialConfig(scale=1.0, bits={"0": (bits, bits)}),
+                         dummy_input=x[:1], calibration="min_max")
+        assert isinstance(qnet.model[0], QuantizedSpectralConv)
+        calibrate(qnet, [x])
+        with torch.no_grad():
+            errors[bits] = _relative_error(qnet.model(x), reference)
+    assert errors[16] < 1e-3
+    assert errors[4] > 2e-2
+
+
+def test_spectral_coefficients_share_one_grid_of_both_parts() -> None:
+    torch.manual_seed(0)
+    network = nn.Sequential(SpectralConv(4, 4, (6,)))
+    x = torch.randn(8, 4, 32)
+    qnet = build_sim(network, TrialConfig(scale=1.0, bits={"0": (8, 4)}), dummy_input=x[:1],
+                     calibration="min_max")
+    calibrate(qnet, [x])
+    coefficients = torch.fft.rfft(x, norm="forward")[..., :6]
+    parts = torch.stack((coefficients.real, coefficients.imag))
+    quantizer = qnet.model[0].input_quantizers[0]
+    assert quantizer.bitwidth == 4 and not quantizer.symmetric
+    low, high = float(quantizer.get_min()), float(quantizer.get_max())
+    step = (high - low) / 15
+    # Min-max over both parts at once, up to AIMET's shift that puts zero on the grid.
+    for part in parts:
+        assert low - step / 2 <= float(part.min()) and float(part.max()) <= high + step / 2
+    assert abs(low - float(parts.min())) <= step and abs(high - float(parts.max())) <= step
+
+
+def test_matmul_quantizes_both_operands_at_their_own_bits() -> None:
+    torch.manual_seed(0)
+    network = _Product()
+    x = torch.randn(16, 2, 8, 8)
+    with torch.no_grad():
+        reference = network(x)
+    qnet = build_sim(network, TrialConfig(scale=1.0, bits={"product": (4, 8)}), dummy_input=x[:1],
+                     calibration="min_max")
+    calibrate(qnet, [x])
+    left, right = qnet.model.product.input_quantizers
+    assert (left.bitwidth, left.symmetric, right.bitwidth, right.symmetric) == (8, False, 4, True)
+    with torch.no_grad():
+        a = left(x[:, 0]).dequantize()
+        b = right(x[:, 1]).dequantize()
+        torch.testing.assert_close(qnet.model(x), a @ b)
+        assert 1e-3 < _relative_error(qnet.model(x), reference) < 0.3
