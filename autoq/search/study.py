@@ -1,0 +1,231 @@
+"""Searches as Optuna studies in a SQL database: create or resume, sample, run, record.
+
+A search is a two-objective Optuna study (minimise validation MSE, minimise bit-op cost) named
+after the search, in Optuna's RDB storage on any SQLAlchemy URL. Its spec lives in the study's
+user attributes, every trial's per-layer bits, cost breakdown, timings and artifact in the trial's
+user attributes, so the database alone answers every question about a search (and
+``optuna-dashboard <url>`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from autoq.cost import REGIMES
+from autoq.errors import SpecError
+from autoq.search.spec import SearchSpec, parse_spec
+from autoq.search.trial import TrialRunner, suggest_group_bits
+
+DEFAULT_STORAGE = "sqlite:///autoq.db"
+DIRECTIONS = ("minimize", "minimize")
+OBJECTIVES = ("mse", "cost")
+HEARTBEAT_SECONDS = 30
+SPEC_ATTR = "autoq_spec"
+
+
+def storage_url(url: str | None = None) -> str:
+    """``url``, else ``$AUTOQ_STORAGE``, else ``sqlite:///autoq.db`` in the working directory."""
+    return url or os.environ.get("AUTOQ_STORAGE") or DEFAULT_STORAGE
+
+
+def open_storage(url: str | None = None) -> RDBStorage:
+    """Optuna's RDB storage with heartbeats: a trial whose process died is failed after two
+    missed heartbeats and run again (once per trial) by the next worker of the search."""
+    return RDBStorage(
+        storage_url(url),
+        heartbeat_interval=HEARTBEAT_SECONDS,
+        grace_period=2 * HEARTBEAT_SECONDS,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        engine_kwargs={"pool_pre_ping": True},
+    )
+
+
+def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded, with its constraints (feasible when every value ≤ 0)."""
+    seed = spec.search.seed
+    constraints = _constraints_func if _has_constraints(spec) else None
+    name = spec.search.sampler
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints,
+                                          multivariate=True, group=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints,
+                                             population_size=min(20, spec.search.trials))
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise SpecError(f"search.sampler: unknown sampler {name!r}")
+
+
+def _has_constraints(spec: SearchSpec) -> bool:
+    limits = spec.search.constraints
+    return limits.max_cost is not None or limits.max_mse is not None
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraints", []))
+
+
+def _spec_json(spec: SearchSpec) -> str:
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+
+
+def create_or_resume(spec: SearchSpec, *, name: str | None = None,
+                     storage: str | RDBStorage | None = None) -> optuna.Study:
+    """The study of this search: created on first use, resumed afterwards.
+
+    A study of that name made from a different spec (other than its trial budget) is refused, so
+    a resumed search never mixes two spaces.
+    """
+    store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
+    study_name = name or spec.name
+    study = optuna.create_study(study_name=study_name, storage=store, directions=DIRECTIONS,
+                                sampler=make_sampler(spec), load_if_exists=True)
+    study.set_metric_names(list(OBJECTIVES))
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is None:
+        study.set_user_attr(SPEC_ATTR, _spec_json(spec))
+    elif not _same_space(json.loads(stored), spec.model_dump(mode="json")):
+        raise SpecError(f"search {study_name!r} already exists in the storage with a different "
+                        f"spec; choose another --name to start a new search")
+    return study
+
+
+def _same_space(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    for payload in (stored, current):
+        payload.get("search", {}).pop("trials", None)
+        payload.get("search", {}).pop("timeout", None)
+        payload.get("search", {}).pop("executor", None)
+    return stored == current
+
+
+def load_study(name: str, *, storage: str | None = None) -> tuple[optuna.Study, SearchSpec]:
+    """An existing search and its spec; a SpecError names the study if it does not exist."""
+    url = storage_url(storage)
+    try:
+        study = optuna.load_study(study_name=name, storage=url)
+    except KeyError as e:
+        known = [s.study_name for s in optuna.get_all_study_summaries(url)]
+        raise SpecError(f"no search named {name!r} in {url}; searches: {known}") from e
+    payload = study.user_attrs.get(SPEC_ATTR)
+    if payload is None:
+        raise SpecError(f"study {name!r} in {url} was not made by autoq (no spec recorded)")
+    return study, parse_spec(json.loads(payload), source=f"study {name!r}")
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count towards the budget: complete ones, and ones our objective failed.
+
+    A trial failed because its process died (stale heartbeat) does not count: it is retried.
+    """
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if trial.state == TrialState.COMPLETE or "error" in trial.user_attrs:
+            count += 1
+    return count
+
+
+def enqueue_baseline_grid(study: optuna.Study, spec: SearchSpec) -> int:
+    """Queue the paper's uniform grid (5 regimes × the space's scales) once; returns how many
+    trials were queued (0 when the grid is already in the study)."""
+    existing = {(t.user_attrs.get("baseline"), t.params.get("scale"))
+                for t in study.get_trials(deepcopy=False)}
+    queued = 0
+    for regime in REGIMES:
+        for scale in spec.space.scales:
+            if (regime, scale) in existing:
+                continue
+            study.enqueue_trial({"scale": scale}, user_attrs={"baseline": regime})
+            queued += 1
+    return queued
+
+
+def make_objective(runner: TrialRunner, study_name: str) -> Callable[[optuna.Trial], tuple]:
+    """The function Optuna optimises: one QAT trial → (validation MSE, bit-op cost)."""
+    spec = runner.spec
+    limits = spec.search.constraints
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        try:
+            scale = trial.suggest_categorical("scale", list(spec.space.scales))
+            regime = trial.user_attrs.get("baseline")
+            if regime is not None:
+                config = runner.regime(regime, scale)
+            else:
+                config = runner.config(scale, suggest_group_bits(trial, runner.groups, spec))
+            trial.set_user_attr("bits", config.to_json()["bits"])
+            result = runner.run(config, seed=spec.search.seed + trial.number,
+                                artifact_name=f"{study_name}/trial-{trial.number:05d}")
+        except Exception as e:
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            raise
+        trial.set_user_attr("cost_breakdown", {k: v.cost for k, v in result.cost.layers.items()})
+        trial.set_user_attr("flops", result.cost.flops)
+        trial.set_user_attr("float_mse", result.float_mse)
+        trial.set_user_attr("timings", result.timings)
+        if result.artifact is not None:
+            trial.set_user_attr("artifact", str(result.artifact))
+        constraints = []
+        if limits.max_mse is not None:
+            constraints.append(result.mse - limits.max_mse)
+        if limits.max_cost is not None:
+            constraints.append(result.cost.total - limits.max_cost)
+        if constraints:
+            trial.set_user_attr("constraints", constraints)
+        return result.mse, result.cost.total
+
+    return objective
+
+
+def run_local(
+    spec: SearchSpec,
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    trials: int | None = None,
+    baseline_grid: bool = False,
+    artifact_dir: Path | None = None,
+    runner: TrialRunner | None = None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> optuna.Study:
+    """Run (or resume) a search in this process until its budget of finished trials is spent.
+
+    Args:
+        spec: the search spec.
+        name: study name (default: the spec's name).
+        storage: SQLAlchemy URL (default: :func:`storage_url`).
+        trials: the budget of finished trials (default: ``spec.search.trials``).
+        baseline_grid: also queue the paper's uniform grid, marked as baseline trials.
+        artifact_dir: where trials export their quantized networks.
+        runner: a prepared :class:`TrialRunner` (tests, workers reuse one).
+        callbacks: called after every trial, as Optuna's ``optimize`` callbacks.
+        should_stop: polled after every trial; True stops the search at that boundary.
+    """
+    study = create_or_resume(spec, name=name, storage=storage)
+    if baseline_grid:
+        enqueue_baseline_grid(study, spec)
+    budget = trials if trials is not None else spec.search.trials
+    remaining = budget - finished_trials(study)
+    if remaining <= 0:
+        return study
+    runner = runner or TrialRunner(spec, artifact_dir=artifact_dir, progress=True)
+    objective = make_objective(runner, study.study_name)
+
+    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if finished_trials(study) >= budget or (should_stop is not None and should_stop()):
+            study.stop()
+
+    study.optimize(objective, n_trials=remaining, timeout=spec.search.timeout,
+                   catch=(Exception,), callbacks=[*(callbacks or []), stop_when_done],
+                   gc_after_trial=True)
+    return study

@@ -1,0 +1,182 @@
+"""One search trial: sample a configuration, QAT-fine-tune the cached float model, score it.
+
+The paper's pipeline (sections 3.3–4.1) per trial: the float model for the trial's scale comes
+from the cache (trained on first use) → AIMET simulation with the trial's per-layer bitwidths →
+encodings calibrated on 20% of the training windows → QAT (Adam, cosine with warm-up, smaller
+learning rate, no weight decay) → one-step validation MSE at the data resolution, and the bit-op
+cost of the configuration at the scale it runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from autoq.cost import REGIMES, CostReport, bitops
+from autoq.models import build_model
+from autoq.precision import Bits, TrialConfig, expand_groups, layer_groups
+from autoq.quant import build_sim, calibrate, export_artifact
+from autoq.search.setup import Geometry, geometry, load_spec_problem
+from autoq.search.spec import SearchSpec
+from autoq.train import FloatModel, FloatModelCache, evaluate, fit
+
+FLOAT_CHOICE = "float"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial measured.
+
+    Attributes:
+        mse: one-step validation MSE of the QAT model at the data resolution.
+        cost: the configuration's bit-op cost report.
+        float_mse: validation MSE of the float model it started from.
+        timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
+            ``evaluation``.
+        artifact: directory of the exported quantized network, if exported.
+    """
+
+    mse: float
+    cost: CostReport
+    float_mse: float
+    timings: dict[str, float] = field(default_factory=dict)
+    artifact: Path | None = None
+
+
+class TrialRunner:
+    """Runs trials of one search spec; holds the data and float models across trials.
+
+    Args:
+        spec: the validated search spec.
+        cache: where float models are kept (trained once per scale).
+        artifact_dir: where each trial's quantized network is exported (``None``: not kept).
+        progress: show progress bars for data generation and float training.
+    """
+
+    def __init__(
+        self,
+        spec: SearchSpec,
+        *,
+        cache: FloatModelCache | None = None,
+        artifact_dir: Path | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.cache = cache or FloatModelCache()
+        self.artifact_dir = artifact_dir
+        self.progress = progress
+        self.problem = load_spec_problem(spec, progress=progress)
+        self.geometry: Geometry = geometry(spec)
+        self.reference_network = build_model(
+            spec.model, spatial_dims=len(self.geometry.data_shape),
+            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels)
+        self.groups = layer_groups(self.reference_network, spec.space.granularity,
+                                   first_last_float=spec.space.first_last_float)
+        self._float_models: dict[float, FloatModel] = {}
+
+    def float_model(self, scale: float) -> FloatModel:
+        """The float model at ``scale``, from memory, the disk cache, or trained now."""
+        if scale not in self._float_models:
+            self._float_models[scale] = self.cache.get(
+                self.problem, self.spec.model, self.spec.train, scale=scale,
+                seed=self.spec.search.float_seed,
+                description=f"float model, scale {scale:g}" if self.progress else None)
+        return self._float_models[scale]
+
+    def config(self, scale: float, group_bits: dict[str, Bits]) -> TrialConfig:
+        """A trial config from per-group bits (groups of :attr:`groups`)."""
+        return TrialConfig.for_model(self.reference_network, scale=scale,
+                                     bits=expand_groups(self.groups, group_bits))
+
+    def regime(self, name: str, scale: float) -> TrialConfig:
+        """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale``."""
+        return self.config(scale, {group: REGIMES[name] for group in self.groups})
+
+    def cost(self, config: TrialConfig) -> CostReport:
+        """Bit-op cost of ``config``; needs no training."""
+        return bitops(self.reference_network, config, data_shape=self.geometry.data_shape,
+                      in_channels=self.geometry.in_channels)
+
+    def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None
+            ) -> TrialResult:
+        """Fine-tune and score ``config``; raises on a NaN loss (TrialError) or any failure."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        float_model = self.float_model(config.scale)
+        timings["float"] = time.perf_counter() - started
+
+        solver = copy.deepcopy(float_model.solver)
+        started = time.perf_counter()
+        if config.quantized_layers:
+            qnet = self._quantize(solver, config, seed=seed)
+            timings["calibration"] = time.perf_counter() - started
+            started = time.perf_counter()
+            if self.spec.qat.epochs > 0:
+                fit(solver, self.problem.train_windows, self.spec.qat.as_train_config(),
+                    seed=seed)
+            timings["qat"] = time.perf_counter() - started
+        else:
+            qnet = None
+            timings["calibration"] = timings["qat"] = 0.0
+        started = time.perf_counter()
+        mse = evaluate(solver, self.problem.val_windows)
+        cost = self.cost(config)
+        timings["evaluation"] = time.perf_counter() - started
+        artifact = None
+        if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
+            artifact = export_artifact(
+                qnet, self.artifact_dir / artifact_name, model_config=self.spec.model, onnx=False,
+                metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
+                          "scale": config.scale, "data_shape": list(self.geometry.data_shape)})
+        return TrialResult(mse=mse, cost=cost, float_mse=float_model.val_mse, timings=timings,
+                           artifact=artifact)
+
+    def _quantize(self, solver: nn.Module, config: TrialConfig, *, seed: int):
+        """Swap ``solver.network`` for its calibrated AIMET simulation; returns the sim."""
+        windows = self.problem.train_windows
+        device = next(solver.parameters()).device
+        dummy = torch.zeros(1, windows.in_channels, *solver.net_shape, device=device)
+        qnet = build_sim(solver.network, config, dummy_input=dummy)
+        generator = torch.Generator().manual_seed(seed)
+        count = max(1, math.ceil(self.spec.qat.calibration_fraction * len(windows)))
+        chosen = torch.randperm(len(windows), generator=generator)[:count]
+
+        def network_inputs():
+            with torch.no_grad():
+                for batch in chosen.split(self.spec.qat.batch_size):
+                    inputs = windows.batch(batch)[0].to(device)
+                    yield solver.normalise(solver.to_network(inputs))
+
+        calibrate(qnet, network_inputs())
+        solver.network = qnet.model
+        return qnet
+
+
+def suggest_group_bits(
+    trial: optuna.Trial, groups: dict[str, list[str]], spec: SearchSpec
+) -> dict[str, Bits]:
+    """Ask the sampler for every group's ``(weight_bits, act_bits)`` (or float).
+
+    Parameters are named ``w_bits:<group>`` and ``a_bits:<group>``; a group that stays float has
+    no ``a_bits`` parameter.
+    """
+    weight_choices: list[Any] = list(spec.space.weight_bits)
+    if spec.space.allow_float:
+        weight_choices.append(FLOAT_CHOICE)
+    chosen: dict[str, Bits] = {}
+    for group in groups:
+        weight = trial.suggest_categorical(f"w_bits:{group}", weight_choices)
+        if weight == FLOAT_CHOICE:
+            chosen[group] = None
+            continue
+        chosen[group] = (weight, trial.suggest_categorical(f"a_bits:{group}",
+                                                          list(spec.space.act_bits)))
+    return chosen
