@@ -157,7 +157,7 @@ class SpectralConv(nn.Module):
         self._signed_axes = tuple(range(2, 1 + len(self.modes)))
 
     def kept_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
-        """Modes kept per axis (per sign, but the last axis) on a grid of shape ``spatial``."""
+        """Kept modes per axis on the grid ``spatial`` (per sign on every axis but the last)."""
         *signed, last = spatial
         kept = [min(m, n // 2) for m, n in zip(self.modes[:-1], signed, strict=True)]
         return (*kept, min(self.modes[-1], last // 2 + 1))
