@@ -229,3 +229,36 @@ def run_local(
                    catch=(Exception,), callbacks=[*(callbacks or []), stop_when_done],
                    gc_after_trial=True)
     return study
+
+
+def run_search(
+    spec: SearchSpec,
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    trials: int | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    baseline_grid: bool = False,
+    artifact_dir: Path | None = None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> optuna.Study:
+    """Run or resume a search with the executor the spec (or ``executor``) names.
+
+    ``local`` runs trials one after another in this process; ``ray`` runs them as Ray Tune
+    trials (in parallel, on a cluster when ``ray_address`` is given), each recording into the
+    same Optuna storage, so both executors produce the same records.
+    """
+    chosen = executor or spec.search.executor
+    if chosen == "local":
+        return run_local(spec, name=name, storage=storage, trials=trials,
+                         baseline_grid=baseline_grid, artifact_dir=artifact_dir,
+                         callbacks=callbacks, should_stop=should_stop)
+    if chosen == "ray":
+        from autoq.search.ray_executor import run_ray
+
+        return run_ray(spec, name=name, storage=storage, trials=trials, address=ray_address,
+                       baseline_grid=baseline_grid, artifact_dir=artifact_dir,
+                       should_stop=should_stop)
+    raise SpecError(f"search.executor must be 'local' or 'ray', got {chosen!r}")
