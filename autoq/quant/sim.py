@@ -31,8 +31,7 @@ from aimet_torch.quantization.encoding_analyzer import (
 from torch import nn
 
 from autoq.errors import QuantizationError
-from autoq.models.layers import MatMul, SpectralConv
-from autoq.precision import MAX_BITS, MIN_BITS, TrialConfig, quantizable_layers
+from autoq.precision import TrialConfig, quantizable_layers
 from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv
 
 Calibration = Literal["min_max", "sqnr"]
@@ -105,8 +104,9 @@ def build_sim(
         The simulation, its config and the traced input shape.
 
     Raises:
-        QuantizationError: a layer name is not a quantizable layer of ``network``, a bitwidth lies
-            outside 2..32, or ``calibration`` is unknown.
+        QuantizationError: a layer name is not a quantizable layer of ``network``, or
+            ``calibration`` is unknown. (Bitwidths outside 2..32 never get this far:
+            :class:`~autoq.precision.TrialConfig` refuses them, naming the layer.)
     """
     _check_request(network, config, calibration)
     if dummy_input.dim() < 3:
@@ -117,7 +117,10 @@ def build_sim(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        sim = QuantizationSimModel(network, dummy_input)
+        try:
+            sim = QuantizationSimModel(network, dummy_input)
+        except RuntimeError as e:  # e.g. a module type AIMET has no quantized definition of
+            raise QuantizationError(f"AIMET cannot simulate {type(network).__name__}: {e}") from e
     for _, module in sim.named_qmodules():
         _remove_quantizers(module)
     modules = dict(sim.model.named_modules())
@@ -157,15 +160,13 @@ def calibrate(qnet: QuantizedNetwork, batches: Iterable[torch.Tensor]) -> None:
 
 
 def _check_request(network: nn.Module, config: TrialConfig, calibration: str) -> None:
+    # Bitwidths were checked by TrialConfig (2..32, all of which AIMET simulates); layer names
+    # are checked here, against this network.
     layers = set(quantizable_layers(network))
-    for layer, bits in config.bits.items():
+    for layer in config.bits:
         if layer not in layers:
             raise QuantizationError(f"no quantizable layer named {layer!r} in "
                                     f"{type(network).__name__}; layers: {sorted(layers)}")
-        for role, value in zip(("weight", "activation"), bits or (), strict=False):
-            if not MIN_BITS <= value <= MAX_BITS:
-                raise QuantizationError(f"{role} bitwidth of layer {layer!r} must lie in "
-                                        f"{MIN_BITS}..{MAX_BITS}, got {value}")
     if calibration not in CALIBRATIONS:
         raise QuantizationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
 
@@ -207,13 +208,9 @@ def _place_quantizers(module: nn.Module, weight_bits: int, act_bits: int,
         module.param_quantizers["weight_real"] = weight()
         module.param_quantizers["weight_imag"] = weight()
         module.input_quantizers[0] = activation()
-    elif isinstance(module, BaseQuantizationMixin) and "weight" in module.param_quantizers:
+    else:  # linear layers and convolutions, AIMET's own quantized modules
         module.param_quantizers["weight"] = weight()
         module.input_quantizers[0] = activation()
-    else:
-        kind = type(module).__name__
-        raise QuantizationError(f"cannot quantize a {kind}: not a matrix-multiplication layer "
-                                f"({SpectralConv.__name__}, {MatMul.__name__}, Linear, Conv)")
 
 
 def _device_of(model: nn.Module) -> torch.device:
