@@ -92,7 +92,265 @@ def _add_cost(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_cost)
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_datagen, _add_cost]
+def _quiet_libraries() -> None:
+    """Keep the terminal for autoq's own progress: libraries log warnings only."""
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("Quant", "aimet", "DeepSpeed", "ray"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="SQLAlchemy URL (default: $AUTOQ_STORAGE or "
+                                     "sqlite:///autoq.db)")
+
+
+def _progress_callback(bar):
+    from autoq.search import pareto_front, study_points
+
+    def update(study, trial) -> None:
+        front = pareto_front(study_points(study))
+        bar.update()
+        if front:
+            best = front[-1]
+            cheapest = front[0]
+            bar.set_postfix_str(f"front {len(front)} pts | best MSE {best.mse:.2e} @ "
+                                f"{best.cost:.2e} | cheapest {cheapest.cost:.2e} @ MSE "
+                                f"{cheapest.mse:.2e}")
+    return update
+
+
+def _run_search(spec, *, name, storage, trials, executor=None, ray_address=None,
+                baseline_grid=False):
+    from tqdm import tqdm
+
+    from autoq.search import create_or_resume, enqueue_baseline_grid, finished_trials, run_search
+    from autoq.search.study import storage_url
+
+    study = create_or_resume(spec, name=name, storage=storage)
+    budget = trials if trials is not None else spec.search.trials
+    queued = enqueue_baseline_grid(study, spec) if baseline_grid else 0
+    done = finished_trials(study)
+    print(f"search {study.study_name!r} in {storage_url(storage)}: {done} of {budget} trials "
+          f"done{f', {queued} baseline trials queued' if queued else ''}")
+    with tqdm(total=budget, initial=min(done, budget), desc="trials", unit="trial") as bar:
+        callback = _progress_callback(bar)
+        return run_search(spec, name=study.study_name, storage=storage, trials=budget,
+                          executor=executor, ray_address=ray_address,
+                          artifact_dir=Path("artifacts/trials").resolve(), callbacks=[callback])
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from autoq.search import load_spec
+
+    _quiet_libraries()
+    spec = load_spec(args.spec)
+    study = _run_search(spec, name=args.name, storage=args.storage, trials=args.trials,
+                        executor=args.executor, ray_address=args.ray_address,
+                        baseline_grid=args.baseline_grid)
+    print(_pareto_text(study))
+    return 0
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="run or resume a search")
+    p.add_argument("spec", type=Path, help="search space YAML")
+    p.add_argument("--name", help="study name (default: the spec's name)")
+    _storage_arg(p)
+    p.add_argument("--trials", type=int, help="budget of finished trials (default: the spec's)")
+    p.add_argument("--executor", choices=["local", "ray"], help="default: the spec's")
+    p.add_argument("--ray-address", help="join this Ray cluster (executor ray)")
+    p.add_argument("--baseline-grid", action="store_true",
+                   help="also run the paper's uniform grid (5 regimes × the space's scales)")
+    p.set_defaults(run=_cmd_search)
+
+
+def _float_reference(points) -> float | None:
+    """The float model's MSE at the largest scale searched, the natural yardstick."""
+    floats = [(p.scale, p.details["float_mse"]) for p in points
+              if p.complete and "float_mse" in p.details]
+    return max(floats)[1] if floats else None
+
+
+def _pareto_text(study) -> str:
+    from autoq.search import default_reference, hypervolume, pareto_front, study_points
+    from autoq.search.report import pareto_table
+
+    points = study_points(study)
+    front = pareto_front(points)
+    if not front:
+        return f"search {study.study_name!r}: no complete trials yet"
+    reference = default_reference(points)
+    volume = hypervolume(points, reference)
+    complete = sum(p.complete for p in points)
+    lines = [f"Pareto set of {study.study_name!r}: {len(front)} of {complete} complete trials "
+             f"(hypervolume {volume:.3f} in log10 space, reference cost {reference[0]:.3e}, "
+             f"MSE {reference[1]:.3e})",
+             pareto_table(front, reference_mse=_float_reference(points))]
+    return "\n".join(lines)
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    import json
+
+    from autoq.search import (
+        default_reference,
+        hypervolume,
+        load_study,
+        pareto_front,
+        study_points,
+    )
+    from autoq.search.report import plot_front
+
+    _quiet_libraries()
+    study, _ = load_study(args.name, storage=args.storage)
+    points = study_points(study)
+    front = pareto_front(points)
+    if args.json:
+        reference = default_reference(points) if front else None
+        print(json.dumps({
+            "search": study.study_name,
+            "pareto": [p.to_json() for p in front],
+            "hypervolume": hypervolume(points, reference) if reference else None,
+            "reference": reference,
+        }, indent=2))
+    else:
+        print(_pareto_text(study))
+    if args.plot:
+        out = plot_front(points, front, args.plot, title=f"{study.study_name}: cost vs MSE")
+        print(f"plot written to {out}")
+    return 0
+
+
+def _add_pareto(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pareto", help="the Pareto set of a search, sorted by cost")
+    p.add_argument("name", help="search (study) name")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, help="write a log-log cost vs MSE plot (PNG)")
+    p.set_defaults(run=_cmd_pareto)
+
+
+def _cmd_pick(args: argparse.Namespace) -> int:
+    import json
+
+    from autoq.search import best_mse_point, load_study, operating_point, study_points
+    from autoq.search.report import bits_summary
+
+    _quiet_libraries()
+    study, _ = load_study(args.name, storage=args.storage)
+    points = study_points(study)
+    chosen = operating_point(points, args.max_mse)
+    if chosen is None:
+        best = best_mse_point(points)
+        if args.json:
+            print(json.dumps({"operating_point": None,
+                              "best_mse": best.to_json() if best else None}, indent=2))
+        else:
+            print(f"no trial of {study.study_name!r} has MSE ≤ {args.max_mse:g}; "
+                  + (f"the best is trial {best.number}: MSE {best.mse:.3e} at cost "
+                     f"{best.cost:.3e}" if best else "no trial is complete yet"))
+        return 1
+    if args.json:
+        print(json.dumps({"operating_point": chosen.to_json()}, indent=2))
+    else:
+        print(f"cheapest trial with MSE ≤ {args.max_mse:g}: trial {chosen.number}, cost "
+              f"{chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, scale {chosen.scale:g}, "
+              f"{bits_summary(chosen.bits)}")
+        for layer, bits in chosen.bits.items():
+            print(f"  {layer:40s} {bits if bits == 'float' else f'w{bits[0]}a{bits[1]}'}")
+        if "artifact" in chosen.details:
+            print(f"  artifact: {chosen.details['artifact']}")
+    return 0
+
+
+def _add_pick(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pick", help="the cheapest trial whose MSE is within a bound")
+    p.add_argument("name", help="search (study) name")
+    p.add_argument("--max-mse", type=float, required=True)
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_pick)
+
+
+def _cmd_studies(args: argparse.Namespace) -> int:
+    import optuna
+
+    from autoq.search.study import storage_url
+
+    _quiet_libraries()
+    url = storage_url(args.storage)
+    summaries = optuna.get_all_study_summaries(url)
+    if not summaries:
+        print(f"no searches in {url}")
+    for summary in summaries:
+        print(f"{summary.study_name:40s} {summary.n_trials:5d} trials  started "
+              f"{summary.datetime_start:%Y-%m-%d %H:%M}" if summary.datetime_start else
+              f"{summary.study_name:40s} {summary.n_trials:5d} trials")
+    return 0
+
+
+def _add_studies(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("studies", help="the searches in a storage")
+    _storage_arg(p)
+    p.set_defaults(run=_cmd_studies)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    import yaml
+
+    from autoq.search import load_study, operating_point, pareto_front, parse_spec, study_points
+    from autoq.search.report import plot_front
+
+    _quiet_libraries()
+    spec = parse_spec(yaml.safe_load(files("autoq").joinpath("demo.yaml").read_text()),
+                      source="autoq/demo.yaml")
+    print(f"autoq demo: {spec.description}")
+    _run_search(spec, name=spec.name, storage=args.storage, trials=None, baseline_grid=False)
+    study, _ = load_study(spec.name, storage=args.storage)
+    print(_pareto_text(study))
+    points = study_points(study)
+    reference = _float_reference(points)
+    if reference is not None:
+        bound = 1.5 * reference
+        chosen = operating_point(points, bound)
+        if chosen is not None:
+            print(f"\ncheapest configuration with MSE ≤ 1.5 × float ({bound:.3e}): trial "
+                  f"{chosen.number}, cost {chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, "
+                  f"scale {chosen.scale:g}")
+    out = plot_front(points, pareto_front(points), args.plot, title=f"{spec.name}: cost vs MSE")
+    print(f"plot written to {out}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="a small real search on SQLite: table, pick and plot")
+    _storage_arg(p)
+    p.add_argument("--plot", type=Path, default=Path("autoq-demo-pareto.png"))
+    p.set_defaults(run=_cmd_demo)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_datagen, _add_cost, _add_search, _add_pareto, _add_pick, _add_studies, _add_demo,
+]
+
+
+def _plugin_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Commands other packages register (the service's ``serve`` and ``worker``) through the
+    ``autoq.commands`` entry-point group, so this package never imports them by name."""
+    from importlib.metadata import entry_points
+
+    return [entry.load() for entry in entry_points(group="autoq.commands")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the cheapest quantized, rescaled neural PDE solver under an MSE bound.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in _COMMANDS:
+    for add in [*_COMMANDS, *_plugin_commands()]:
         add(sub)
     return parser
 

@@ -1,0 +1,82 @@
+"""Showing a search the way the field reads it: a Pareto table and a log-log cost vs MSE plot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from autoq.search.results import TrialPoint
+
+
+def bits_summary(bits: dict[str, object]) -> str:
+    """Per-layer bits condensed, e.g. ``w4a8×5 w8a16×2 float×2``, most common first."""
+    counts = Counter("float" if b == "float" else f"w{b[0]}a{b[1]}" for b in bits.values())
+    return " ".join(f"{label}×{n}" for label, n in counts.most_common())
+
+
+def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = None) -> str:
+    """The Pareto set as a text table sorted by cost; ``reference_mse`` adds an MSE ratio."""
+    header = ["trial", "cost (bit-ops)", "MSE", *(["× float"] if reference_mse else []),
+              "scale", "bits", "baseline"]
+    rows = []
+    for p in front:
+        ratio = [f"{p.mse / reference_mse:.2f}"] if reference_mse else []
+        rows.append([str(p.number), f"{p.cost:.3e}", f"{p.mse:.3e}", *ratio, f"{p.scale:g}",
+                     bits_summary(p.bits), p.baseline or ""])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_front(
+    points: Sequence[TrialPoint], front: Sequence[TrialPoint], path: str | Path, *, title: str
+) -> Path:
+    """Cost vs MSE on log-log axes: every trial, the front, the paper's grid and the float model.
+
+    Returns the written PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    complete = [p for p in points if p.complete]
+    searched = [p for p in complete if p.baseline is None]
+    grid = [p for p in complete if p.baseline not in (None, "float")]
+    floats = [p for p in complete if p.baseline == "float"]
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    if searched:
+        ax.scatter([p.cost for p in searched], [p.mse for p in searched], s=18, c="0.65",
+                   label="searched trials", zorder=2)
+    for regime in sorted({p.baseline for p in grid}):
+        chosen = sorted((p for p in grid if p.baseline == regime), key=lambda p: p.cost)
+        ax.plot([p.cost for p in chosen], [p.mse for p in chosen], marker="^", ms=5, lw=0.8,
+                label=f"paper grid {regime}", zorder=3)
+    if floats:
+        chosen = sorted(floats, key=lambda p: p.cost)
+        ax.plot([p.cost for p in chosen], [p.mse for p in chosen], marker="o", ms=5, lw=0.8,
+                c="0.3", label="float (scaled)", zorder=3)
+        full = max(chosen, key=lambda p: p.scale)
+        ax.scatter([full.cost], [full.mse], marker="*", s=180, c="gold", edgecolors="k",
+                   label="float, full resolution", zorder=5)
+    if front:
+        ax.step([p.cost for p in front], [p.mse for p in front], where="post", c="C3", lw=1.6,
+                zorder=4)
+        ax.scatter([p.cost for p in front], [p.mse for p in front], c="C3", s=30, zorder=4,
+                   label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("inference cost (bit operations per step)")
+    ax.set_ylabel("validation MSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
