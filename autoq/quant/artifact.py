@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from autoq.errors import QuantizationError
-from autoq.models import build_model, parse_model_config
+from autoq.models import ModelConfig, build_model, parse_model_config
 from autoq.precision import TrialConfig
 from autoq.quant.sim import QuantizedNetwork, build_sim
 
@@ -64,7 +64,7 @@ def export_artifact(
     qnet: QuantizedNetwork,
     directory: str | Path,
     *,
-    model_config: Any | None = None,
+    model_config: ModelConfig | None = None,
     metadata: Mapping[str, Any] | None = None,
     onnx: bool = True,
 ) -> Path:
@@ -83,9 +83,13 @@ def export_artifact(
         The directory.
 
     Raises:
-        QuantizationError: ``onnx`` is set and a layer uses a bitwidth ONNX cannot carry (not in
-            :data:`EXPORT_BITS`); the message names the layer.
+        QuantizationError: ``qnet`` is not calibrated, or ``onnx`` is set and a layer uses a
+            bitwidth ONNX cannot carry (not in :data:`EXPORT_BITS`); the message names the layer.
     """
+    uncalibrated = [f"{layer} {slot}" for layer, slot, quantizer in qnet.quantizers()
+                    if not quantizer.is_initialized()]
+    if uncalibrated:
+        raise QuantizationError(f"calibrate before exporting: {uncalibrated[0]} has no range")
     if onnx:
         _check_exportable(qnet.config)
     directory = Path(directory)

@@ -67,6 +67,16 @@ def validation_mse(model: nn.Module) -> float:
         return float(((model(VALID[0]) - VALID[1]) ** 2).mean())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread, and stay fast when other processes share the
+    cores (two threads per process oversubscribe a 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @dataclass(frozen=True)
 class Trained:
     qnet: QuantizedNetwork
@@ -155,6 +165,8 @@ def test_artifact_refuses_bits_onnx_cannot_carry(tmp_path: Path) -> None:
                           spatial_dims=1, in_channels=1, out_channels=1)
     config = TrialConfig.for_model(network, scale=1.0, bits={"blocks.0.pointwise": (6, 8)})
     qnet = build_sim(network, config, dummy_input=TRAIN[0][:1])
+    with pytest.raises(QuantizationError, match="calibrate before exporting"):
+        export_artifact(qnet, tmp_path / "six")
     calibrate(qnet, CALIBRATION[:1])
     with pytest.raises(QuantizationError, match=r"blocks\.0\.pointwise.*6"):
         export_artifact(qnet, tmp_path / "six")
