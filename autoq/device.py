@@ -25,3 +25,12 @@ def configure_threads() -> int:
     threads = int(os.environ.get("AUTOQ_THREADS", cores or 1))
     torch.set_num_threads(threads)
     return threads
+
+
+def pin_deepspeed_accelerator() -> None:
+    """Tell DeepSpeed (imported by AIMET and by the cost profiler) which accelerator to use.
+
+    Left to itself it probes for one and prints a warning on every CPU-only start; the choice is
+    the same as :func:`default_device`'s. An explicit ``DS_ACCELERATOR`` is respected.
+    """
+    os.environ.setdefault("DS_ACCELERATOR", default_device().type)

@@ -45,6 +45,7 @@ from autoq.cost._counts import (
     matmul_operations,
     spectral_mixing_operations,
 )
+from autoq.device import pin_deepspeed_accelerator
 from autoq.errors import SpecError
 from autoq.models.layers import MatMul, SpectralConv
 from autoq.precision import quantizable_layers
@@ -156,7 +157,8 @@ def _architecture_key(network: nn.Module) -> Hashable | None:
 
 
 def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) -> NetworkOperations:
-    # DeepSpeed is heavy to import and warns about its accelerator: only when counting.
+    # DeepSpeed is heavy to import: only when counting.
+    pin_deepspeed_accelerator()
     from deepspeed.profiling.flops_profiler import profiler as ds_profiler
 
     analytic: dict[str, Operations] = {}

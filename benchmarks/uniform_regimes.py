@@ -1,0 +1,54 @@
+"""The paper's uniform regimes × scale factors on the `small` Burgers-FNO and Darcy-UNet spaces.
+
+Usage: python benchmarks/uniform_regimes.py [--spaces ...] [--plot-dir benchmarks]
+For each space: float, w8a16, w8a8, w4a8, w4a4 at scales 1.0, 0.7, 0.5, 0.3, 0.2 — each a real
+calibration + QAT run from the cached float model at that scale — printed as a table of MSE and
+bit-op cost, and plotted cost vs MSE on log scales (the paper's Figure 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from autoq.cost import REGIMES
+from autoq.device import configure_threads
+from autoq.search import load_spec, pareto_front
+from autoq.search.report import plot_front
+from autoq.search.results import TrialPoint
+from autoq.search.trial import TrialRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALES = (1.0, 0.7, 0.5, 0.3, 0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+", default=["burgers-fno-small", "darcy-unet-small"])
+    parser.add_argument("--plot-dir", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+    configure_threads()
+    for name in args.spaces:
+        spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
+        runner = TrialRunner(spec)
+        points = []
+        print(f"\n{name}: validation MSE / bit-op cost")
+        print(f"{'regime':8s} " + " ".join(f"{'scale ' + format(s, 'g'):>22s}" for s in SCALES))
+        for regime in REGIMES:
+            cells = []
+            for scale in SCALES:
+                result = runner.run(runner.regime(regime, scale))
+                points.append(TrialPoint(number=len(points), state="COMPLETE", mse=result.mse,
+                                         cost=result.cost.total, scale=scale, bits={},
+                                         baseline=regime))
+                cells.append(f"{result.mse:.2e} / {result.cost.total:.2e}")
+            print(f"{regime:8s} " + " ".join(f"{c:>22s}" for c in cells), flush=True)
+        front = pareto_front(points)
+        print("Pareto-optimal: " + ", ".join(f"{p.baseline}@{p.scale:g}" for p in front))
+        out = plot_front(points, front, args.plot_dir / f"uniform_regimes_{name}.png",
+                         title=f"{name}: uniform regimes × scales")
+        print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main()
