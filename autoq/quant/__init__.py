@@ -6,9 +6,21 @@ Build a simulation of a trained float network with :func:`build_sim` (per-layer 
 :func:`export_artifact`; :func:`load_artifact` rebuilds it. AIMET is imported only in this package.
 """
 
-from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact
-from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices
-from autoq.quant.sim import CALIBRATIONS, Calibration, QuantizedNetwork, build_sim, calibrate
+from autoq.device import pin_deepspeed_accelerator
+
+# AIMET imports DeepSpeed, which probes for an accelerator (and warns) at import time: choose it
+# before the first AIMET import below.
+pin_deepspeed_accelerator()
+
+from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact  # noqa: E402
+from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices  # noqa: E402
+from autoq.quant.sim import (  # noqa: E402
+    CALIBRATIONS,
+    Calibration,
+    QuantizedNetwork,
+    build_sim,
+    calibrate,
+)
 
 __all__ = [
     "CALIBRATIONS",

@@ -49,13 +49,12 @@ def _apply(quantizer: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
 class QuantizedSpectralConv(QuantizationMixin, SpectralConv):
     """:class:`~autoq.models.layers.SpectralConv` with quantized coefficients and weights.
 
+    AIMET's default slots fit: one input quantizer (used for the Fourier coefficients), one
+    parameter quantizer per weight, one output quantizer.
+
     Shapes:
         ``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``.
     """
-
-    def __quant_init__(self) -> None:
-        # One input quantizer (the Fourier coefficients), one per weight, one output slot.
-        super().__quant_init__()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""

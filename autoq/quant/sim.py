@@ -65,8 +65,8 @@ class QuantizedNetwork:
         return self.sim.model
 
     def quantizers(self) -> Iterator[tuple[str, str, QuantizeDequantize]]:
-        """Every quantizer as ``(layer, slot, quantizer)``; slot is ``weight:<param>`` or
-        ``input:<index>`` (``output:<index>`` never occurs)."""
+        """Every quantizer as ``(layer, slot, quantizer)``; slot is ``weight:<param>``,
+        ``input:<index>`` or ``output:<index>`` (:func:`build_sim` places no output quantizer)."""
         for layer, module in self.sim.named_qmodules():
             for name, quantizer in module.param_quantizers.items():
                 if quantizer is not None:
