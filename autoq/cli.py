@@ -99,8 +99,11 @@ def _quiet_libraries() -> None:
 
     import optuna
 
+    from autoq.quant import quiet_aimet_logs
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("Quant", "aimet", "DeepSpeed", "ray"):
+    quiet_aimet_logs()
+    for name in ("DeepSpeed", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=UserWarning)

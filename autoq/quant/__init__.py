@@ -13,6 +13,7 @@ from autoq.device import pin_deepspeed_accelerator
 pin_deepspeed_accelerator()
 
 from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact  # noqa: E402
+from autoq.quant.logs import quiet_aimet_logs  # noqa: E402
 from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices  # noqa: E402
 from autoq.quant.sim import (  # noqa: E402
     CALIBRATIONS,
@@ -34,4 +35,5 @@ __all__ = [
     "dft_matrices",
     "export_artifact",
     "load_artifact",
+    "quiet_aimet_logs",
 ]
