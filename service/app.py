@@ -1,0 +1,140 @@
+"""The FastAPI app: REST API under ``/api/v1``, health checks, optuna-dashboard at
+``/dashboard``, all on one port.
+
+optuna-dashboard's routes are absolute (``/dashboard``, ``/api/studies``, ``/static/…``), so it
+is mounted at ``/`` after our routes and serves whatever they do not match. Create the app with
+:func:`create_app`; nothing connects to the database before the first request or startup.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import optuna_dashboard
+from a2wsgi import WSGIMiddleware
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.config import Settings, get_settings
+from service.db import Database
+from service.errors import error_item, install_error_handlers
+from service.routes import api_router, health
+from service.worker import WorkerPool
+
+API_PREFIX = "/api/v1"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413, by their ``Content-Length`` or,
+    for streamed bodies, as soon as the bytes read pass the limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body larger than {self.max_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = JSONResponse({"detail": [error_item(["body"], message, "too_large")]},
+                                    status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, message)
+            return event
+
+        await self.app(scope, counted, send)
+
+
+class Dashboard:
+    """optuna-dashboard on the app's storage, built on its first request. With an API token
+    configured, requests that change something (notes, deleting studies) need the token too."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.token = settings.api_token
+        self._app: ASGIApp | None = None
+        self._lock = threading.Lock()
+
+    def _dashboard(self) -> ASGIApp:
+        with self._lock:
+            if self._app is None:
+                self._app = WSGIMiddleware(optuna_dashboard.wsgi(self.db.optuna_storage()))
+            return self._app
+
+    def _allowed(self, scope: Scope) -> bool:
+        if self.token is None or scope.get("method") in _SAFE_METHODS:
+            return True
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        expected = b"Bearer " + self.token.get_secret_value().encode()
+        return secrets.compare_digest(given, expected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._allowed(scope):
+            response = JSONResponse(
+                {"detail": [error_item(["header", "Authorization"],
+                                       "missing or wrong bearer token", "unauthorized")]},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        app = await run_in_threadpool(self._dashboard)
+        await app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI:
+    """The service app.
+
+    Args:
+        settings: defaults to :func:`~service.config.get_settings`.
+        workers: job workers to run on threads of this process while the app runs.
+    """
+    settings = settings or get_settings()
+    db = Database(settings.storage)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(db.migrate)
+        pool = WorkerPool(db, settings, count=workers)
+        pool.start()
+        yield
+        await run_in_threadpool(pool.shutdown)
+        db.dispose()
+
+    app = FastAPI(
+        title="autoq",
+        summary="The cheapest quantized, rescaled neural PDE solver under an MSE bound.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router, prefix=API_PREFIX)
+
+    @app.api_route(API_PREFIX + "/{path:path}", include_in_schema=False,
+                   methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def unknown_api_route(path: str) -> None:
+        # Without this, unknown /api/v1 paths would fall through to the dashboard's HTML 404.
+        raise HTTPException(404, f"no route {API_PREFIX}/{path}")
+
+    app.mount("/", Dashboard(db, settings))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

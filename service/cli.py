@@ -1,0 +1,89 @@
+"""``autoq serve`` and ``autoq worker``: subcommands the ``autoq`` command loads (entry-point
+group ``autoq.commands``), and ``python -m service.cli serve|worker`` without it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from service.config import Settings, get_settings
+
+
+def _settings(storage: str | None) -> Settings:
+    settings = get_settings()
+    return settings if storage is None else settings.model_copy(update={"storage": storage})
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    app = create_app(_settings(args.storage), workers=args.workers)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve``: the REST API, in-process workers and optuna-dashboard on one port."""
+    p = sub.add_parser("serve", help="REST API, in-process job workers, optuna-dashboard")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--storage", help="SQLAlchemy URL (default: $AUTOQ_STORAGE or "
+                                     "sqlite:///autoq.db)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="job workers in this process (0: API only, jobs run by `autoq worker`)")
+    p.set_defaults(run=_cmd_serve)
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM (docker stop) ends the worker like Ctrl-C: its job goes back to the queue now
+    # rather than after a heartbeat timeout.
+    raise KeyboardInterrupt
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from service.db import Database
+    from service.worker import JobWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(args.storage)
+    db = Database(settings.storage)
+    db.migrate()
+    worker = JobWorker(db, settings)
+    signal.signal(signal.SIGTERM, _interrupt)
+    logging.getLogger(__name__).info("worker %s on %s", worker.name, db.engine.url)
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        worker.release()
+        return 130
+    finally:
+        db.dispose()
+    return 0
+
+
+def add_worker(sub: argparse._SubParsersAction) -> None:
+    """Add ``worker``: run queued searches from a shared (PostgreSQL) database."""
+    p = sub.add_parser("worker", help="run queued searches from a shared database")
+    p.add_argument("--storage", help="SQLAlchemy URL (default: $AUTOQ_STORAGE or "
+                                     "sqlite:///autoq.db)")
+    p.set_defaults(run=_cmd_worker)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m service.cli serve|worker …``."""
+    parser = argparse.ArgumentParser(prog="autoq")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve(sub)
+    add_worker(sub)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Searches: submit, list, inspect, read results, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from optuna.storages import BaseStorage
+
+from autoq.search import (
+    best_mse_point,
+    default_reference,
+    hypervolume,
+    operating_point,
+    pareto_front,
+)
+from service import jobs
+from service.deps import SessionDep, SettingsDep, StorageDep, TokenDep
+from service.errors import InvalidRequestError, NotFoundError
+from service.models import Job, utcnow
+from service.schemas import (
+    ErrorBody,
+    JobStatus,
+    NoOperatingPoint,
+    OperatingPointPublic,
+    ParetoPublic,
+    ReferencePoint,
+    SearchCreate,
+    SearchCreated,
+    SearchDetail,
+    SearchesPublic,
+    SearchPublic,
+    TrialCounts,
+    TrialPublic,
+    TrialsPublic,
+)
+from service.specs import submitted_spec, trial_budget
+from service.studies import study_progress, study_trials
+
+router = APIRouter(prefix="/searches", tags=["searches"],
+                   responses={422: {"model": ErrorBody}})
+
+PositiveFloat = Annotated[float, Query(gt=0, allow_inf_nan=False)]
+_UNKNOWN = {404: {"model": ErrorBody, "description": "no such search"}}
+_GUARDED = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
+
+
+def _public(job: Job, storage: BaseStorage) -> SearchPublic:
+    progress = study_progress(storage, name=job.name)
+    elapsed = None
+    if job.started_at is not None:
+        elapsed = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
+    return SearchPublic(
+        id=job.id, name=job.name, status=job.status, cancel_requested=job.cancel_requested,
+        trials=TrialCounts(asked=job.trials, done=progress.done, complete=progress.complete,
+                           failed=progress.failed, running=progress.running),
+        error=job.error, attempts=job.attempts, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at, heartbeat_at=job.heartbeat_at,
+        elapsed_seconds=elapsed)
+
+
+@router.post("", status_code=202, dependencies=[TokenDep],
+             responses={**_GUARDED, 409: {"model": ErrorBody, "description": "name taken"},
+                        413: {"model": ErrorBody, "description": "body too large"}})
+def submit_search(body: SearchCreate, session: SessionDep, settings: SettingsDep
+                  ) -> SearchCreated:
+    """Queue a search: a bundled ``space`` with ``overrides``, or a whole ``spec``."""
+    spec = submitted_spec(body, settings)
+    job = jobs.create_job(session, spec=spec, trials=trial_budget(body, spec, settings),
+                          name=body.name)
+    return SearchCreated(id=job.id, name=job.name, status=job.status)
+
+
+@router.get("")
+def list_searches(
+    session: SessionDep,
+    storage: StorageDep,
+    status: JobStatus | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchesPublic:
+    """Searches, newest first; ``count`` is the total matching ``status``."""
+    page, count = jobs.list_jobs(session, status=status, offset=offset, limit=limit)
+    return SearchesPublic(data=[_public(job, storage) for job in page], count=count)
+
+
+@router.get("/{search_id}", responses=_UNKNOWN)
+def get_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> SearchDetail:
+    """Status, trials done of asked, timings, error, and the spec."""
+    job = jobs.get_job(session, job_id=str(search_id))
+    return SearchDetail(**_public(job, storage).model_dump(), spec=job.spec)
+
+
+@router.get("/{search_id}/trials", responses=_UNKNOWN)
+def list_trials(search_id: uuid.UUID, session: SessionDep, storage: StorageDep
+                ) -> TrialsPublic:
+    """Every trial of the search, in trial order."""
+    job = jobs.get_job(session, job_id=str(search_id))
+    points = study_trials(storage, name=job.name)
+    return TrialsPublic(data=[TrialPublic(**p.to_json()) for p in points], count=len(points))
+
+
+@router.get("/{search_id}/pareto", responses=_UNKNOWN)
+def get_pareto(
+    search_id: uuid.UUID,
+    session: SessionDep,
+    storage: StorageDep,
+    ref_cost: PositiveFloat | None = None,
+    ref_mse: PositiveFloat | None = None,
+) -> ParetoPublic:
+    """The non-dominated trials, sorted by cost, with the hypervolume they dominate.
+
+    The reference point is ``(ref_cost, ref_mse)`` when given (use one fixed point to compare
+    searches), else 1.1 × the largest cost and MSE among complete trials.
+    """
+    if (ref_cost is None) != (ref_mse is None):
+        missing = "ref_mse" if ref_mse is None else "ref_cost"
+        raise InvalidRequestError("give both ref_cost and ref_mse, or neither",
+                                  loc=("query", missing))
+    job = jobs.get_job(session, job_id=str(search_id))
+    points = study_trials(storage, name=job.name)
+    front = [TrialPublic(**p.to_json()) for p in pareto_front(points)]
+    if not front:
+        return ParetoPublic(data=[], count=0, hypervolume=None, reference=None)
+    reference = ((ref_cost, ref_mse) if ref_cost is not None and ref_mse is not None
+                 else default_reference(points))
+    return ParetoPublic(data=front, count=len(front), hypervolume=hypervolume(points, reference),
+                        reference=ReferencePoint(cost=reference[0], mse=reference[1]))
+
+
+@router.get("/{search_id}/operating-point",
+            responses={404: {"model": NoOperatingPoint,
+                             "description": "no such search, or no trial within the bound"}})
+def get_operating_point(search_id: uuid.UUID, max_mse: PositiveFloat, session: SessionDep,
+                        storage: StorageDep) -> OperatingPointPublic:
+    """The cheapest complete trial whose MSE is at most ``max_mse``. When none is, a 404 whose
+    body carries the lowest-MSE trial as ``best``."""
+    job = jobs.get_job(session, job_id=str(search_id))
+    points = study_trials(storage, name=job.name)
+    chosen = operating_point(points, max_mse)
+    if chosen is None:
+        best = best_mse_point(points)
+        message = (f"no complete trial has MSE ≤ {max_mse:g}" if best is None else
+                   f"no complete trial has MSE ≤ {max_mse:g}; the best MSE is {best.mse:g}")
+        raise NotFoundError(message, loc=("query", "max_mse"),
+                       extra={"best": None if best is None else best.to_json()})
+    return OperatingPointPublic(max_mse=max_mse, trial=TrialPublic(**chosen.to_json()))
+
+
+@router.post("/{search_id}/cancel", status_code=202, dependencies=[TokenDep],
+             responses={**_UNKNOWN, **_GUARDED,
+                        409: {"model": ErrorBody, "description": "already finished"}})
+def cancel_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep
+                  ) -> SearchPublic:
+    """Cancel: a queued search at once, a running one at its next trial boundary."""
+    job = jobs.request_cancel(session, job_id=str(search_id))
+    return _public(job, storage)

@@ -1,0 +1,137 @@
+"""From a submitted body to the spec a worker runs: bundled spaces, overrides, data paths.
+
+A body names a bundled space (``search_spaces/<name>.yaml``) with optional overrides, or carries
+a whole spec. Either way the result is a validated :class:`~autoq.search.SearchSpec` whose data
+path lies inside the configured data root, and a trial budget within the service's cap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from autoq.search import SearchSpec, load_spec
+from service.config import Settings
+from service.errors import InvalidRequestError, Loc, validation_errors
+from service.schemas import SearchCreate
+
+
+def bundled_spaces(directory: Path) -> dict[str, Path]:
+    """The bundled search-space files by name (the file stem), sorted by name."""
+    return {path.stem: path for path in sorted(directory.glob("*.yaml"))}
+
+
+def load_bundled(directory: Path) -> dict[str, SearchSpec]:
+    """Every bundled search space, validated, by name."""
+    return {name: load_spec(path) for name, path in bundled_spaces(directory).items()}
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings merge key by key, anything else (lists
+    included) replaces."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_key(payload: Mapping[str, Any], path: Loc) -> bool:
+    node: Any = payload
+    for key in path:
+        in_mapping = isinstance(node, Mapping) and key in node
+        in_list = isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        if not (in_mapping or in_list):
+            return False
+        node = node[key]
+    return True
+
+
+def confine(path: str, root: Path, *, loc: Loc) -> Path:
+    """``path`` resolved inside ``root`` (relative paths resolve against it).
+
+    Raises:
+        InvalidRequestError: the path has a ``..`` part, or it (or a symlink on the way) leads
+            outside ``root``.
+    """
+    if ".." in PurePath(path).parts:
+        raise InvalidRequestError(f"{path!r}: '..' is not allowed in data paths", loc=loc)
+    base = root.resolve()
+    resolved = (base / path).resolve()
+    if not resolved.is_relative_to(base):
+        raise InvalidRequestError(f"{path!r} is outside the data root {base}", loc=loc)
+    return resolved
+
+
+def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
+    """The spec of a submission, validated, with its data path confined to the data root.
+
+    Raises:
+        InvalidRequestError: neither or both of ``space`` and ``spec``, an unknown space, a bad
+            override, or a data path outside the data root; ``loc`` names the field.
+    """
+    if (request.space is None) == (request.spec is None):
+        raise InvalidRequestError("give exactly one of 'space' (a bundled search space) or 'spec'",
+                             loc=("body", "space" if request.space is not None else "spec"))
+    if request.spec is not None:
+        if request.overrides is not None:
+            raise InvalidRequestError("'overrides' apply to a bundled 'space', not to a 'spec'",
+                                 loc=("body", "overrides"))
+        spec, prefix = request.spec, ("body", "spec")
+    else:
+        spec = _bundled_with_overrides(request.space or "", request.overrides or {},
+                                       settings.search_spaces)
+        prefix = ("body", "overrides")
+    _require_finite(spec.model_dump(mode="python"), prefix)
+    path = confine(spec.data.path, settings.data_root, loc=(*prefix, "data", "path"))
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"path": str(path)})})
+
+
+def _bundled_with_overrides(name: str, overrides: dict[str, Any], directory: Path
+                            ) -> SearchSpec:
+    files = bundled_spaces(directory)
+    if name not in files:
+        raise InvalidRequestError(f"no bundled search space {name!r}; bundled: {sorted(files)}",
+                             loc=("body", "space"))
+    base = yaml.safe_load(files[name].read_text())
+    try:
+        return SearchSpec.model_validate(deep_merge(base, overrides))
+    except ValidationError as e:
+        errors = validation_errors(e, ())
+        for item in errors:
+            source = "overrides" if _has_key(overrides, item["loc"]) else "space"
+            item["loc"] = ["body", source, *item["loc"]]
+        raise InvalidRequestError(errors[0]["msg"], errors=errors) from e
+
+
+def _require_finite(payload: dict[str, Any], prefix: Loc) -> None:
+    # JSON has no infinity or NaN; Python's parser accepts them, and nothing downstream should.
+    try:
+        json.dumps(payload, allow_nan=False)
+    except ValueError as e:
+        raise InvalidRequestError("numbers must be finite", loc=prefix) from e
+
+
+def trial_budget(request: SearchCreate, spec: SearchSpec, settings: Settings) -> int:
+    """The job's trial budget: the body's ``trials``, else the spec's; at most the cap.
+
+    Raises:
+        InvalidRequestError: the budget exceeds ``settings.max_trials``; ``loc`` names the field it
+            came from.
+    """
+    if request.trials is not None:
+        budget, loc = request.trials, ("body", "trials")
+    else:
+        budget = spec.search.trials
+        loc = ("body", "spec" if request.spec is not None else "overrides", "search", "trials")
+    if budget > settings.max_trials:
+        raise InvalidRequestError(f"at most {settings.max_trials} trials per search, got {budget}",
+                             loc=loc)
+    return budget
