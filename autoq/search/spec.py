@@ -93,8 +93,21 @@ class ConstraintsSpec(_Strict):
     max_mse: float | None = Field(None, gt=0)
 
 
+class TrialResources(_Strict):
+    """What one trial reserves on a Ray node (executor ``ray``); fractions share a device."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
 class SearchSettings(_Strict):
-    """How to search: sampler, budget, executor."""
+    """How to search: sampler, budget, executor.
+
+    Attributes:
+        resources: per-trial reservation of the Ray executor.
+        max_concurrent: the Ray executor's cap on trials at once (``None``: as many as the
+            cluster's resources allow).
+    """
 
     sampler: SamplerName = "tpe"
     trials: int = Field(40, ge=1)
@@ -103,6 +116,8 @@ class SearchSettings(_Strict):
     executor: ExecutorName = "local"
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
     float_seed: int = 0
+    resources: TrialResources = Field(default_factory=TrialResources)
+    max_concurrent: int | None = Field(None, ge=1)
 
 
 class SearchSpec(_Strict):

@@ -28,6 +28,7 @@ DEFAULT_STORAGE = "sqlite:///autoq.db"
 DIRECTIONS = ("minimize", "minimize")
 OBJECTIVES = ("mse", "cost")
 HEARTBEAT_SECONDS = 30
+HEARTBEAT_ENV = "AUTOQ_HEARTBEAT_SECONDS"
 SPEC_ATTR = "autoq_spec"
 
 
@@ -36,21 +37,49 @@ def storage_url(url: str | None = None) -> str:
     return url or os.environ.get("AUTOQ_STORAGE") or DEFAULT_STORAGE
 
 
-def open_storage(url: str | None = None) -> RDBStorage:
+def heartbeat_seconds() -> int:
+    """``$AUTOQ_HEARTBEAT_SECONDS``, else :data:`HEARTBEAT_SECONDS`.
+
+    Read from the environment so the processes of a search (a CLI killed and restarted, a
+    service's workers) agree on it; tests shorten it to see a stale trial fail.
+    """
+    raw = os.environ.get(HEARTBEAT_ENV)
+    if raw is None:
+        return HEARTBEAT_SECONDS
+    try:
+        seconds = int(raw)
+    except ValueError as e:
+        raise SpecError(f"{HEARTBEAT_ENV} must be a whole number of seconds, got {raw!r}") from e
+    if seconds < 1:
+        raise SpecError(f"{HEARTBEAT_ENV} must be at least 1, got {seconds}")
+    return seconds
+
+
+def open_storage(url: str | None = None, *, heartbeat: int | None = None) -> RDBStorage:
     """Optuna's RDB storage with heartbeats: a trial whose process died is failed after two
-    missed heartbeats and run again (once per trial) by the next worker of the search."""
+    missed heartbeats and run again (once per trial) by the next worker of the search.
+
+    ``heartbeat`` (seconds; default :func:`heartbeat_seconds`) must be the same in every process
+    of a search, or one process takes another's live trial for dead.
+    """
+    interval = heartbeat or heartbeat_seconds()
     return RDBStorage(
         storage_url(url),
-        heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=2 * HEARTBEAT_SECONDS,
+        heartbeat_interval=interval,
+        grace_period=2 * interval,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         engine_kwargs={"pool_pre_ping": True},
     )
 
 
-def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
-    """The spec's sampler, seeded, with its constraints (feasible when every value ≤ 0)."""
-    seed = spec.search.seed
+def make_sampler(spec: SearchSpec, *, stored_trials: int = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded, with its constraints (feasible when every value ≤ 0).
+
+    A seeded sampler restarts its random sequence in every process, so a resumed search would
+    propose again what its first run proposed: the seed moves on by the ``stored_trials``
+    already in the study.
+    """
+    seed = spec.search.seed + stored_trials
     constraints = _constraints_func if _has_constraints(spec) else None
     name = spec.search.sampler
     if name == "tpe":
@@ -88,8 +117,9 @@ def create_or_resume(spec: SearchSpec, *, name: str | None = None,
     """
     store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
     study_name = name or spec.name
+    sampler = make_sampler(spec, stored_trials=_stored_trials(store, study_name))
     study = optuna.create_study(study_name=study_name, storage=store, directions=DIRECTIONS,
-                                sampler=make_sampler(spec), load_if_exists=True)
+                                sampler=sampler, load_if_exists=True)
     study.set_metric_names(list(OBJECTIVES))
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
@@ -100,11 +130,22 @@ def create_or_resume(spec: SearchSpec, *, name: str | None = None,
     return study
 
 
+def _stored_trials(storage: RDBStorage, study_name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+# How a search runs, not what it searches: a search may resume with other values of these.
+_EXECUTION_SETTINGS = ("trials", "timeout", "executor", "resources", "max_concurrent")
+
+
 def _same_space(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     for payload in (stored, current):
-        payload.get("search", {}).pop("trials", None)
-        payload.get("search", {}).pop("timeout", None)
-        payload.get("search", {}).pop("executor", None)
+        for key in _EXECUTION_SETTINGS:
+            payload.get("search", {}).pop(key, None)
     return stored == current
 
 
@@ -186,6 +227,24 @@ def make_objective(runner: TrialRunner, study_name: str) -> Callable[[optuna.Tri
     return objective
 
 
+def run_trials(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+) -> None:
+    """Run up to ``n_trials`` trials of ``runner``'s spec in ``study``, one after another.
+
+    Every executor runs its trials through here, so their records are the same. A trial that
+    raises is recorded as failed (with ``user_attrs["error"]``) and the next one runs; heartbeats
+    (from :func:`open_storage`) fail and requeue trials of dead processes at each trial's start.
+    """
+    study.optimize(make_objective(runner, study.study_name), n_trials=n_trials, timeout=timeout,
+                   catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+
+
 def run_local(
     spec: SearchSpec,
     *,
@@ -219,15 +278,13 @@ def run_local(
     if remaining <= 0:
         return study
     runner = runner or TrialRunner(spec, artifact_dir=artifact_dir, progress=True)
-    objective = make_objective(runner, study.study_name)
 
     def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if finished_trials(study) >= budget or (should_stop is not None and should_stop()):
             study.stop()
 
-    study.optimize(objective, n_trials=remaining, timeout=spec.search.timeout,
-                   catch=(Exception,), callbacks=[*(callbacks or []), stop_when_done],
-                   gc_after_trial=True)
+    run_trials(study, runner, n_trials=remaining, timeout=spec.search.timeout,
+               callbacks=[*(callbacks or []), stop_when_done])
     return study
 
 
@@ -260,5 +317,5 @@ def run_search(
 
         return run_ray(spec, name=name, storage=storage, trials=trials, address=ray_address,
                        baseline_grid=baseline_grid, artifact_dir=artifact_dir,
-                       should_stop=should_stop)
+                       should_stop=should_stop, callbacks=callbacks)
     raise SpecError(f"search.executor must be 'local' or 'ray', got {chosen!r}")

@@ -1,0 +1,129 @@
+"""The Pareto set, the operating point and the hypervolume, held to their definitions."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoq.errors import SpecError
+from autoq.search import TrialPoint, hypervolume, operating_point, pareto_front
+
+VALUES = st.integers(min_value=1, max_value=12)
+
+
+@st.composite
+def trial_points(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 12) -> list[TrialPoint]:
+    """Trials numbered in order; most complete, some failed or running (no values). Small
+    integer values so ties and duplicates happen often."""
+    size = draw(st.integers(min_size, max_size))
+    points = []
+    for number in range(size):
+        state = draw(st.sampled_from(["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "RUNNING"]))
+        complete = state == "COMPLETE"
+        points.append(TrialPoint(
+            number=number, state=state,
+            mse=float(draw(VALUES)) if complete else None,
+            cost=float(draw(VALUES)) if complete else None,
+            scale=1.0, bits={}))
+    return points
+
+
+def _dominates(a: TrialPoint, b: TrialPoint) -> bool:
+    return (a.mse <= b.mse and a.cost <= b.cost) and (a.mse < b.mse or a.cost < b.cost)
+
+
+@given(trial_points())
+def test_pareto_front_is_exactly_the_non_dominated_complete_points(
+    points: list[TrialPoint],
+) -> None:
+    complete = [p for p in points if p.complete]
+    expected = {
+        p.number for p in complete
+        if not any(_dominates(q, p) for q in complete)
+        # of equal points the first is kept
+        and not any((q.mse, q.cost) == (p.mse, p.cost) and q.number < p.number
+                    for q in complete)
+    }
+    front = pareto_front(points)
+    assert {p.number for p in front} == expected
+    assert all(p.complete for p in front)
+    costs, mses = [p.cost for p in front], [p.mse for p in front]
+    assert costs == sorted(costs)
+    assert all(a > b for a, b in itertools.pairwise(mses))
+
+
+@given(trial_points(), st.floats(min_value=0.5, max_value=13))
+def test_operating_point_is_the_cheapest_complete_point_under_the_bound(
+    points: list[TrialPoint], max_mse: float
+) -> None:
+    qualifying = [p for p in points if p.complete and p.mse <= max_mse]
+    chosen = operating_point(points, max_mse)
+    if not qualifying:
+        assert chosen is None
+        return
+    assert chosen in qualifying
+    assert all(chosen.cost < p.cost or (chosen.cost == p.cost and chosen.mse <= p.mse)
+               for p in qualifying)
+    assert (chosen.cost, chosen.mse) in {(p.cost, p.mse) for p in pareto_front(points)}
+
+
+def test_operating_point_ignores_failed_trials_and_rejects_a_bad_bound() -> None:
+    failed = TrialPoint(number=0, state="FAIL", mse=None, cost=None, scale=1.0, bits={})
+    assert operating_point([failed], 1.0) is None
+    with pytest.raises(SpecError, match="max_mse"):
+        operating_point([failed], 0.0)
+
+
+def _grid_hypervolume(points: list[TrialPoint], reference: tuple[int, int]) -> int:
+    """The dominated area counted cell by cell: with integer values every unit cell below the
+    reference is either wholly dominated or not at all."""
+    complete = [p for p in points if p.complete]
+    ref_cost, ref_mse = reference
+    return sum(
+        1
+        for cost in range(ref_cost)
+        for mse in range(ref_mse)
+        if any(p.cost <= cost and p.mse <= mse for p in complete)
+    )
+
+
+@given(trial_points(), st.integers(1, 14), st.integers(1, 14))
+def test_hypervolume_equals_a_grid_count(
+    points: list[TrialPoint], ref_cost: int, ref_mse: int
+) -> None:
+    area = hypervolume(points, (ref_cost, ref_mse), log=False)
+    assert area == pytest.approx(_grid_hypervolume(points, (ref_cost, ref_mse)))
+
+
+@given(trial_points(), VALUES, VALUES)
+def test_hypervolume_never_decreases_when_a_point_is_added(
+    points: list[TrialPoint], cost: int, mse: int
+) -> None:
+    reference = (10.0, 10.0)
+    added = TrialPoint(number=len(points), state="COMPLETE", mse=float(mse), cost=float(cost),
+                       scale=1.0, bits={})
+    for log in (False, True):
+        before = hypervolume(points, reference, log=log)
+        assert hypervolume([*points, added], reference, log=log) >= before - 1e-12
+
+
+@given(trial_points())
+def test_hypervolume_in_log_space_is_the_area_of_the_logged_points(
+    points: list[TrialPoint],
+) -> None:
+    reference = (13.0, 13.0)
+    logged = [p if not p.complete else
+              TrialPoint(number=p.number, state=p.state, mse=math.log10(p.mse),
+                         cost=math.log10(p.cost), scale=p.scale, bits=p.bits)
+              for p in points]
+    expected = hypervolume(logged, (math.log10(13.0), math.log10(13.0)), log=False)
+    assert hypervolume(points, reference) == pytest.approx(expected)
+
+
+def test_hypervolume_rejects_a_non_positive_reference() -> None:
+    with pytest.raises(SpecError, match="reference"):
+        hypervolume([], (0.0, 1.0))

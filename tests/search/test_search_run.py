@@ -1,0 +1,47 @@
+"""Real searches end to end: a few QAT trials recorded in SQLite and in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from autoq.search import (
+    SearchSpec,
+    finished_trials,
+    load_study,
+    pareto_front,
+    run_search,
+    study_points,
+)
+
+
+def _check_search(url: str, spec: SearchSpec, trials: int,
+                  assert_full_record: Callable[[FrozenTrial], None]) -> None:
+    run_search(spec, storage=url, trials=trials)
+    study, stored_spec = load_study(spec.name, storage=url)
+    assert stored_spec == spec
+    assert finished_trials(study) == trials
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == trials
+    for trial in complete:
+        assert_full_record(trial)
+    points = study_points(study)
+    front = pareto_front(points)
+    assert front
+    assert [p.cost for p in front] == sorted(p.cost for p in front)
+    assert {p.number for p in front} == {t.number for t in study.best_trials}
+
+
+def test_search_records_trials_and_pareto_set_in_sqlite(
+    tiny_spec: SearchSpec, sqlite_url: str, assert_full_record: Callable[[FrozenTrial], None]
+) -> None:
+    _check_search(sqlite_url, tiny_spec, 4, assert_full_record)
+
+
+@pytest.mark.postgres
+def test_search_records_trials_and_pareto_set_in_postgres(
+    tiny_spec: SearchSpec, postgres_url: str, assert_full_record: Callable[[FrozenTrial], None]
+) -> None:
+    _check_search(postgres_url, tiny_spec, 3, assert_full_record)

@@ -1,0 +1,71 @@
+"""Search specs: every bundled space validates; a bad spec is a SpecError naming its key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoq.errors import SpecError
+from autoq.search import load_spec, parse_spec
+
+SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
+
+
+def test_bundled_spaces_are_there() -> None:
+    assert len(SPACES) >= 24
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_spec_bundled_space_validates(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.name == path.stem
+
+
+def _edited(payload: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``payload`` with the dotted ``key`` set to ``value`` (or removed when value is ...)."""
+    edited = copy.deepcopy(payload)
+    *parents, last = key.split(".")
+    target = edited
+    for part in parents:
+        target = target[part]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return edited
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("colour", "red", "colour"),
+    ("space.weight_bits", [0], "space.weight_bits"),
+    ("space.act_bits", [8, 64], "space.act_bits"),
+    ("model.arch", "resnet", "model.arch"),
+    ("data.pde", "heat", "data.pde"),
+    ("space.scales", [1.5], "space.scales"),
+    ("space.scales", [0.0, 0.5], "space.scales"),
+    ("data", ..., "data"),
+    ("search.sampler", "cmaes", "search.sampler"),
+    ("search.resources", {"cpu": 0}, "search.resources.cpu"),
+    ("search.max_concurrent", 0, "search.max_concurrent"),
+])
+def test_spec_error_names_the_bad_key(
+    tiny_spec_payload: dict[str, Any], key: str, value: Any, named: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_edited(tiny_spec_payload, key, value))
+    assert isinstance(caught.value, ValueError)
+    assert named in str(caught.value)
+
+
+def test_spec_resources_default_to_one_cpu(tiny_spec_payload: dict[str, Any]) -> None:
+    spec = parse_spec(tiny_spec_payload)
+    assert spec.search.resources.cpu == 1.0 and spec.search.resources.gpu == 0.0
+    assert spec.search.max_concurrent is None
+
+
+def test_spec_missing_file_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "nowhere.yaml")
