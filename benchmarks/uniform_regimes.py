@@ -37,7 +37,7 @@ def main() -> None:
         for regime in REGIMES:
             cells = []
             for scale in SCALES:
-                result = runner.run(runner.regime(regime, scale))
+                result = runner.run(runner.space.regime(regime, scale))
                 points.append(TrialPoint(number=len(points), state="COMPLETE", mse=result.mse,
                                          cost=result.cost.total, scale=scale, bits={},
                                          baseline=regime))

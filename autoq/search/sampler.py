@@ -49,7 +49,8 @@ class CostAwareSampler(BaseSampler):
         candidates: random candidates drawn per trial (plus mutations of the front and every
             uniform configuration).
         prior_penalty: prior mean of the log-MSE increase of a whole network at 4 bits, spread
-            over the groups; 8 bits get a tenth of it, 16 bits nothing.
+            over the groups; 8 bits get a quarter of it, 16 bits nothing.
+        max_cost: never propose a configuration costing more (a constraint known up front).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class CostAwareSampler(BaseSampler):
         seed: int | None = None,
         candidates: int = 1024,
         prior_penalty: float = 1.5,
+        max_cost: float | None = None,
     ) -> None:
         self._scales = list(scales)
         self._groups = {g: list(layers) for g, layers in groups.items()}
@@ -73,6 +75,7 @@ class CostAwareSampler(BaseSampler):
         self._fallback = RandomSampler(seed=seed)
         self._candidates = candidates
         self._prior_penalty = prior_penalty
+        self._max_cost = max_cost
         self._costs: dict[tuple, float] = {}
         self._space: dict[str, BaseDistribution] = {"scale": CategoricalDistribution(self._scales)}
         for group in self._groups:
@@ -101,7 +104,8 @@ class CostAwareSampler(BaseSampler):
                    if t.values is not None and all(math.isfinite(v) for v in t.values)]
         observed = [(self._params_of(t), t.values[0], t.values[1]) for t in history]
         tried = {_key(p) for p, _, _ in observed}
-        pool = [c for c in self._candidate_pool(observed) if _key(c) not in tried]
+        pool = [c for c in self._candidate_pool(observed) if _key(c) not in tried
+                and (self._max_cost is None or self._cost(c) <= self._max_cost)]
         if not pool:
             return {}
         theta = self._posterior_draw(observed)

@@ -22,7 +22,7 @@ from autoq.precision import MAX_BITS, MIN_BITS, Granularity
 from autoq.train.config import QATConfig, TrainConfig
 
 PDEName = Literal["burgers", "diffsorp", "darcy", "ns2d"]
-SamplerName = Literal["tpe", "nsga2", "gp", "random"]
+SamplerName = Literal["autoq", "tpe", "nsga2", "gp", "random"]
 ExecutorName = Literal["local", "ray"]
 BitWidth = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
 

@@ -21,8 +21,9 @@ from optuna.trial import TrialState
 
 from autoq.cost import REGIMES
 from autoq.errors import SpecError
+from autoq.search.sampler import CostAwareSampler
 from autoq.search.spec import SearchSpec, parse_spec
-from autoq.search.trial import TrialRunner, suggest_group_bits
+from autoq.search.trial import FLOAT_CHOICE, SearchSpace, TrialRunner, suggest_group_bits
 
 DEFAULT_STORAGE = "sqlite:///autoq.db"
 DIRECTIONS = ("minimize", "minimize")
@@ -92,7 +93,23 @@ def make_sampler(spec: SearchSpec, *, stored_trials: int = 0) -> optuna.samplers
         return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "autoq":
+        return cost_aware_sampler(spec, seed=seed)
     raise SpecError(f"search.sampler: unknown sampler {name!r}")
+
+
+def cost_aware_sampler(spec: SearchSpec, *, seed: int | None) -> CostAwareSampler:
+    """autoq's sampler for ``spec``: it prices candidate configurations itself, before any
+    training, and never proposes one over ``search.constraints.max_cost``."""
+    space = SearchSpace(spec)
+    weight_bits: list[int | str] = list(spec.space.weight_bits)
+    if spec.space.allow_float:
+        weight_bits.append(FLOAT_CHOICE)
+    return CostAwareSampler(
+        scales=spec.space.scales, groups=space.groups, weight_bits=weight_bits,
+        act_bits=spec.space.act_bits, seed=seed, max_cost=spec.search.constraints.max_cost,
+        cost_fn=lambda params: space.cost(space.from_params(params)).total,
+    )
 
 
 def _has_constraints(spec: SearchSpec) -> bool:
@@ -200,9 +217,10 @@ def make_objective(runner: TrialRunner, study_name: str) -> Callable[[optuna.Tri
             scale = trial.suggest_categorical("scale", list(spec.space.scales))
             regime = trial.user_attrs.get("baseline")
             if regime is not None:
-                config = runner.regime(regime, scale)
+                config = runner.space.regime(regime, scale)
             else:
-                config = runner.config(scale, suggest_group_bits(trial, runner.groups, spec))
+                config = runner.space.config(
+                    scale, suggest_group_bits(trial, runner.space.groups, spec))
             trial.set_user_attr("bits", config.to_json()["bits"])
             result = runner.run(config, seed=spec.search.seed + trial.number,
                                 artifact_name=f"{study_name}/trial-{trial.number:05d}")

@@ -51,6 +51,48 @@ class TrialResult:
     artifact: Path | None = None
 
 
+class SearchSpace:
+    """What a spec's search space knows before any training: the layer groups, the
+    configurations and their bit-op costs.
+
+    Args:
+        spec: the validated search spec (its data file need not exist yet: shapes then come from
+            the generation recipe or the public defaults).
+    """
+
+    def __init__(self, spec: SearchSpec) -> None:
+        self.spec = spec
+        self.geometry: Geometry = geometry(spec)
+        self.reference_network = build_model(
+            spec.model, spatial_dims=len(self.geometry.data_shape),
+            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels)
+        self.groups = layer_groups(self.reference_network, spec.space.granularity,
+                                   first_last_float=spec.space.first_last_float)
+
+    def config(self, scale: float, group_bits: dict[str, Bits]) -> TrialConfig:
+        """A trial config from per-group bits (groups of :attr:`groups`)."""
+        return TrialConfig.for_model(self.reference_network, scale=scale,
+                                     bits=expand_groups(self.groups, group_bits))
+
+    def regime(self, name: str, scale: float) -> TrialConfig:
+        """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale``."""
+        return self.config(scale, {group: REGIMES[name] for group in self.groups})
+
+    def from_params(self, params: dict[str, Any]) -> TrialConfig:
+        """The config of sampler parameters ``{"scale", "w_bits:<group>", "a_bits:<group>"}``."""
+        group_bits: dict[str, Bits] = {}
+        for group in self.groups:
+            weight = params[f"w_bits:{group}"]
+            group_bits[group] = (None if weight == FLOAT_CHOICE
+                                 else (weight, params[f"a_bits:{group}"]))
+        return self.config(params["scale"], group_bits)
+
+    def cost(self, config: TrialConfig) -> CostReport:
+        """Bit-op cost of ``config``; needs no training."""
+        return bitops(self.reference_network, config, data_shape=self.geometry.data_shape,
+                      in_channels=self.geometry.in_channels)
+
+
 class TrialRunner:
     """Runs trials of one search spec; holds the data and float models across trials.
 
@@ -74,12 +116,7 @@ class TrialRunner:
         self.artifact_dir = artifact_dir
         self.progress = progress
         self.problem = load_spec_problem(spec, progress=progress)
-        self.geometry: Geometry = geometry(spec)
-        self.reference_network = build_model(
-            spec.model, spatial_dims=len(self.geometry.data_shape),
-            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels)
-        self.groups = layer_groups(self.reference_network, spec.space.granularity,
-                                   first_last_float=spec.space.first_last_float)
+        self.space = SearchSpace(spec)
         self._float_models: dict[float, FloatModel] = {}
 
     def float_model(self, scale: float) -> FloatModel:
@@ -90,20 +127,6 @@ class TrialRunner:
                 seed=self.spec.search.float_seed,
                 description=f"float model, scale {scale:g}" if self.progress else None)
         return self._float_models[scale]
-
-    def config(self, scale: float, group_bits: dict[str, Bits]) -> TrialConfig:
-        """A trial config from per-group bits (groups of :attr:`groups`)."""
-        return TrialConfig.for_model(self.reference_network, scale=scale,
-                                     bits=expand_groups(self.groups, group_bits))
-
-    def regime(self, name: str, scale: float) -> TrialConfig:
-        """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale``."""
-        return self.config(scale, {group: REGIMES[name] for group in self.groups})
-
-    def cost(self, config: TrialConfig) -> CostReport:
-        """Bit-op cost of ``config``; needs no training."""
-        return bitops(self.reference_network, config, data_shape=self.geometry.data_shape,
-                      in_channels=self.geometry.in_channels)
 
     def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None
             ) -> TrialResult:
@@ -128,14 +151,15 @@ class TrialRunner:
             timings["calibration"] = timings["qat"] = 0.0
         started = time.perf_counter()
         mse = evaluate(solver, self.problem.val_windows)
-        cost = self.cost(config)
+        cost = self.space.cost(config)
         timings["evaluation"] = time.perf_counter() - started
         artifact = None
         if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
             artifact = export_artifact(
                 qnet, self.artifact_dir / artifact_name, model_config=self.spec.model, onnx=False,
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
-                          "scale": config.scale, "data_shape": list(self.geometry.data_shape)})
+                          "scale": config.scale,
+                          "data_shape": list(self.space.geometry.data_shape)})
         return TrialResult(mse=mse, cost=cost, float_mse=float_model.val_mse, timings=timings,
                            artifact=artifact)
 
