@@ -95,3 +95,24 @@ def test_enqueued_trials_keep_their_fixed_parameters() -> None:
     study.enqueue_trial({"scale": 0.5, **_uniform(8)})
     study.optimize(_objective, n_trials=2)
     assert study.trials[0].params == {"scale": 0.5, **_uniform(8)}
+
+
+def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
+    tiny_spec_payload: dict, sqlite_url: str
+) -> None:
+    from autoq.search import load_study, parse_spec, run_search, study_points
+    from autoq.search.trial import SearchSpace
+
+    payload = {**tiny_spec_payload, "name": "tiny-autoq-sampler"}
+    space = SearchSpace(parse_spec(payload))
+    # Below the full-resolution configurations with 16-bit activations: part of the space is out.
+    limit = space.cost(space.regime("w8a8", 1.0)).total
+    payload["search"] = {**payload.get("search", {}), "sampler": "autoq",
+                         "constraints": {"max_cost": limit}}
+    spec = parse_spec(payload)
+    run_search(spec, storage=sqlite_url, trials=3)
+    study, _ = load_study(spec.name, storage=sqlite_url)
+    points = [p for p in study_points(study) if p.complete]
+    assert len(points) == 3
+    assert all(p.cost <= limit for p in points)
+    assert len({tuple(sorted(map(str, p.bits.items()))) + (p.scale,) for p in points}) == 3
