@@ -115,4 +115,4 @@ def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
     points = [p for p in study_points(study) if p.complete]
     assert len(points) == 3
     assert all(p.cost <= limit for p in points)
-    assert len({tuple(sorted(map(str, p.bits.items()))) + (p.scale,) for p in points}) == 3
+    assert len({(p.scale, *sorted(map(str, p.bits.items()))) for p in points}) == 3
