@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -93,8 +94,8 @@ def run_ray(
         artifact_dir: where trials export their quantized networks (and Tune keeps its files).
         should_stop: polled by Tune's loop; True stops the search, trials in flight included
             (their Optuna trials go stale and are retried when the search resumes).
-        resources_per_trial: ``{"cpu": …, "gpu": …}`` per trial (default:
-            ``spec.search.resources``).
+        resources_per_trial: ``{"cpu": …, "gpu": …}`` per trial, over
+            ``spec.search.resources``; a worker runs torch on that many CPU threads.
         max_concurrent: trials at once (default: ``spec.search.max_concurrent``, else as many as
             the resources allow).
         callbacks: called in this process after every trial with the study and the finished
@@ -102,6 +103,9 @@ def run_ray(
 
     Returns:
         The study, read from the storage the workers wrote to.
+
+    On a cluster, the data file, the float-model cache and ``artifact_dir`` must have the same
+    paths on every node (a shared file system); the driver generates missing data first.
     """
     url = _shared_storage_url(storage_url(storage))
     study = create_or_resume(spec, name=name, storage=url)
@@ -111,8 +115,8 @@ def run_ray(
     remaining = budget - finished_trials(study)
     if remaining <= 0:
         return study
-    resources = dict(resources_per_trial or spec.search.resources.model_dump())
-    if resources.get("cpu", 0) <= 0:
+    resources = {**spec.search.resources.model_dump(), **(resources_per_trial or {})}
+    if resources["cpu"] <= 0:
         raise SpecError(f"resources_per_trial: cpu must be positive, got {resources}")
     job = _WorkerJob(
         spec=spec.model_dump(mode="json"),
@@ -138,7 +142,7 @@ def run_ray(
                     time_budget_s=spec.search.timeout,
                 ),
                 run_config=tune.RunConfig(
-                    name=study.study_name,
+                    name=re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name),
                     storage_path=str(tune_dir),
                     verbose=0,
                     stop=_StopWhen(should_stop) if should_stop is not None else None,
@@ -227,6 +231,15 @@ class _StopWhen(tune.Stopper):
     def stop_all(self) -> bool:
         return self._should_stop()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config for ``Tuner.restore``, which a search never uses (it
+        # resumes from its study); the poll (often a closure over an Event) stays here.
+        return {"_should_stop": _never}
+
+
+def _never() -> bool:
+    return False
+
 
 class _StudyCallbacks(tune.Callback):
     """Calls Optuna-style callbacks in the driver as each worker's trial reports."""
@@ -235,8 +248,14 @@ class _StudyCallbacks(tune.Callback):
         self._study = study
         self._callbacks = callbacks
 
+    def __getstate__(self) -> dict[str, Any]:
+        # As for _StopWhen: the pickled copy is never run; the callbacks stay in this process.
+        return {"_study": None, "_callbacks": []}
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        if not self._callbacks:
+            return
         number = result["optuna_trial"]
         frozen = next(t for t in self._study.get_trials(deepcopy=False) if t.number == number)
         for callback in self._callbacks:

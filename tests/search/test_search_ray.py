@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+import ray
 from optuna.trial import FrozenTrial, TrialState
 
+from autoq.errors import SpecError
 from autoq.search import SearchSpec, finished_trials, load_study, pareto_front, study_points
-from autoq.search.ray_executor import run_ray
+from autoq.search.ray_executor import _shared_storage_url, run_ray
 
 
 def test_ray_trials_land_in_the_storage_with_the_local_record_shape(
@@ -29,3 +34,44 @@ def test_ray_trials_land_in_the_storage_with_the_local_record_shape(
     assert sorted(reported) == sorted(t.number for t in complete)
     assert complete[0].params != complete[1].params
     assert pareto_front(study_points(study))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_ray_search_stops_when_asked_and_resumes_to_its_budget(
+    tiny_spec: SearchSpec, postgres_url: str, assert_full_record: Callable[[FrozenTrial], None]
+) -> None:
+    stop = threading.Event()
+    run_ray(tiny_spec, storage=postgres_url, trials=4, max_concurrent=1,
+            should_stop=stop.is_set, callbacks=[lambda study, trial: stop.set()])
+    study, _ = load_study(tiny_spec.name, storage=postgres_url)
+    first = {t.number: t.params for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert 1 <= finished_trials(study) < 4
+
+    resumed = run_ray(tiny_spec, storage=postgres_url, trials=4)
+    assert finished_trials(resumed) == 4
+    complete = resumed.get_trials(states=(TrialState.COMPLETE,))
+    assert {t.number: t.params for t in complete if t.number in first} == first
+    for trial in complete:
+        assert_full_record(trial)
+
+
+def test_ray_storage_url_is_one_every_worker_can_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _shared_storage_url("sqlite:///autoq.db") == f"sqlite:///{tmp_path / 'autoq.db'}"
+    assert _shared_storage_url("sqlite:////srv/a.db") == "sqlite:////srv/a.db"
+    url = "postgresql+psycopg://postgres@db:5432/autoq"
+    assert _shared_storage_url(url) == url
+    for private in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(SpecError, match="in-memory"):
+            _shared_storage_url(private)
+
+
+def test_ray_refuses_trials_bigger_than_the_machine(
+    tiny_spec: SearchSpec, sqlite_url: str
+) -> None:
+    with pytest.raises(SpecError, match="cpu 512"):
+        run_ray(tiny_spec, storage=sqlite_url, trials=1, resources_per_trial={"cpu": 512})
+    assert not ray.is_initialized()
