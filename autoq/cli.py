@@ -132,7 +132,7 @@ def _progress_callback(bar):
 
 
 def _run_search(spec, *, name, storage, trials, executor=None, ray_address=None,
-                baseline_grid=False):
+                baseline_grid=False, baseline_regimes=None):
     from tqdm import tqdm
 
     from autoq.search import create_or_resume, enqueue_baseline_grid, finished_trials, run_search
@@ -140,7 +140,10 @@ def _run_search(spec, *, name, storage, trials, executor=None, ray_address=None,
 
     study = create_or_resume(spec, name=name, storage=storage)
     budget = trials if trials is not None else spec.search.trials
-    queued = enqueue_baseline_grid(study, spec) if baseline_grid else 0
+    queued = 0
+    if baseline_grid or baseline_regimes:
+        queued = enqueue_baseline_grid(study, spec, **(
+            {"regimes": baseline_regimes} if baseline_regimes else {}))
     done = finished_trials(study)
     print(f"search {study.study_name!r} in {storage_url(storage)}: {done} of {budget} trials "
           f"done{f', {queued} baseline trials queued' if queued else ''}")
@@ -319,7 +322,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     spec = parse_spec(yaml.safe_load(files("autoq").joinpath("demo.yaml").read_text()),
                       source="autoq/demo.yaml")
     print(f"autoq demo: {spec.description}")
-    _run_search(spec, name=spec.name, storage=args.storage, trials=None, baseline_grid=False)
+    # The float model at every scale (no QAT, seconds each) anchors the table and the plot.
+    _run_search(spec, name=spec.name, storage=args.storage, trials=None,
+                baseline_regimes=["float"])
     study, _ = load_study(spec.name, storage=args.storage)
     print(_pareto_text(study))
     points = study_points(study)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,13 +192,18 @@ def finished_trials(study: optuna.Study) -> int:
     return count
 
 
-def enqueue_baseline_grid(study: optuna.Study, spec: SearchSpec) -> int:
-    """Queue the paper's uniform grid (5 regimes × the space's scales) once; returns how many
+def enqueue_baseline_grid(
+    study: optuna.Study, spec: SearchSpec, *, regimes: Sequence[str] = tuple(REGIMES)
+) -> int:
+    """Queue the paper's uniform grid (its regimes × the space's scales) once; returns how many
     trials were queued (0 when the grid is already in the study)."""
+    unknown = sorted(set(regimes) - set(REGIMES))
+    if unknown:
+        raise SpecError(f"unknown regime {unknown[0]!r}; regimes: {list(REGIMES)}")
     existing = {(t.user_attrs.get("baseline"), t.params.get("scale"))
                 for t in study.get_trials(deepcopy=False)}
     queued = 0
-    for regime in REGIMES:
+    for regime in regimes:
         for scale in spec.space.scales:
             if (regime, scale) in existing:
                 continue

@@ -1,0 +1,216 @@
+"""Search quality side by side: the paper's grid, generic samplers, AIMET AMP and autoq's sampler.
+
+Usage:
+    python benchmarks/search_quality.py [--spaces burgers-fno-small darcy-unet-small]
+        [--budget 25] [--seeds 0 1 2] [--methods grid random nsga2 tpe amp autoq]
+        [--amp-points 5] [--plot-dir benchmarks]
+
+Every method searches the same space with the same float model per scale (trained once, shared)
+and the same trial (calibration + QAT + validation MSE + bit-op cost), at the same budget of
+trials. Per method it prints the hypervolume (log10 cost × log10 MSE, one fixed reference point
+per space: the float model's cost at full resolution and 10 × its MSE), the cheapest cost at MSE
+≤ 1.1× and ≤ 2× the float full-resolution MSE, trials and wall time — median and range over
+seeds — and plots every method's front (first seed) on one log-log figure.
+
+AIMET AMP runs per scale factor (brute force, whole curve, score −MSE) on the float model; its
+calibration-only evaluations are counted, and then up to ``--amp-points`` points of its curves
+(spread over the cost range) are QAT-fine-tuned and scored like every other trial. AMP's own
+evaluations are far more than the budget for per-layer spaces; the table shows both counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import torch
+
+from autoq.device import configure_threads
+from autoq.precision import TrialConfig
+from autoq.search import (
+    TrialPoint,
+    hypervolume,
+    load_spec,
+    operating_point,
+    pareto_front,
+    run_local,
+    study_points,
+)
+from autoq.search.report import bits_summary
+from autoq.search.spec import SearchSpec
+from autoq.search.trial import TrialRunner
+from autoq.train import evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ("grid", "random", "nsga2", "tpe", "amp", "autoq")
+AMP_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
+
+
+def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: int, seed: int,
+                storage: str) -> tuple[list[TrialPoint], int]:
+    """A search with one of Optuna's samplers, autoq's, or the paper's grid (enqueued)."""
+    sampler = "random" if method == "grid" else method
+    variant = spec.model_copy(update={"search": spec.search.model_copy(
+        update={"sampler": sampler, "seed": seed, "trials": budget})})
+    study = run_local(variant, name=f"{spec.name}-{method}-seed{seed}", storage=storage,
+                      trials=budget, runner=runner, baseline_grid=method == "grid")
+    return study_points(study), budget
+
+
+def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list[TrialPoint],
+                                                                            int]:
+    """AIMET AMP per scale, then QAT on up to ``points`` of its curves' points."""
+    from autoq.quant import amp_front
+
+    space = runner.space
+    problem = runner.problem
+    layers = [layer for group in space.groups.values() for layer in group]
+    curve = []
+    evaluations = 0
+    for scale in spec.space.scales:
+        solver = runner.float_model(scale).solver
+        windows = problem.train_windows
+        chosen = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
+        chosen = chosen[:max(1, round(spec.qat.calibration_fraction * len(windows)))]
+
+        def batches(solver=solver, chosen=chosen, windows=windows):
+            with torch.no_grad():
+                for batch in chosen.split(spec.qat.batch_size):
+                    yield solver.normalise(solver.to_network(windows.batch(batch)[0]))
+
+        def score(network, solver=solver) -> float:
+            original = solver.network
+            solver.network = network
+            try:
+                return -evaluate(solver, problem.val_windows)
+            finally:
+                solver.network = original
+
+        result = amp_front(solver.network,
+                           dummy_input=torch.zeros(1, windows.in_channels, *solver.net_shape),
+                           calibration_batches=batches, score=score,
+                           candidates=AMP_CANDIDATES, layers=layers)
+        evaluations += result.evaluations
+        curve += [TrialConfig.for_model(space.reference_network, scale=scale, bits=point.bits)
+                  for point in result.curve]
+    # QAT on points spread evenly over the curves' cost range, cheapest to dearest.
+    curve.sort(key=lambda config: space.cost(config).total)
+    picked = dict.fromkeys(round(k * (len(curve) - 1) / max(1, points - 1))
+                           for k in range(min(points, len(curve))))
+    results = []
+    for number, index in enumerate(picked):
+        outcome = runner.run(curve[index], seed=number)
+        results.append(TrialPoint(number=number, state="COMPLETE", mse=outcome.mse,
+                                  cost=outcome.cost.total, scale=curve[index].scale,
+                                  bits=curve[index].to_json()["bits"]))
+    return results, evaluations + len(results)
+
+
+def summarise(values: Sequence[float]) -> str:
+    """Median and range of a metric over seeds."""
+    finite = [v for v in values if v is not None]
+    if not finite:
+        return "—"
+    if len(finite) == 1:
+        return f"{finite[0]:.3g}"
+    return f"{statistics.median(finite):.3g} [{min(finite):.3g}, {max(finite):.3g}]"
+
+
+def plot_fronts(fronts: dict[str, list[TrialPoint]], float_point: tuple[float, float],
+                path: Path, title: str) -> Path:
+    """Every method's front on one log-log figure, with the float model at full resolution."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    for method, front in fronts.items():
+        if front:
+            ax.step([p.cost for p in front], [p.mse for p in front], where="post", lw=1.4,
+                    marker="o", ms=3.5, label=method)
+    ax.scatter([float_point[0]], [float_point[1]], marker="*", s=180, c="gold",
+               edgecolors="k", zorder=5, label="float, full resolution")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("inference cost (bit operations per step)")
+    ax.set_ylabel("validation MSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+", default=["burgers-fno-small", "darcy-unet-small"])
+    parser.add_argument("--budget", type=int, default=25, help="trials per method and seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--amp-points", type=int, default=5,
+                        help="AMP curve points fine-tuned with QAT")
+    parser.add_argument("--plot-dir", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--storage", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    threads = configure_threads()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"search quality, budget {args.budget} trials, seeds {args.seeds}, {threads} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = args.storage or f"sqlite:///{tmp}/search_quality.db"
+        for name in args.spaces:
+            spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
+            runner = TrialRunner(spec)
+            float_model = runner.float_model(max(spec.space.scales))
+            float_cost = runner.space.cost(runner.space.regime("float", 1.0)).total
+            reference = (float_cost, 10 * float_model.val_mse)
+            print(f"\n{name}: float model at full resolution: MSE {float_model.val_mse:.3e}, "
+                  f"cost {float_cost:.3e}; hypervolume reference (cost, MSE) = "
+                  f"({reference[0]:.3e}, {reference[1]:.3e})")
+            rows, fronts = [], {}
+            for method in args.methods:
+                seeds = [0] if method in ("grid", "amp") else args.seeds
+                volumes, cheap11, cheap2, walls, counts = [], [], [], [], []
+                for seed in seeds:
+                    started = time.perf_counter()
+                    if method == "amp":
+                        points, count = run_amp(spec, runner, points=args.amp_points)
+                    else:
+                        points, count = run_sampler(method, spec, runner, budget=args.budget,
+                                                    seed=seed, storage=storage)
+                    walls.append(time.perf_counter() - started)
+                    counts.append(count)
+                    volumes.append(hypervolume(points, reference))
+                    for bound, sink in ((1.1, cheap11), (2.0, cheap2)):
+                        chosen = operating_point(points, bound * float_model.val_mse)
+                        sink.append(None if chosen is None else chosen.cost)
+                    if seed == seeds[0]:
+                        fronts[method] = pareto_front(points)
+                rows.append((method, summarise(counts), summarise(volumes), summarise(cheap11),
+                             summarise(cheap2), summarise(walls)))
+                print(f"  {method:7s} done: hypervolume {summarise(volumes)}", flush=True)
+            header = ("method", "trials", "hypervolume", "cost @ MSE≤1.1×float",
+                      "cost @ MSE≤2×float", "wall s")
+            widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+            for row in [header, *rows]:
+                print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+            for method, front in fronts.items():
+                print(f"  {method} front (first seed): " + "; ".join(
+                    f"{p.cost:.2e}/{p.mse:.2e}@{p.scale:g} {bits_summary(p.bits)}"
+                    for p in front))
+            out = plot_fronts(fronts, (float_cost, float_model.val_mse),
+                              args.plot_dir / f"search_quality_{name}.png",
+                              title=f"{name}: fronts at {args.budget} trials")
+            print(f"  plot: {out}")
+
+
+if __name__ == "__main__":
+    main()
