@@ -23,8 +23,14 @@ test: $(INSTALLED)
 test-slow: $(INSTALLED)
 	$(BIN)/python -m pytest -m slow
 
+# Figures for benchmarks/RESULTS.md; the search-quality comparison alone takes hours on 2 cores.
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/datagen.py
+	$(BIN)/python benchmarks/float_baselines.py
+	$(BIN)/python benchmarks/uniform_regimes.py
+	$(BIN)/python benchmarks/trial_overhead.py
+	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/search_quality.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
