@@ -50,7 +50,7 @@ def test_diverging_trial_fails_with_its_reason_and_the_search_goes_on(
 
 
 def _running_trial(url: str, name: str) -> FrozenTrial | None:
-    """The trial the killed process was in, once its configuration is recorded."""
+    """A running trial whose configuration is recorded (all its parameters suggested)."""
     try:
         study = optuna.load_study(study_name=name, storage=url)
     except KeyError:
