@@ -167,7 +167,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         storage = args.storage or f"sqlite:///{tmp}/search_quality.db"
         for name in args.spaces:
-            spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
+            spec = load_spec(name if name.endswith(".yaml")
+                             else ROOT / "search_spaces" / f"{name}.yaml")
             runner = TrialRunner(spec)
             float_model = runner.float_model(max(spec.space.scales))
             float_cost = runner.space.cost(runner.space.regime("float", 1.0)).total
@@ -207,7 +208,7 @@ def main() -> None:
                     f"{p.cost:.2e}/{p.mse:.2e}@{p.scale:g} {bits_summary(p.bits)}"
                     for p in front))
             out = plot_fronts(fronts, (float_cost, float_model.val_mse),
-                              args.plot_dir / f"search_quality_{name}.png",
+                              args.plot_dir / f"search_quality_{spec.name}.png",
                               title=f"{name}: fronts at {args.budget} trials")
             print(f"  plot: {out}")
 

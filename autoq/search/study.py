@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -64,13 +66,16 @@ def open_storage(url: str | None = None, *, heartbeat: int | None = None) -> RDB
     of a search, or one process takes another's live trial for dead.
     """
     interval = heartbeat or heartbeat_seconds()
-    return RDBStorage(
-        storage_url(url),
-        heartbeat_interval=interval,
-        grace_period=2 * interval,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        engine_kwargs={"pool_pre_ping": True},
-    )
+    # Heartbeats and metric names are marked experimental in Optuna 5; we rely on both.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(
+            storage_url(url),
+            heartbeat_interval=interval,
+            grace_period=2 * interval,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            engine_kwargs={"pool_pre_ping": True},
+        )
 
 
 def make_sampler(spec: SearchSpec, *, stored_trials: int = 0) -> optuna.samplers.BaseSampler:
@@ -137,7 +142,9 @@ def create_or_resume(spec: SearchSpec, *, name: str | None = None,
     sampler = make_sampler(spec, stored_trials=_stored_trials(store, study_name))
     study = optuna.create_study(study_name=study_name, storage=store, directions=DIRECTIONS,
                                 sampler=sampler, load_if_exists=True)
-    study.set_metric_names(list(OBJECTIVES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names(list(OBJECTIVES))
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, _spec_json(spec))
