@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from autoq.errors import DataError
+from autoq.errors import DataError, SpecError
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,22 @@ def require_dataset(
 def cell_centres(n: int, length: float = 1.0) -> np.ndarray:
     """Cell-centre coordinates ``(i + 0.5) * length / n`` of a uniform grid, float32."""
     return ((np.arange(n) + 0.5) * (length / n)).astype(np.float32)
+
+
+def check_int(name: str, value: Any, *, minimum: int) -> int:
+    """``value`` as an int if it is an integer ``>= minimum``; a SpecError naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_real(
+    name: str, value: Any, *, minimum: float | None = None, strict: bool = False
+) -> float:
+    """``value`` as a float if it is finite and ``>= minimum`` (``> minimum`` when ``strict``);
+    a SpecError naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise SpecError(f"{name}={value!r}: must be a finite number")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise SpecError(f"{name}={value!r}: must be {'>' if strict else '>='} {minimum}")
+    return float(value)

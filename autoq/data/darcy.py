@@ -23,7 +23,6 @@ Public layout (``2D_DarcyFlow_beta{β}_Train.hdf5``), axis order (sample, x, y):
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ from autoq.data._common import (
     Progress,
     atomic_h5,
     cell_centres,
+    check_int,
+    check_real,
     open_h5,
     require_dataset,
 )
@@ -170,14 +171,14 @@ def generate(
         )
     if frames is not None:
         raise SpecError(f"frames={frames!r}: darcy is steady and has no frames; leave it unset")
-    samples = _check_int("samples", samples, minimum=1)
+    samples = check_int("samples", samples, minimum=1)
     if resolution is None:
         resolution = DEFAULT_RESOLUTION
-    n = _check_int("resolution", resolution, minimum=4)
-    seed = _check_int("seed", seed, minimum=0)
-    beta = _check_positive("beta", beta)
-    alpha = _check_positive("alpha", alpha)
-    tau = _check_positive("tau", tau)
+    n = check_int("resolution", resolution, minimum=4)
+    seed = check_int("seed", seed, minimum=0)
+    beta = check_real("beta", beta, minimum=0.0, strict=True)
+    alpha = check_real("alpha", alpha, minimum=0.0, strict=True)
+    tau = check_real("tau", tau, minimum=0.0, strict=True)
 
     rng = np.random.default_rng(seed)
     target = Path(out)
@@ -242,18 +243,6 @@ def detect(handle: h5py.File) -> bool:
     )
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise SpecError(f"{name}={value!r}: must be a number > 0")
-    if not math.isfinite(value):
-        raise SpecError(f"{name}={value!r}: must be finite")
-    return float(value)
 
 
 FAMILY = PDEFamily(

@@ -41,7 +41,6 @@ PDEArena's loader ignores.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,8 @@ from autoq.data._common import (
     PDEFamily,
     Progress,
     atomic_h5,
+    check_int,
+    check_real,
     open_h5,
     require_dataset,
 )
@@ -272,20 +273,20 @@ def generate(
     allowed = ("nu", "buoyancy", "length", "frame_dt", "spin_up", "diffusivity", "smoke_scale")
     if unknown:
         raise SpecError(f"ns2d: unknown parameter(s) {sorted(unknown)}; allowed: {allowed}")
-    samples = _check_int("samples", samples, minimum=1)
-    n = _check_int("resolution", DEFAULT_RESOLUTION if resolution is None else resolution,
+    samples = check_int("samples", samples, minimum=1)
+    n = check_int("resolution", DEFAULT_RESOLUTION if resolution is None else resolution,
                    minimum=8)
     if n % 2:
         raise SpecError(f"resolution={n}: must be even")
-    frames = _check_int("frames", DEFAULT_FRAMES if frames is None else frames, minimum=1)
-    seed = _check_int("seed", seed, minimum=0)
-    nu = _check_real("nu", nu, minimum=0.0)
-    diffusivity = _check_real("diffusivity", diffusivity, minimum=0.0)
-    spin_up = _check_real("spin_up", spin_up, minimum=0.0)
-    length = _check_real("length", length, minimum=0.0, strict=True)
-    frame_dt = _check_real("frame_dt", frame_dt, minimum=0.0, strict=True)
-    smoke_scale = _check_real("smoke_scale", smoke_scale, minimum=0.0, strict=True)
-    buoyancy = _check_real("buoyancy", buoyancy)
+    frames = check_int("frames", DEFAULT_FRAMES if frames is None else frames, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    nu = check_real("nu", nu, minimum=0.0)
+    diffusivity = check_real("diffusivity", diffusivity, minimum=0.0)
+    spin_up = check_real("spin_up", spin_up, minimum=0.0)
+    length = check_real("length", length, minimum=0.0, strict=True)
+    frame_dt = check_real("frame_dt", frame_dt, minimum=0.0, strict=True)
+    smoke_scale = check_real("smoke_scale", smoke_scale, minimum=0.0, strict=True)
+    buoyancy = check_real("buoyancy", buoyancy)
 
     solver = VorticitySolver(n, length=length, nu=nu, buoyancy=buoyancy, diffusivity=diffusivity)
     times = spin_up + frame_dt * np.arange(frames)
@@ -418,19 +419,6 @@ def detect(handle: h5py.File) -> bool:
     )
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
-    return int(value)
-
-
-def _check_real(name: str, value: Any, *, minimum: float | None = None,
-                strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise SpecError(f"{name}={value!r}: must be a finite number")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise SpecError(f"{name}={value!r}: must be {'>' if strict else '>='} {minimum}")
-    return float(value)
 
 
 FAMILY = PDEFamily(
