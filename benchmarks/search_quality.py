@@ -41,7 +41,7 @@ from autoq.search import (
     run_local,
     study_points,
 )
-from autoq.search.report import bits_summary
+from autoq.search.report import bits_summary, save_cost_mse_figure
 from autoq.search.spec import SearchSpec
 from autoq.search.trial import TrialRunner
 from autoq.train import evaluate
@@ -136,18 +136,7 @@ def plot_fronts(fronts: dict[str, list[TrialPoint]], float_point: tuple[float, f
                     marker="o", ms=3.5, label=method)
     ax.scatter([float_point[0]], [float_point[1]], marker="*", s=180, c="gold",
                edgecolors="k", zorder=5, label="float, full resolution")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("inference cost (bit operations per step)")
-    ax.set_ylabel("validation MSE")
-    ax.set_title(title)
-    ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_cost_mse_figure(fig, ax, path, title=title)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from autoq.search.results import TrialPoint
 
@@ -67,6 +68,14 @@ def plot_front(
                 zorder=4)
         ax.scatter([p.cost for p in front], [p.mse for p in front], c="C3", s=30, zorder=4,
                    label="Pareto front")
+    return save_cost_mse_figure(fig, ax, path, title=title)
+
+
+def save_cost_mse_figure(fig: Any, ax: Any, path: str | Path, *, title: str) -> Path:
+    """Finish a cost vs MSE figure the one way autoq draws them (log-log, labelled, legend) and
+    write it as PNG."""
+    import matplotlib.pyplot as plt
+
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("inference cost (bit operations per step)")
