@@ -92,6 +92,12 @@ class CostAwareSampler(BaseSampler):
     NOISE_VARIANCE = 0.05
     """Variance of a trial's log-MSE around the additive model (QAT is noisy)."""
 
+    def reseed_rng(self) -> None:
+        """Fresh random streams, so parallel workers that built the sampler with one seed do not
+        propose the same configuration."""
+        self._rng = np.random.default_rng()
+        self._fallback.reseed_rng()
+
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
