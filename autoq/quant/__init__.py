@@ -12,6 +12,7 @@ from autoq.device import pin_deepspeed_accelerator
 # before the first AIMET import below.
 pin_deepspeed_accelerator()
 
+from autoq.quant.amp import AMPPoint, AMPResult, amp_front  # noqa: E402
 from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact  # noqa: E402
 from autoq.quant.logs import quiet_aimet_logs  # noqa: E402
 from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices  # noqa: E402
@@ -26,10 +27,13 @@ from autoq.quant.sim import (  # noqa: E402
 __all__ = [
     "CALIBRATIONS",
     "EXPORT_BITS",
+    "AMPPoint",
+    "AMPResult",
     "Calibration",
     "QuantizedMatMul",
     "QuantizedNetwork",
     "QuantizedSpectralConv",
+    "amp_front",
     "build_sim",
     "calibrate",
     "dft_matrices",
