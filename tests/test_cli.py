@@ -1,0 +1,91 @@
+"""The ``autoq`` command line, run in-process as a user would type it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autoq.cli import main
+from autoq.data import read_pde_file
+
+TINY_SPACE = {
+    "name": "cli-tiny",
+    "data": {"pde": "burgers", "path": "data/tiny.h5", "input_steps": 4, "target_steps": 1,
+             "generate": {"samples": 24, "resolution": 64, "frames": 11}},
+    "model": {"arch": "fno", "width": 12, "modes": 6, "layers": 2, "projection_width": 24},
+    "train": {"epochs": 2, "lr": 3.0e-3, "batch_size": 16},
+    "qat": {"epochs": 1, "batch_size": 16},
+    "space": {"scales": [1.0, 0.5], "weight_bits": [4, 8], "act_bits": [8, 16],
+              "granularity": "per_block"},
+    "search": {"trials": 3, "seed": 0},
+}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOQ_STORAGE", raising=False)
+    monkeypatch.setenv("AUTOQ_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    return tmp_path
+
+
+def test_datagen_writes_a_public_layout_file(workdir: Path, capsys) -> None:
+    assert main(["datagen", "burgers", "--out", "x.h5", "--samples", "8", "--resolution", "64",
+                 "--frames", "11"]) == 0
+    data = read_pde_file(workdir / "x.h5")
+    assert (data.pde, data.samples, data.frames, data.spatial_shape) == ("burgers", 8, 11, (64,))
+    assert "8 samples, 11 frames, grid 64" in capsys.readouterr().out
+
+
+def test_cost_json_has_every_regime_at_every_scale(workdir: Path, capsys) -> None:
+    assert main(["cost", "tiny.yaml", "--json"]) == 0
+    costs = json.loads(capsys.readouterr().out)
+    assert list(costs) == ["float", "w8a16", "w8a8", "w4a8", "w4a4"]
+    assert set(costs["w4a8"]) == {"1.0", "0.5"}
+    totals = [costs[regime]["1.0"]["total"] for regime in costs]
+    assert totals == sorted(totals, reverse=True)
+    assert costs["w4a8"]["0.5"]["total"] < costs["w4a8"]["1.0"]["total"]
+    layers = costs["w4a8"]["1.0"]["layers"]
+    assert sum(layers.values()) == pytest.approx(costs["w4a8"]["1.0"]["total"])
+
+
+def test_search_then_pareto_pick_and_studies(workdir: Path, capsys) -> None:
+    assert main(["search", "tiny.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "Pareto set of 'cli-tiny'" in out
+    assert (workdir / "autoq.db").is_file()
+
+    assert main(["pareto", "cli-tiny", "--json", "--plot", "front.png"]) == 0
+    payload = json.loads(capsys.readouterr().out.split("plot written")[0])
+    front = payload["pareto"]
+    assert front and [p["cost"] for p in front] == sorted(p["cost"] for p in front)
+    assert payload["hypervolume"] > 0
+    assert (workdir / "front.png").stat().st_size > 10_000
+
+    loosest = max(p["mse"] for p in front)
+    assert main(["pick", "cli-tiny", "--max-mse", str(loosest), "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)["operating_point"]
+    assert picked["cost"] == min(p["cost"] for p in front)
+    assert main(["pick", "cli-tiny", "--max-mse", "1e-30"]) == 1
+    assert "no trial of 'cli-tiny' has MSE ≤ 1e-30; the best is trial" in capsys.readouterr().out
+
+    assert main(["studies"]) == 0
+    assert "cli-tiny" in capsys.readouterr().out
+    # A second run of the same search has nothing left to do.
+    assert main(["search", "tiny.yaml"]) == 0
+    assert "3 of 3 trials done" in capsys.readouterr().out
+
+
+def test_bad_spec_is_a_clear_error(workdir: Path, capsys) -> None:
+    broken = {**TINY_SPACE, "space": {**TINY_SPACE["space"], "weight_bits": [0]}}
+    (workdir / "broken.yaml").write_text(yaml.safe_dump(broken))
+    assert main(["search", "broken.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml: space.weight_bits.0: Input should be greater than or equal to 2" in err
+    assert not (workdir / "autoq.db").exists()
+    assert main(["pareto", "nothing-here"]) == 2
+    assert "no search named 'nothing-here'" in capsys.readouterr().err
