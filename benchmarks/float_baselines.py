@@ -14,6 +14,7 @@ from pathlib import Path
 from autoq.cost import bitops
 from autoq.device import configure_threads
 from autoq.precision import TrialConfig
+from autoq.quant import quiet_aimet_logs
 from autoq.search import load_spec
 from autoq.search.setup import load_spec_problem
 from autoq.train import FloatModelCache
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="float cache folder")
     args = parser.parse_args()
     threads = configure_threads()
+    quiet_aimet_logs()
     cache = FloatModelCache(args.cache)
     print(f"float baselines, small configs, scale 1.0 ({threads} threads)")
     header = (f"{'space':26s} {'val MSE':>10s} {'params':>9s} {'MFLOPs':>8s} {'train s':>8s} "

@@ -32,6 +32,7 @@ import torch
 
 from autoq.device import configure_threads
 from autoq.precision import TrialConfig
+from autoq.quant import quiet_aimet_logs
 from autoq.search import (
     TrialPoint,
     hypervolume,
@@ -151,6 +152,7 @@ def main() -> None:
     parser.add_argument("--storage", help="SQLAlchemy URL (default: a temporary SQLite file)")
     args = parser.parse_args()
     threads = configure_threads()
+    quiet_aimet_logs()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"search quality, budget {args.budget} trials, seeds {args.seeds}, {threads} threads")
     with tempfile.TemporaryDirectory() as tmp:

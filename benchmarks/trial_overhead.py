@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 
 from autoq.device import configure_threads
+from autoq.quant import quiet_aimet_logs
 from autoq.search import load_spec, run_local, study_points
 from autoq.search.trial import TrialRunner
 from autoq.train import FloatModelCache
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     configure_threads()
+    quiet_aimet_logs()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_spec(ROOT / "search_spaces" / f"{args.space}.yaml")
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from autoq.cost import REGIMES
 from autoq.device import configure_threads
+from autoq.quant import quiet_aimet_logs
 from autoq.search import load_spec, pareto_front
 from autoq.search.report import plot_front
 from autoq.search.results import TrialPoint
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--plot-dir", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
     configure_threads()
+    quiet_aimet_logs()
     for name in args.spaces:
         spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
         runner = TrialRunner(spec)
