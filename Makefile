@@ -11,7 +11,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	# torch comes from this machine's disk with the exact pins; the lock pins everything else.
 	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 demo: $(INSTALLED)
