@@ -242,6 +242,8 @@ def make_objective(runner: TrialRunner, study_name: str) -> Callable[[optuna.Tri
         trial.set_user_attr("cost_breakdown", {k: v.cost for k, v in result.cost.layers.items()})
         trial.set_user_attr("flops", result.cost.flops)
         trial.set_user_attr("float_mse", result.float_mse)
+        if result.rollout_mse is not None:
+            trial.set_user_attr("rollout_mse", result.rollout_mse)
         trial.set_user_attr("timings", result.timings)
         if result.artifact is not None:
             trial.set_user_attr("artifact", str(result.artifact))

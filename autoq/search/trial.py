@@ -26,7 +26,7 @@ from autoq.precision import Bits, TrialConfig, expand_groups, layer_groups
 from autoq.quant import build_sim, calibrate, export_artifact
 from autoq.search.setup import Geometry, geometry, load_spec_problem
 from autoq.search.spec import SearchSpec
-from autoq.train import FloatModel, FloatModelCache, evaluate, fit
+from autoq.train import FloatModel, FloatModelCache, evaluate, evaluate_rollout, fit
 
 FLOAT_CHOICE = "float"
 
@@ -39,6 +39,8 @@ class TrialResult:
         mse: one-step validation MSE of the QAT model at the data resolution.
         cost: the configuration's bit-op cost report.
         float_mse: validation MSE of the float model it started from.
+        rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
+            whole trajectory from its first window; ``None`` for steady problems).
         timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
             ``evaluation``.
         artifact: directory of the exported quantized network, if exported.
@@ -47,6 +49,7 @@ class TrialResult:
     mse: float
     cost: CostReport
     float_mse: float
+    rollout_mse: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     artifact: Path | None = None
 
@@ -151,6 +154,8 @@ class TrialRunner:
             timings["calibration"] = timings["qat"] = 0.0
         started = time.perf_counter()
         mse = evaluate(solver, self.problem.val_windows)
+        rollout_mse = None if self.problem.data.steady else evaluate_rollout(
+            solver, self.problem.data, self.problem.split.val)
         cost = self.space.cost(config)
         timings["evaluation"] = time.perf_counter() - started
         artifact = None
@@ -160,7 +165,8 @@ class TrialRunner:
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
                           "scale": config.scale,
                           "data_shape": list(self.space.geometry.data_shape)})
-        return TrialResult(mse=mse, cost=cost, float_mse=float_model.val_mse, timings=timings,
+        return TrialResult(mse=mse, cost=cost, float_mse=float_model.val_mse,
+                           rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 
     def _quantize(self, solver: nn.Module, config: TrialConfig, *, seed: int):
