@@ -2,7 +2,7 @@
 ``/dashboard``, all on one port.
 
 optuna-dashboard's routes are absolute (``/dashboard``, ``/api/studies``, ``/static/…``), so it
-is mounted at ``/`` after our routes and serves whatever they do not match. Create the app with
+sits at ``/`` behind our routes and serves whatever path they do not match. Create the app with
 :func:`create_app`; nothing connects to the database before the first request or startup.
 """
 
@@ -64,8 +64,10 @@ class BodySizeLimit:
 
 
 class Dashboard:
-    """optuna-dashboard on the app's storage, built on its first request. With an API token
-    configured, requests that change something (notes, deleting studies) need the token too."""
+    """optuna-dashboard on the app's storage, built on its first request: the app's fallback
+    for every path our routes do not match (except under ``/api/v1``: a JSON 404). With an
+    API token configured, requests that change something (notes, deleting studies) need the
+    token too."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -87,6 +89,13 @@ class Dashboard:
         return secrets.compare_digest(given, expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and f"{scope['path']}/".startswith(API_PREFIX + "/"):
+            # An /api/v1 path none of our routes matched: a JSON 404, not the dashboard's page.
+            response = JSONResponse(
+                {"detail": [error_item([], f"no route {scope['path']}", "http_error")]},
+                status_code=404)
+            await response(scope, receive, send)
+            return
         if scope["type"] == "http" and not self._allowed(scope):
             response = JSONResponse(
                 {"detail": [error_item(["header", "Authorization"],
@@ -129,12 +138,8 @@ def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX)
 
-    @app.api_route(API_PREFIX + "/{path:path}", include_in_schema=False,
-                   methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    def unknown_api_route(path: str) -> None:
-        # Without this, unknown /api/v1 paths would fall through to the dashboard's HTML 404.
-        raise HTTPException(404, f"no route {API_PREFIX}/{path}")
-
-    app.mount("/", Dashboard(db, settings))
+    # The router's fallback rather than a mount at "/": a mount would match every path first,
+    # and a method our route does not take would get the dashboard's 404 instead of a 405.
+    app.router.default = Dashboard(db, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -13,6 +13,15 @@ from types import FrameType
 from service.config import Settings, get_settings
 
 
+def _setup_logging() -> None:
+    # Our INFO lines (jobs claimed, finished) yes; AIMET's per-trial chatter no.
+    from autoq.quant import quiet_aimet_logs
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("service").setLevel(logging.INFO)
+    quiet_aimet_logs()
+
+
 def _settings(storage: str | None) -> Settings:
     settings = get_settings()
     return settings if storage is None else settings.model_copy(update={"storage": storage})
@@ -23,6 +32,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from service.app import create_app
 
+    _setup_logging()
     app = create_app(_settings(args.storage), workers=args.workers)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -50,7 +60,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from service.db import Database
     from service.worker import JobWorker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _setup_logging()
     settings = _settings(args.storage)
     db = Database(settings.storage)
     db.migrate()

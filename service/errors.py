@@ -17,13 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from autoq.errors import AutoqError, SpecError
 
 log = logging.getLogger(__name__)
 
 Loc = Sequence[str | int]
-_UNION_TAGS = {"fno", "unet", "transformer"}
+# Tags of discriminated unions (model architectures, submission kinds): pydantic puts them in
+# an error's location, but they are not keys of the request.
+_UNION_TAGS = {"fno", "unet", "transformer", "bundled-space", "inline-spec"}
 
 
 def error_item(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
@@ -91,8 +94,7 @@ class UnavailableError(ServiceError):
 
 
 def _located(error: Any, prefix: Loc) -> dict[str, Any]:
-    # A discriminated union's tag (``fno``, …) is left out of ``loc``, and a bad tag is
-    # reported at its key, ``arch``.
+    # A bad architecture tag is reported at its key, ``arch``.
     loc = [p for p in error["loc"] if p not in _UNION_TAGS]
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc.append("arch")
@@ -119,10 +121,24 @@ def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse
     return JSONResponse({"detail": items}, status_code=422)
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 lists the methods of the first route on the path only; a path served by
+    # several routes (GET and POST /searches) takes all of theirs.
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return JSONResponse({"detail": [error_item([], str(exc.detail), "http_error")]},
-                        status_code=exc.status_code, headers=exc.headers)
+                        status_code=exc.status_code, headers=headers)
 
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from autoq.search import SearchSpec
 
@@ -18,19 +18,41 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SearchCreate(_Request):
-    """Submit a search: a bundled space (``space``, optionally ``overrides`` deep-merged into
-    it) or a whole spec (``spec``); exactly one of the two."""
-
-    space: str | None = Field(None, max_length=128, description="a bundled search space name",
-                              examples=["burgers-fno-small"])
-    overrides: dict[str, Any] | None = Field(
-        None, description="partial spec deep-merged into the bundled space",
-        examples=[{"search": {"trials": 8}}])
-    spec: SearchSpec | None = Field(None, description="a whole search spec")
+class _SearchCreateBase(_Request):
     name: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
                              description="study name (default: the spec's name + job id)")
     trials: int | None = Field(None, ge=1, description="trial budget (default: the spec's)")
+
+
+class BundledSearchCreate(_SearchCreateBase):
+    """Submit a bundled search space, optionally with overrides deep-merged into it."""
+
+    space: str = Field(max_length=128, description="a bundled search space name",
+                       examples=["burgers-fno-small"])
+    overrides: dict[str, Any] | None = Field(
+        None, description="partial spec deep-merged into the bundled space",
+        examples=[{"search": {"trials": 8}}])
+
+
+class InlineSearchCreate(_SearchCreateBase):
+    """Submit a whole search spec."""
+
+    spec: SearchSpec
+
+
+BUNDLED, INLINE = "bundled-space", "inline-spec"
+
+
+def _submission_kind(body: Any) -> str:
+    has_spec = "spec" in body if isinstance(body, dict) else isinstance(body, InlineSearchCreate)
+    return INLINE if has_spec else BUNDLED
+
+
+SearchCreate = Annotated[
+    Annotated[BundledSearchCreate, Tag(BUNDLED)] | Annotated[InlineSearchCreate, Tag(INLINE)],
+    Discriminator(_submission_kind),
+]
+"""A submission: ``{"space", "overrides"?}`` or ``{"spec"}``, plus optional name and budget."""
 
 
 class SearchCreated(BaseModel):
@@ -164,6 +186,7 @@ class ErrorBody(BaseModel):
 
 
 class NoOperatingPoint(ErrorBody):
-    """No complete trial meets the bound; ``best`` is the lowest-MSE trial (null if none)."""
+    """No such search, or no complete trial meets the bound: then ``best`` is the lowest-MSE
+    trial (null if none)."""
 
-    best: TrialPublic | None
+    best: TrialPublic | None = None

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from autoq.search import SearchSpec, load_spec
 from service.config import Settings
 from service.errors import InvalidRequestError, Loc, validation_errors
-from service.schemas import SearchCreate
+from service.schemas import InlineSearchCreate, SearchCreate
 
 
 def bundled_spaces(directory: Path) -> dict[str, Path]:
@@ -74,19 +74,13 @@ def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
     """The spec of a submission, validated, with its data path confined to the data root.
 
     Raises:
-        InvalidRequestError: neither or both of ``space`` and ``spec``, an unknown space, a bad
-            override, or a data path outside the data root; ``loc`` names the field.
+        InvalidRequestError: an unknown space, a bad override, or a data path outside the data
+            root; ``loc`` names the field.
     """
-    if (request.space is None) == (request.spec is None):
-        raise InvalidRequestError("give exactly one of 'space' (a bundled search space) or 'spec'",
-                             loc=("body", "space" if request.space is not None else "spec"))
-    if request.spec is not None:
-        if request.overrides is not None:
-            raise InvalidRequestError("'overrides' apply to a bundled 'space', not to a 'spec'",
-                                 loc=("body", "overrides"))
+    if isinstance(request, InlineSearchCreate):
         spec, prefix = request.spec, ("body", "spec")
     else:
-        spec = _bundled_with_overrides(request.space or "", request.overrides or {},
+        spec = _bundled_with_overrides(request.space, request.overrides or {},
                                        settings.search_spaces)
         prefix = ("body", "overrides")
     _require_finite(spec.model_dump(mode="python"), prefix)
@@ -130,7 +124,8 @@ def trial_budget(request: SearchCreate, spec: SearchSpec, settings: Settings) ->
         budget, loc = request.trials, ("body", "trials")
     else:
         budget = spec.search.trials
-        loc = ("body", "spec" if request.spec is not None else "overrides", "search", "trials")
+        loc = ("body", "spec" if isinstance(request, InlineSearchCreate) else "overrides",
+               "search", "trials")
     if budget > settings.max_trials:
         raise InvalidRequestError(f"at most {settings.max_trials} trials per search, got {budget}",
                              loc=loc)

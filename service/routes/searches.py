@@ -17,7 +17,7 @@ from autoq.search import (
 )
 from service import jobs
 from service.deps import SessionDep, SettingsDep, StorageDep, TokenDep
-from service.errors import InvalidRequestError, NotFoundError
+from service.errors import NotFoundError
 from service.models import Job, utcnow
 from service.schemas import (
     ErrorBody,
@@ -61,7 +61,8 @@ def _public(job: Job, storage: BaseStorage) -> SearchPublic:
 
 
 @router.post("", status_code=202, dependencies=[TokenDep],
-             responses={**_GUARDED, 409: {"model": ErrorBody, "description": "name taken"},
+             responses={**_GUARDED, 400: {"model": ErrorBody, "description": "body not JSON"},
+                        409: {"model": ErrorBody, "description": "name taken"},
                         413: {"model": ErrorBody, "description": "body too large"}})
 def submit_search(body: SearchCreate, session: SessionDep, settings: SettingsDep
                   ) -> SearchCreated:
@@ -111,20 +112,16 @@ def get_pareto(
 ) -> ParetoPublic:
     """The non-dominated trials, sorted by cost, with the hypervolume they dominate.
 
-    The reference point is ``(ref_cost, ref_mse)`` when given (use one fixed point to compare
-    searches), else 1.1 × the largest cost and MSE among complete trials.
+    The reference point defaults to 1.1 × the largest cost and MSE among complete trials;
+    ``ref_cost`` and ``ref_mse`` fix either coordinate (fix both to compare searches).
     """
-    if (ref_cost is None) != (ref_mse is None):
-        missing = "ref_mse" if ref_mse is None else "ref_cost"
-        raise InvalidRequestError("give both ref_cost and ref_mse, or neither",
-                                  loc=("query", missing))
     job = jobs.get_job(session, job_id=str(search_id))
     points = study_trials(storage, name=job.name)
     front = [TrialPublic(**p.to_json()) for p in pareto_front(points)]
     if not front:
         return ParetoPublic(data=[], count=0, hypervolume=None, reference=None)
-    reference = ((ref_cost, ref_mse) if ref_cost is not None and ref_mse is not None
-                 else default_reference(points))
+    default_cost, default_mse = default_reference(points)
+    reference = (ref_cost or default_cost, ref_mse or default_mse)
     return ParetoPublic(data=front, count=len(front), hypervolume=hypervolume(points, reference),
                         reference=ReferencePoint(cost=reference[0], mse=reference[1]))
 
