@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autoq.search.study import DEFAULT_STORAGE
@@ -22,7 +22,8 @@ class Settings(BaseSettings):
 
     Attributes:
         storage: SQLAlchemy URL of the one database holding Optuna's studies and our jobs.
-        api_token: when set, mutating endpoints need ``Authorization: Bearer <token>``.
+        api_token: when set (and not empty), mutating endpoints need
+            ``Authorization: Bearer <token>``.
         data_root: every data path of a submitted spec must lie inside this directory; relative
             paths resolve against it.
         search_spaces: directory of the bundled search-space YAML files.
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1)
     poll_seconds: float = Field(1.0, gt=0)
     ray_address: str | None = None
+
+    @field_validator("api_token", "ray_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files pass unset variables as empty strings; an empty token must not be a
+        # token everyone knows.
+        return None if value == "" else value
 
 
 @lru_cache
