@@ -103,7 +103,8 @@ class Dashboard:
                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
-        app = await run_in_threadpool(self._dashboard)
+        # Building the dashboard opens Optuna's storage: off the event loop, once.
+        app = self._app or await run_in_threadpool(self._dashboard)
         await app(scope, receive, send)
 
 

@@ -63,15 +63,21 @@ class Proc:
 
     process: subprocess.Popen[bytes]
     log: Path
+    interrupted: bool = False
+
+    def interrupt(self) -> None:
+        """Ctrl-C, once: a second one would cut the process's shutdown short."""
+        if not self.interrupted and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.interrupted = True
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.interrupt()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def kill(self) -> None:
         self.process.kill()
@@ -128,6 +134,9 @@ class Service:
         return self._start("worker", name="worker")
 
     def close(self) -> None:
+        # Interrupt all first: each takes a few seconds to shut down, in parallel.
+        for proc in self.procs:
+            proc.interrupt()
         for proc in self.procs:
             proc.stop()
 
