@@ -64,9 +64,9 @@ def plot_front(
         ax.scatter([full.cost], [full.mse], marker="*", s=180, c="gold", edgecolors="k",
                    label="float, full resolution", zorder=5)
     if front:
-        ax.step([p.cost for p in front], [p.mse for p in front], where="post", c="C3", lw=1.6,
+        ax.step([p.cost for p in front], [p.mse for p in front], where="post", c="k", lw=1.6,
                 zorder=4)
-        ax.scatter([p.cost for p in front], [p.mse for p in front], c="C3", s=30, zorder=4,
+        ax.scatter([p.cost for p in front], [p.mse for p in front], c="k", s=30, zorder=4,
                    label="Pareto front")
     return save_cost_mse_figure(fig, ax, path, title=title)
 
