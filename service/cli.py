@@ -66,7 +66,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     db.migrate()
     worker = JobWorker(db, settings)
     signal.signal(signal.SIGTERM, _interrupt)
-    logging.getLogger(__name__).info("worker %s on %s", worker.name, db.engine.url)
+    logging.getLogger("service.cli").info("worker %s on %s", worker.name, db.engine.url)
     try:
         worker.run()
     except KeyboardInterrupt:
