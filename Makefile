@@ -18,7 +18,7 @@ demo: $(INSTALLED)
 	$(BIN)/autoq demo
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --durations=15
 
 test-slow: $(INSTALLED)
 	$(BIN)/python -m pytest -m slow
