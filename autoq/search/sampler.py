@@ -217,14 +217,23 @@ class CostAwareSampler(BaseSampler):
 
 
 class _FeatureMap:
-    """One-hot features of the additive log-MSE model: an intercept, the scale, and per group its
-    weight and activation bits (a float group has only its ``float`` weight feature)."""
+    """Features of the additive log-MSE model, hierarchical so that few trials teach a lot.
+
+    An intercept; the scale (one-hot); per bitwidth, the fraction of groups whose weights (and,
+    separately, activations) use it — effects shared by every group, learned from every trial;
+    and per group its own weight and activation bitwidth (one-hot), the group's deviation from the
+    shared effect (a float group has only its ``float`` weight features).
+    """
 
     def __init__(self, scales: list[float], groups: list[str], weight_bits: list,
                  act_bits: list[int]) -> None:
         self.index: dict[tuple, int] = {("intercept",): 0}
         for scale in scales:
             self.index[("scale", scale)] = len(self.index)
+        for weight in weight_bits:
+            self.index[("shared", "w", weight)] = len(self.index)
+        for act in act_bits:
+            self.index[("shared", "a", act)] = len(self.index)
         for group in groups:
             for weight in weight_bits:
                 self.index[("w", group, weight)] = len(self.index)
@@ -235,39 +244,42 @@ class _FeatureMap:
     def matrix(self, configs: Sequence[Params]) -> np.ndarray:
         x = np.zeros((len(configs), len(self.index)))
         x[:, self.index[("intercept",)]] = 1.0
+        share = 1.0 / max(1, len(self.groups))
         for row, params in enumerate(configs):
             x[row, self.index[("scale", params["scale"])]] = 1.0
             for group in self.groups:
-                x[row, self.index[("w", group, params[f"w_bits:{group}"])]] = 1.0
+                weight = params[f"w_bits:{group}"]
+                x[row, self.index[("w", group, weight)]] = 1.0
+                x[row, self.index[("shared", "w", weight)]] += share
                 act = params.get(f"a_bits:{group}")
                 if act is not None:
                     x[row, self.index[("a", group, act)]] = 1.0
+                    x[row, self.index[("shared", "a", act)]] += share
         return x
 
     def prior(self, penalty: float, variance: float) -> tuple[np.ndarray, np.ndarray]:
         """Prior mean and variance of every coefficient.
 
-        A whole network at 4 bits loses ``penalty`` in log-MSE (weights and activations alike),
-        8 bits a quarter of that, 16 bits and float nothing, spread evenly over the groups; a
-        coarser grid loses ``log(1 / scale)`` (interpolation error grows as the grid coarsens).
-        An intercept with a flat prior carries the MSE's unknown order of magnitude. Variances:
-        ``variance`` for a scale term, ``variance / groups`` for a group's term, so a whole
-        configuration's prior spread does not grow with the number of groups.
+        Shared effects: a whole network's weights (or activations) at 4 bits lose ``penalty`` in
+        log-MSE, at 8 bits a quarter of that, at 16 bits or float nothing; variance
+        ``variance``. A coarser grid loses ``log(1 / scale) / 2`` (interpolation error grows as
+        the grid coarsens), variance ``variance``. A group's own deviation: mean 0, variance
+        ``variance / (4 · groups)``, so a whole configuration's spread does not grow with the
+        number of groups. An intercept with a flat prior carries the MSE's unknown magnitude.
         """
         groups = max(1, len(self.groups))
         mean = np.zeros(len(self.index))
-        spread = np.full(len(self.index), variance / groups)
+        spread = np.full(len(self.index), variance / (4 * groups))
         for key, column in self.index.items():
             if key[0] == "intercept":
-                # The MSE's order of magnitude is unknown until the first trial: a flat prior.
                 spread[column] = 1e4
-                continue
-            if key[0] == "scale":
-                mean[column] = math.log(1.0 / key[1])
+            elif key[0] == "scale":
+                mean[column] = 0.5 * math.log(1.0 / key[1])
                 spread[column] = variance
-                continue
-            bits = FLOAT_EQUIVALENT_BITS if key[2] == FLOAT else key[2]
-            mean[column] = penalty / groups * 4.0 ** ((4 - bits) / 4) if bits < 16 else 0.0
+            elif key[0] == "shared":
+                bits = FLOAT_EQUIVALENT_BITS if key[2] == FLOAT else key[2]
+                mean[column] = penalty * 4.0 ** ((4 - bits) / 4) if bits < 16 else 0.0
+                spread[column] = variance
         return mean, spread
 
 
