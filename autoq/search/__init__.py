@@ -9,6 +9,7 @@ from autoq.search.results import (
     pareto_front,
     study_points,
 )
+from autoq.search.sampler import CostAwareSampler
 from autoq.search.spec import SearchSpec, load_spec, parse_spec
 from autoq.search.study import (
     create_or_resume,
@@ -20,9 +21,11 @@ from autoq.search.study import (
     run_search,
     storage_url,
 )
-from autoq.search.trial import TrialResult, TrialRunner
+from autoq.search.trial import SearchSpace, TrialResult, TrialRunner
 
 __all__ = [
+    "CostAwareSampler",
+    "SearchSpace",
     "SearchSpec",
     "TrialPoint",
     "TrialResult",
