@@ -8,7 +8,13 @@ from autoq.data.dataset import (
     check_window,
     split_samples,
 )
-from autoq.data.registry import PDES, detect_family, get_family, read_pde_file
+from autoq.data.registry import (
+    PDES,
+    detect_family,
+    get_family,
+    read_pde_file,
+    solver_options,
+)
 from autoq.data.resample import check_scale, network_shape, resize
 
 __all__ = [
@@ -25,5 +31,6 @@ __all__ = [
     "network_shape",
     "read_pde_file",
     "resize",
+    "solver_options",
     "split_samples",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,17 @@ def get_family(name: str) -> PDEFamily:
         return PDES[name]
     except KeyError:
         raise SpecError(f"unknown pde {name!r}; known: {sorted(PDES)}") from None
+
+
+_GENERATOR_ARGUMENTS = {"out", "samples", "resolution", "seed", "progress", "frames"}
+
+
+def solver_options(name: str) -> list[str]:
+    """The physical parameters the family's generator takes beyond the common arguments
+    (``nu``, ``frame_dt``, …), which a spec may set under ``data.generate.options``."""
+    parameters = inspect.signature(get_family(name).generate).parameters.values()
+    return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY
+            and p.name not in _GENERATOR_ARGUMENTS]
 
 
 def detect_family(path: str | os.PathLike[str]) -> PDEFamily:

@@ -39,7 +39,9 @@ def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
                         f"with autoq's {spec.data.pde} solver, or point data.path at your file)")
     recipe = spec.data.generate
     family = get_family(spec.data.pde)
-    options = {} if recipe.frames is None else {"frames": recipe.frames}
+    options = dict(recipe.options)
+    if recipe.frames is not None:
+        options["frames"] = recipe.frames
     with tqdm(total=recipe.samples, desc=f"generating {path.name}", unit="sample",
               disable=not progress) as bar:
         return family.generate(path, samples=recipe.samples, resolution=recipe.resolution,

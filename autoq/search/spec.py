@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from autoq.data import solver_options
 from autoq.errors import SpecError
 from autoq.models.config import ModelConfig
 from autoq.precision import MAX_BITS, MIN_BITS, Granularity
@@ -32,12 +40,22 @@ class _Strict(BaseModel):
 
 
 class GenerateSpec(_Strict):
-    """How to make the data file with autoq's own solver when it does not exist yet."""
+    """How to make the data file with autoq's own solver when it does not exist yet.
+
+    Attributes:
+        samples: trajectories (or coefficient fields) to generate.
+        resolution: grid points per axis; ``None`` means the public resolution.
+        frames: saved frames per trajectory; ``None`` means the public count.
+        seed: seed of the generator.
+        options: the solver's own physical parameters (e.g. ``nu`` for Burgers, ``frame_dt``
+            for Navier–Stokes), checked against the solver's signature when the spec loads.
+    """
 
     samples: int = Field(ge=3)
     resolution: int | None = Field(None, ge=8)
     frames: int | None = Field(None, ge=2)
     seed: int = 0
+    options: dict[str, float] = Field(default_factory=dict)
 
 
 class DataSpec(_Strict):
@@ -58,6 +76,17 @@ class DataSpec(_Strict):
     target_steps: int = Field(1, ge=1)
     split_seed: int = 0
     generate: GenerateSpec | None = None
+
+    @model_validator(mode="after")
+    def _solver_knows_options(self) -> DataSpec:
+        if self.generate is None or not self.generate.options:
+            return self
+        accepted = solver_options(self.pde)
+        unknown = sorted(set(self.generate.options) - set(accepted))
+        if unknown:
+            raise ValueError(f"generate.options: unknown parameter(s) {unknown} for the "
+                             f"{self.pde} solver; allowed: {sorted(accepted)}")
+        return self
 
 
 class SpaceSpec(_Strict):

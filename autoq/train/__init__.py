@@ -2,7 +2,7 @@
 
 from autoq.train.cache import FloatModel, FloatModelCache, default_cache_dir
 from autoq.train.config import QATConfig, TrainConfig
-from autoq.train.loop import FitResult, evaluate, evaluate_rollout, fit, mse
+from autoq.train.loop import FitResult, evaluate, evaluate_rollout, fit, mse, persistence_mse
 from autoq.train.problem import Problem, file_digest, load_problem
 from autoq.train.solver import ScaledSolver
 
@@ -21,4 +21,5 @@ __all__ = [
     "fit",
     "load_problem",
     "mse",
+    "persistence_mse",
 ]

@@ -116,6 +116,22 @@ def evaluate(solver: nn.Module, windows: TrajectoryWindows, *, batch_size: int =
 
 
 @torch.no_grad()
+def persistence_mse(windows: TrajectoryWindows, *, batch_size: int = 256) -> float | None:
+    """MSE of the trivial forecast that repeats the last input state for every target step —
+    the bar a time-stepping model must clear; ``None`` for steady problems."""
+    if windows.coefficients is not None:
+        return None
+    total, count = 0.0, 0
+    for batch in _batches(list(range(len(windows))), batch_size):
+        inputs, targets = windows.batch(batch)
+        last = inputs[:, -windows.fields:].repeat(1, windows.target_steps,
+                                                  *([1] * len(windows.spatial_shape)))
+        total += torch.sum((last - targets) ** 2).item()
+        count += targets.numel()
+    return total / count
+
+
+@torch.no_grad()
 def evaluate_rollout(
     solver: ScaledSolver, data: PDEData, samples: np.ndarray, *, horizon: int | None = None,
     batch_size: int = 64,

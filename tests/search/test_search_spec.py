@@ -6,10 +6,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 
 from autoq.errors import SpecError
 from autoq.search import load_spec, parse_spec
+from autoq.search.setup import ensure_data
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 
@@ -50,6 +52,8 @@ def _edited(payload: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     ("search.sampler", "cmaes", "search.sampler"),
     ("search.resources", {"cpu": 0}, "search.resources.cpu"),
     ("search.max_concurrent", 0, "search.max_concurrent"),
+    ("data.generate.options", {"viscosity": 0.1}, "generate.options"),
+    ("data.generate.options", {"nu": "thin"}, "data.generate.options.nu"),
 ])
 def test_spec_error_names_the_bad_key(
     tiny_spec_payload: dict[str, Any], key: str, value: Any, named: str
@@ -69,3 +73,10 @@ def test_spec_resources_default_to_one_cpu(tiny_spec_payload: dict[str, Any]) ->
 def test_spec_missing_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not found"):
         load_spec(tmp_path / "nowhere.yaml")
+
+
+def test_generate_options_reach_the_solver(tiny_spec_payload: dict[str, Any]) -> None:
+    spec = parse_spec(_edited(tiny_spec_payload, "data.generate.options", {"nu": 0.05}))
+    path = ensure_data(spec, progress=False)
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["Nu"] == pytest.approx(0.05)

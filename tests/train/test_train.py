@@ -15,6 +15,7 @@ from autoq.train import (
     evaluate,
     evaluate_rollout,
     load_problem,
+    persistence_mse,
 )
 from autoq.train import cache as cache_module
 
@@ -22,16 +23,18 @@ TINY_FNO = FNOConfig(width=16, modes=8, layers=2, projection_width=32)
 RECIPE = TrainConfig(epochs=6, lr=3e-3, batch_size=16)
 
 
-def _persistence_mse(windows) -> float:
-    """MSE of predicting that the last input state persists: the bar a solver must clear."""
-    inputs, targets = windows.batch(torch.arange(len(windows)))
-    return torch.mean((inputs[:, -windows.fields:] - targets) ** 2).item()
+def test_persistence_mse_repeats_the_last_input_state(burgers_file: Path) -> None:
+    problem = load_problem(burgers_file, pde="burgers", input_steps=3, target_steps=2)
+    inputs, targets = problem.val_windows.batch(torch.arange(len(problem.val_windows)))
+    last = inputs[:, -1:]  # one field: the last input state is the last channel
+    by_hand = torch.mean((torch.cat([last, last], dim=1) - targets) ** 2).item()
+    assert persistence_mse(problem.val_windows) == pytest.approx(by_hand, rel=1e-5)
 
 
 def test_fno_learns_burgers_well_below_persistence(burgers_file: Path, tmp_path: Path) -> None:
     problem = load_problem(burgers_file, pde="burgers", input_steps=4, target_steps=1)
     model = FloatModelCache(tmp_path).get(problem, TINY_FNO, RECIPE, scale=1.0)
-    baseline = _persistence_mse(problem.val_windows)
+    baseline = persistence_mse(problem.val_windows)
     print(f"val MSE {model.val_mse:.3e} vs persistence {baseline:.3e}")
     assert model.val_mse < 0.2 * baseline
     assert model.val_mse == pytest.approx(evaluate(model.solver, problem.val_windows))
@@ -51,7 +54,7 @@ def test_half_scale_runs_at_half_resolution_and_is_scored_at_data_resolution(
     prediction = model.solver(inputs)
     assert seen[-1] == (3, 2, 32)
     assert prediction.shape == targets.shape == (3, 2, 64)
-    assert model.val_mse < 0.5 * _persistence_mse(problem.val_windows)
+    assert model.val_mse < 0.5 * persistence_mse(problem.val_windows)
 
 
 def test_unet_learns_darcy_coefficient_to_solution(darcy_file: Path, tmp_path: Path) -> None:
@@ -68,7 +71,7 @@ def test_pushforward_unrolled_training_runs(burgers_file: Path, tmp_path: Path) 
     problem = load_problem(burgers_file, input_steps=4, target_steps=1)
     recipe = TrainConfig(epochs=2, batch_size=16, unroll=3, pushforward=True)
     model = FloatModelCache(tmp_path).get(problem, TINY_FNO, recipe, scale=1.0)
-    assert model.val_mse < _persistence_mse(problem.val_windows)
+    assert model.val_mse < persistence_mse(problem.val_windows)
 
 
 def test_cache_returns_identical_weights_without_training_again(
