@@ -112,6 +112,33 @@ def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list
     return results, evaluations + len(results)
 
 
+def floor_report(spec: SearchSpec, runner: TrialRunner, bounds: dict[float, float | None]
+                 ) -> list[str]:
+    """What the space allows at all: per scale, the cost of its cheapest configuration (every
+    group at the lowest bitwidths) and the float model's MSE there; per MSE bound, half the
+    grid's cheapest cost beside the cheapest floor among the scales whose float model meets
+    the bound (QAT moves a model's MSE by a few per cent at most, so those are the scales a
+    configuration under the bound can run at)."""
+    space = runner.space
+    lowest = (min(spec.space.weight_bits), min(spec.space.act_bits))
+    floors = {scale: space.cost(space.config(scale, dict.fromkeys(space.groups, lowest))).total
+              for scale in spec.space.scales}
+    float_mse = {scale: runner.float_model(scale).val_mse for scale in spec.space.scales}
+    full = float_mse[max(spec.space.scales)]
+    per_scale = "; ".join(f"{scale:g}: {floors[scale]:.3g} / {float_mse[scale]:.3g}"
+                          for scale in floors)
+    lines = [f"cost floor (w{lowest[0]}a{lowest[1]} everywhere) / float MSE per scale: "
+             f"{per_scale}"]
+    for factor, grid_cost in bounds.items():
+        if grid_cost is None:
+            continue
+        reachable = [floors[s] for s in floors if float_mse[s] <= factor * full]
+        floor = f"{min(reachable):.3g}" if reachable else "none"
+        lines.append(f"MSE ≤ {factor:g}× float: half the grid's cheapest = {grid_cost / 2:.3g}; "
+                     f"lowest floor at a scale whose float model meets the bound = {floor}")
+    return lines
+
+
 def summarise(values: Sequence[float]) -> str:
     """Median and range of a metric over seeds."""
     finite = [v for v in values if v is not None]
@@ -167,7 +194,7 @@ def main() -> None:
             print(f"\n{name}: float model at full resolution: MSE {float_model.val_mse:.3e}, "
                   f"cost {float_cost:.3e}; hypervolume reference (cost, MSE) = "
                   f"({reference[0]:.3e}, {reference[1]:.3e})")
-            rows, fronts = [], {}
+            rows, fronts, grid_cheapest = [], {}, {1.1: None, 2.0: None}
             for method in args.methods:
                 seeds = [0] if method in ("grid", "amp") else args.seeds
                 volumes, cheap11, cheap2, walls, counts = [], [], [], [], []
@@ -186,6 +213,8 @@ def main() -> None:
                         sink.append(None if chosen is None else chosen.cost)
                     if seed == seeds[0]:
                         fronts[method] = pareto_front(points)
+                if method == "grid":
+                    grid_cheapest = {1.1: cheap11[0], 2.0: cheap2[0]}
                 rows.append((method, summarise(counts), summarise(volumes), summarise(cheap11),
                              summarise(cheap2), summarise(walls)))
                 print(f"  {method:7s} done: hypervolume {summarise(volumes)}", flush=True)
@@ -198,6 +227,8 @@ def main() -> None:
                 print(f"  {method} front (first seed): " + "; ".join(
                     f"{p.cost:.2e}/{p.mse:.2e}@{p.scale:g} {bits_summary(p.bits)}"
                     for p in front))
+            for line in floor_report(spec, runner, grid_cheapest):
+                print("  " + line)
             out = plot_fronts(fronts, (float_cost, float_model.val_mse),
                               args.plot_dir / f"search_quality_{spec.name}.png",
                               title=f"{name}: fronts at {args.budget} trials")

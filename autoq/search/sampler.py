@@ -4,14 +4,22 @@ Generic multi-objective samplers (TPE, NSGA-II) treat both objectives as black b
 the MSE is: the bit-op cost of any configuration is computed in a fraction of a millisecond. So
 each new trial is chosen in two steps:
 
-1. a Bayesian additive model of the log-MSE — one term per scale factor, one per (layer group,
-   weight bits) and per (layer group, activation bits) — fitted to the finished trials, with a
-   prior that lower bitwidths cost accuracy; one draw from its posterior (Thompson sampling)
-   predicts the MSE of thousands of candidate configurations;
-2. each candidate's cost is computed exactly, and the candidate whose (predicted MSE, cost)
-   point adds the most hypervolume to the current front, in log-log space, is run. A
-   configuration whose cost cannot extend the front under the model is never spent on, and
-   trials go to the gaps of the front.
+1. a model of the MSE, fitted to the finished trials. Quantizing a tensor to b bits adds noise of
+   power ∝ 4^−b; independent, small noise sources add up at the output. So
+
+       log MSE = μ + ρ(scale) + log(1 + Σ_g u_g · 4^(4 − w_g) + v_g · 4^(4 − a_g)),
+
+   with ``u_g``/``v_g`` the output-MSE increase, relative to the float model at that scale, when
+   group g's weights/activations are at 4 bits. The sensitivities share a log-normal prior
+   (``u_g = exp(α + δ_g)``), so a few trials teach what 4-bit activations do anywhere and the
+   rest of the budget learns the deviations. The posterior is approximated around its mode
+   (Laplace) and one draw of it (Thompson sampling) predicts the MSE of every candidate;
+2. candidates are random configurations, every uniform one, mutations of the front, and the
+   model's own cheapest paths (greedy bit reductions with the least predicted MSE per bit-op
+   saved, per scale); each is priced exactly, and the one whose (predicted MSE, cost) point adds
+   the most hypervolume to the current front, in log-log space, is run. A configuration whose
+   cost cannot extend the front under the model is never spent on, and trials go to the gaps
+   of the front.
 
 The sampler plugs into Optuna like any other (``sample_relative``), so the storage, the
 dashboard and resuming stay the same.
@@ -28,6 +36,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
+from scipy.optimize import least_squares
 
 from autoq.precision import FLOAT_EQUIVALENT_BITS
 
@@ -46,10 +55,8 @@ class CostAwareSampler(BaseSampler):
         cost_fn: bit-op cost of a parameter set ``{"scale": s, "w_bits:<g>": …, "a_bits:<g>":
             …}``.
         seed: seed of the candidate draws and the posterior samples.
-        candidates: random candidates drawn per trial (plus mutations of the front and every
-            uniform configuration).
-        prior_penalty: prior mean of the log-MSE increase of a whole network at 4 bits, spread
-            over the groups; 8 bits get a quarter of it, 16 bits nothing.
+        candidates: random candidates drawn per trial (besides the uniform configurations, the
+            front's mutations and the model's greedy paths).
         max_cost: never propose a configuration costing more (a constraint known up front).
     """
 
@@ -63,34 +70,28 @@ class CostAwareSampler(BaseSampler):
         cost_fn: Callable[[Params], float],
         seed: int | None = None,
         candidates: int = 1024,
-        prior_penalty: float = 1.5,
         max_cost: float | None = None,
     ) -> None:
         self._scales = list(scales)
         self._groups = {g: list(layers) for g, layers in groups.items()}
-        self._weight_bits = list(weight_bits)
-        self._act_bits = list(act_bits)
+        # Widest first: the greedy paths start there and step down.
+        self._weight_bits = sorted(weight_bits, key=_bits_value, reverse=True)
+        self._act_bits = sorted(act_bits, reverse=True)
         self._cost_fn = cost_fn
         self._rng = np.random.default_rng(seed)
         self._fallback = RandomSampler(seed=seed)
         self._candidates = candidates
-        self._prior_penalty = prior_penalty
         self._max_cost = max_cost
         self._costs: dict[tuple, float] = {}
         self._space: dict[str, BaseDistribution] = {"scale": CategoricalDistribution(self._scales)}
         for group in self._groups:
-            self._space[f"w_bits:{group}"] = CategoricalDistribution(self._weight_bits)
-            self._space[f"a_bits:{group}"] = CategoricalDistribution(self._act_bits)
-        self._features = _FeatureMap(self._scales, list(self._groups), self._weight_bits,
-                                     self._act_bits)
+            self._space[f"w_bits:{group}"] = CategoricalDistribution(list(weight_bits))
+            self._space[f"a_bits:{group}"] = CategoricalDistribution(list(act_bits))
+        self._model = NoisePowerModel(self._scales, list(self._groups))
 
     REFERENCE_MARGIN = 2.0
     """How far (in log-MSE) beyond the worst finished trial a predicted point still earns
     hypervolume: wide enough that accurate but costly configurations stay worth a trial."""
-    PRIOR_VARIANCE = 1.0
-    """Prior variance of a scale term (a group term gets it divided by the number of groups)."""
-    NOISE_VARIANCE = 0.05
-    """Variance of a trial's log-MSE around the additive model (QAT is noisy)."""
 
     def reseed_rng(self) -> None:
         """Fresh random streams, so parallel workers that built the sampler with one seed do not
@@ -107,19 +108,21 @@ class CostAwareSampler(BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> Params:
         history = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                   if t.values is not None and all(math.isfinite(v) for v in t.values)]
+                   if t.values is not None and all(math.isfinite(v) and v > 0 for v in t.values)]
         observed = [(self._params_of(t), t.values[0], t.values[1]) for t in history]
+        self._model.fit([p for p, _, _ in observed], np.log([m for _, m, _ in observed]))
+        theta = self._model.draw(self._rng)
         tried = {_key(p) for p, _, _ in observed}
-        pool = [c for c in self._candidate_pool(observed) if _key(c) not in tried
+        pool = [c for c in self._candidate_pool(observed, theta) if _key(c) not in tried
                 and (self._max_cost is None or self._cost(c) <= self._max_cost)]
         if not pool:
             return {}
-        theta = self._posterior_draw(observed)
-        predicted = self._features.matrix(pool) @ theta
+        pool = list({_key(c): c for c in pool}.values())
+        predicted = self._model.predict(pool, theta)
         costs = np.array([self._cost(c) for c in pool])
         front = _front([(math.log(cost), math.log(mse)) for _, mse, cost in observed])
         worst = (max(math.log(mse) for _, mse, _ in observed) if observed
-                 else float(np.median(predicted)))
+                 else float(np.max(predicted)))
         reference = (math.log(max([float(costs.max()), *(c for _, _, c in observed)])) + 0.1,
                      worst + self.REFERENCE_MARGIN)
         gains = np.array([_improvement(front, (math.log(c), y), reference)
@@ -157,26 +160,32 @@ class CostAwareSampler(BaseSampler):
             self._costs[key] = self._cost_fn(params)
         return self._costs[key]
 
+    def _choose(self, choices: list) -> Any:
+        return choices[int(self._rng.integers(len(choices)))]
+
+    def _set_group(self, params: Params, group: str, weight: Any, act: int | None) -> None:
+        params[f"w_bits:{group}"] = weight
+        params.pop(f"a_bits:{group}", None)
+        if weight != FLOAT:
+            params[f"a_bits:{group}"] = act if act is not None else self._choose(self._act_bits)
+
     def _random_params(self) -> Params:
-        params: Params = {"scale": self._scales[self._rng.integers(len(self._scales))]}
+        params: Params = {"scale": self._choose(self._scales)}
         for group in self._groups:
-            weight = self._weight_bits[self._rng.integers(len(self._weight_bits))]
-            params[f"w_bits:{group}"] = weight
-            if weight != FLOAT:
-                params[f"a_bits:{group}"] = self._act_bits[self._rng.integers(len(self._act_bits))]
+            self._set_group(params, group, self._choose(self._weight_bits), None)
         return params
 
-    def _candidate_pool(self, observed: list[tuple[Params, float, float]]) -> list[Params]:
+    def _candidate_pool(self, observed: list[tuple[Params, float, float]],
+                        theta: np.ndarray) -> list[Params]:
         pool = [self._random_params() for _ in range(self._candidates)]
         for scale in self._scales:
             for weight in self._weight_bits:
                 for act in (self._act_bits if weight != FLOAT else [None]):
                     uniform: Params = {"scale": scale}
                     for group in self._groups:
-                        uniform[f"w_bits:{group}"] = weight
-                        if act is not None:
-                            uniform[f"a_bits:{group}"] = act
+                        self._set_group(uniform, group, weight, act)
                     pool.append(uniform)
+            pool += self._greedy_path(scale, theta)
         front_params = [p for p, mse, cost in observed
                         if not any(m <= mse and c <= cost and (m, c) != (mse, cost)
                                    for _, m, c in observed)]
@@ -188,99 +197,151 @@ class CostAwareSampler(BaseSampler):
     def _mutate(self, base: Params) -> Params:
         params = dict(base)
         for _ in range(int(self._rng.integers(1, 4))):
-            name = list(self._space)[self._rng.integers(len(self._space))]
+            name = self._choose(list(self._space))
             if name == "scale":
-                params["scale"] = self._scales[self._rng.integers(len(self._scales))]
-                continue
-            group = name.split(":", 1)[1]
-            weight = self._weight_bits[self._rng.integers(len(self._weight_bits))]
-            params[f"w_bits:{group}"] = weight
-            params.pop(f"a_bits:{group}", None)
-            if weight != FLOAT:
-                params[f"a_bits:{group}"] = self._act_bits[self._rng.integers(len(self._act_bits))]
+                params["scale"] = self._choose(self._scales)
+            else:
+                self._set_group(params, name.split(":", 1)[1], self._choose(self._weight_bits),
+                                None)
         return params
 
-    def _posterior_draw(self, observed: list[tuple[Params, float, float]]) -> np.ndarray:
-        """One draw of the additive model's coefficients given the finished trials."""
-        prior_mean, prior_var = self._features.prior(self._prior_penalty, self.PRIOR_VARIANCE)
-        noise_var = self.NOISE_VARIANCE
-        if observed:
-            x = self._features.matrix([p for p, _, _ in observed])
-            y = np.log([mse for _, mse, _ in observed])
-            precision = x.T @ x / noise_var + np.diag(1.0 / prior_var)
-            covariance = np.linalg.inv(precision)
-            mean = covariance @ (x.T @ y / noise_var + prior_mean / prior_var)
-        else:
-            covariance, mean = np.diag(prior_var), prior_mean
-        covariance = (covariance + covariance.T) / 2
-        return self._rng.multivariate_normal(mean, covariance, method="cholesky")
+    def _greedy_path(self, scale: float, theta: np.ndarray) -> list[Params]:
+        """From the widest configuration at ``scale`` down to the narrowest, one group's weight
+        or activation bits one step lower at a time, each step the one with the least predicted
+        log-MSE increase per log-cost saved: the model's own Pareto path, as candidates."""
+        params: Params = {"scale": scale}
+        for group in self._groups:
+            self._set_group(params, group, self._weight_bits[0], self._act_bits[0])
+        path = [dict(params)]
+        while True:
+            moves = []
+            for group in self._groups:
+                weight, act = params[f"w_bits:{group}"], params.get(f"a_bits:{group}")
+                w_index = self._weight_bits.index(weight)
+                if w_index + 1 < len(self._weight_bits):
+                    moves.append((group, self._weight_bits[w_index + 1], act))
+                if act is not None and self._act_bits.index(act) + 1 < len(self._act_bits):
+                    moves.append((group, weight, self._act_bits[self._act_bits.index(act) + 1]))
+            if not moves:
+                return path
+            steps = []
+            for group, weight, act in moves:
+                step = dict(params)
+                self._set_group(step, group, weight, act)
+                steps.append(step)
+            here = (self._model.predict([params], theta)[0], math.log(self._cost(params)))
+            after = self._model.predict(steps, theta)
+            saved = np.array([here[1] - math.log(self._cost(step)) for step in steps])
+            worth = (after - here[0]) / np.maximum(saved, 1e-9)
+            params = steps[int(np.argmin(np.where(saved > 0, worth, np.inf)))]
+            path.append(dict(params))
 
 
-class _FeatureMap:
-    """Features of the additive log-MSE model, hierarchical so that few trials teach a lot.
+class NoisePowerModel:
+    """Bayesian model of a configuration's log-MSE from its scale and per-group bitwidths.
 
-    An intercept; the scale (one-hot); per bitwidth, the fraction of groups whose weights (and,
-    separately, activations) use it — effects shared by every group, learned from every trial;
-    and per group its own weight and activation bitwidth (one-hot), the group's deviation from the
-    shared effect (a float group has only its ``float`` weight features).
+    ``log MSE = μ + ρ[scale] + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
+    4^(4 − a_g))``: ``ρ`` is 0 at the largest scale; a float group adds no noise. Priors: ``μ``
+    flat; ``ρ`` around ``log(s_max / s) / 2`` (a coarser grid interpolates worse); the whole
+    network at 4-bit weights raises the MSE by half, at 4-bit activations doubles it (``α``,
+    ``β``, wide); a group's deviations ``δ_g``, ``γ_g`` around 0. The posterior is the Laplace
+    approximation at its mode (least squares on the residuals and the prior).
     """
 
-    def __init__(self, scales: list[float], groups: list[str], weight_bits: list,
-                 act_bits: list[int]) -> None:
-        self.index: dict[tuple, int] = {("intercept",): 0}
-        for scale in scales:
-            self.index[("scale", scale)] = len(self.index)
-        for weight in weight_bits:
-            self.index[("shared", "w", weight)] = len(self.index)
-        for act in act_bits:
-            self.index[("shared", "a", act)] = len(self.index)
-        for group in groups:
-            for weight in weight_bits:
-                self.index[("w", group, weight)] = len(self.index)
-            for act in act_bits:
-                self.index[("a", group, act)] = len(self.index)
+    NOISE_SD = 0.15
+    """Spread of a trial's log-MSE around the model (QAT is noisy, the model approximate)."""
+    SCALE_SD = 0.7
+    SHARED_SD = 2.0
+    GROUP_SD = 1.0
+
+    def __init__(self, scales: list[float], groups: list[str]) -> None:
+        self.scales = sorted(scales, reverse=True)
         self.groups = groups
+        n_scales, n_groups = len(self.scales), len(groups)
+        # θ = [μ, ρ (scales but the largest), α, β, δ (groups), γ (groups)]
+        self._rho = slice(1, n_scales)
+        self._alpha, self._beta = n_scales, n_scales + 1
+        self._delta = slice(n_scales + 2, n_scales + 2 + n_groups)
+        self._gamma = slice(n_scales + 2 + n_groups, n_scales + 2 + 2 * n_groups)
+        size = n_scales + 2 + 2 * n_groups
+        self.prior_mean = np.zeros(size)
+        self.prior_sd = np.full(size, self.GROUP_SD)
+        self.prior_mean[self._rho] = [0.5 * math.log(self.scales[0] / s) for s in self.scales[1:]]
+        self.prior_sd[self._rho] = self.SCALE_SD
+        self.prior_mean[self._alpha] = math.log(0.5 / max(1, n_groups))
+        self.prior_mean[self._beta] = math.log(1.0 / max(1, n_groups))
+        self.prior_sd[[self._alpha, self._beta]] = self.SHARED_SD
+        self.prior_sd[0] = 1e3
+        self.mode = self.prior_mean.copy()
+        self.covariance = np.diag(self.prior_sd ** 2)
 
-    def matrix(self, configs: Sequence[Params]) -> np.ndarray:
-        x = np.zeros((len(configs), len(self.index)))
-        x[:, self.index[("intercept",)]] = 1.0
-        share = 1.0 / max(1, len(self.groups))
+    def features(self, configs: Sequence[Params]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per config: the scale's index, and per group the weight and activation noise powers
+        relative to 4 bits."""
+        scale_index = np.array([self.scales.index(c["scale"]) for c in configs])
+        weight_noise = np.zeros((len(configs), len(self.groups)))
+        act_noise = np.zeros_like(weight_noise)
         for row, params in enumerate(configs):
-            x[row, self.index[("scale", params["scale"])]] = 1.0
-            for group in self.groups:
+            for column, group in enumerate(self.groups):
                 weight = params[f"w_bits:{group}"]
-                x[row, self.index[("w", group, weight)]] = 1.0
-                x[row, self.index[("shared", "w", weight)]] += share
-                act = params.get(f"a_bits:{group}")
-                if act is not None:
-                    x[row, self.index[("a", group, act)]] = 1.0
-                    x[row, self.index[("shared", "a", act)]] += share
-        return x
+                if weight == FLOAT:
+                    continue
+                weight_noise[row, column] = 4.0 ** (4 - weight)
+                act_noise[row, column] = 4.0 ** (4 - params[f"a_bits:{group}"])
+        return scale_index, weight_noise, act_noise
 
-    def prior(self, penalty: float, variance: float) -> tuple[np.ndarray, np.ndarray]:
-        """Prior mean and variance of every coefficient.
+    def _terms(self, theta: np.ndarray, feats: tuple) -> tuple[np.ndarray, ...]:
+        scale_index, weight_noise, act_noise = feats
+        rho = np.concatenate([[0.0], theta[self._rho]])
+        weight_part = weight_noise * np.exp(theta[self._alpha] + theta[self._delta])
+        act_part = act_noise * np.exp(theta[self._beta] + theta[self._gamma])
+        noise = 1.0 + weight_part.sum(1) + act_part.sum(1)
+        return theta[0] + rho[scale_index] + np.log(noise), weight_part, act_part, noise
 
-        Shared effects: a whole network's weights (or activations) at 4 bits lose ``penalty`` in
-        log-MSE, at 8 bits a quarter of that, at 16 bits or float nothing; variance
-        ``variance``. A coarser grid loses ``log(1 / scale) / 2`` (interpolation error grows as
-        the grid coarsens), variance ``variance``. A group's own deviation: mean 0, variance
-        ``variance / (4 · groups)``, so a whole configuration's spread does not grow with the
-        number of groups. An intercept with a flat prior carries the MSE's unknown magnitude.
-        """
-        groups = max(1, len(self.groups))
-        mean = np.zeros(len(self.index))
-        spread = np.full(len(self.index), variance / (4 * groups))
-        for key, column in self.index.items():
-            if key[0] == "intercept":
-                spread[column] = 1e4
-            elif key[0] == "scale":
-                mean[column] = 0.5 * math.log(1.0 / key[1])
-                spread[column] = variance
-            elif key[0] == "shared":
-                bits = FLOAT_EQUIVALENT_BITS if key[2] == FLOAT else key[2]
-                mean[column] = penalty * 4.0 ** ((4 - bits) / 4) if bits < 16 else 0.0
-                spread[column] = variance
-        return mean, spread
+    def predict(self, configs: Sequence[Params], theta: np.ndarray) -> np.ndarray:
+        """Predicted log-MSE of ``configs`` under coefficients ``theta``."""
+        return self._terms(theta, self.features(configs))[0]
+
+    def fit(self, configs: Sequence[Params], log_mse: np.ndarray) -> None:
+        """Posterior mode and covariance given finished trials (the prior when there are none)."""
+        if not len(configs):
+            self.mode, self.covariance = self.prior_mean.copy(), np.diag(self.prior_sd ** 2)
+            return
+        feats = self.features(configs)
+        start = self.mode.copy()  # the last mode: trials arrive one at a time
+        start[0] = float(np.median(log_mse))
+
+        def residuals(theta: np.ndarray) -> np.ndarray:
+            predicted = self._terms(theta, feats)[0]
+            return np.concatenate([(predicted - log_mse) / self.NOISE_SD,
+                                   (theta - self.prior_mean) / self.prior_sd])
+
+        def jacobian(theta: np.ndarray) -> np.ndarray:
+            scale_index, _, _ = feats
+            _, weight_part, act_part, noise = self._terms(theta, feats)
+            rows = np.zeros((len(configs), len(theta)))
+            rows[:, 0] = 1.0
+            for position in range(1, len(self.scales)):
+                rows[:, position] = scale_index == position
+            rows[:, self._delta] = weight_part / noise[:, None]
+            rows[:, self._gamma] = act_part / noise[:, None]
+            rows[:, self._alpha] = rows[:, self._delta].sum(1)
+            rows[:, self._beta] = rows[:, self._gamma].sum(1)
+            return np.vstack([rows / self.NOISE_SD, np.diag(1.0 / self.prior_sd)])
+
+        solution = least_squares(residuals, start, jac=jacobian, method="trf")
+        self.mode = solution.x
+        jac = jacobian(self.mode)
+        self.covariance = np.linalg.pinv(jac.T @ jac)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One sample of the coefficients from the (approximate) posterior."""
+        covariance = (self.covariance + self.covariance.T) / 2
+        return rng.multivariate_normal(self.mode, covariance, method="eigh")
+
+
+def _bits_value(bits: int | str) -> int:
+    return FLOAT_EQUIVALENT_BITS if bits == FLOAT else int(bits)
 
 
 def _key(params: Params) -> tuple:
