@@ -83,6 +83,7 @@ class CostAwareSampler(BaseSampler):
         self._candidates = candidates
         self._max_cost = max_cost
         self._costs: dict[tuple, float] = {}
+        self._cost_parts: dict[float, tuple[float, dict[str, dict]] | None] = {}
         self._space: dict[str, BaseDistribution] = {"scale": CategoricalDistribution(self._scales)}
         for group in self._groups:
             self._space[f"w_bits:{group}"] = CategoricalDistribution(list(weight_bits))
@@ -155,10 +156,44 @@ class CostAwareSampler(BaseSampler):
         return params
 
     def _cost(self, params: Params) -> float:
-        key = _key(params)
-        if key not in self._costs:
-            self._costs[key] = self._cost_fn(params)
-        return self._costs[key]
+        """Exact cost: from per-group parts when the cost function is a sum over groups (bit-op
+        counts are: each layer's count depends on its own bits only), else one call each."""
+        scale = params["scale"]
+        if scale not in self._cost_parts:
+            self._cost_parts[scale] = self._group_cost_parts(scale)
+        parts = self._cost_parts[scale]
+        if parts is None:
+            key = _key(params)
+            if key not in self._costs:
+                self._costs[key] = self._cost_fn(params)
+            return self._costs[key]
+        base, table = parts
+        return base + sum(table[group][(params[f"w_bits:{group}"], params.get(f"a_bits:{group}"))]
+                          for group in self._groups)
+
+    def _group_cost_parts(self, scale: float) -> tuple[float, dict[str, dict]] | None:
+        """The cost at ``scale`` as the widest configuration's cost plus, per group and choice,
+        the change that choice makes; ``None`` if random configurations show it is not a sum."""
+        widest: Params = {"scale": scale}
+        for group in self._groups:
+            self._set_group(widest, group, self._weight_bits[0], self._act_bits[0])
+        base = self._cost_fn(widest)
+        table: dict[str, dict] = {}
+        for group in self._groups:
+            table[group] = {}
+            for weight in self._weight_bits:
+                for act in (self._act_bits if weight != FLOAT else [None]):
+                    changed = dict(widest)
+                    self._set_group(changed, group, weight, act)
+                    table[group][(weight, act)] = self._cost_fn(changed) - base
+        for _ in range(3):
+            params = self._random_params()
+            params["scale"] = scale
+            summed = base + sum(table[g][(params[f"w_bits:{g}"], params.get(f"a_bits:{g}"))]
+                                for g in self._groups)
+            if not math.isclose(summed, self._cost_fn(params), rel_tol=1e-9):
+                return None
+        return base, table
 
     def _choose(self, choices: list) -> Any:
         return choices[int(self._rng.integers(len(choices)))]
