@@ -35,6 +35,8 @@ from autoq.precision import TrialConfig
 from autoq.quant import quiet_aimet_logs
 from autoq.search import (
     TrialPoint,
+    create_or_resume,
+    enqueue_baseline_grid,
     hypervolume,
     load_spec,
     operating_point,
@@ -49,31 +51,43 @@ from autoq.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("grid", "random", "nsga2", "tpe", "amp", "autoq")
-AMP_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
+PAPER_SCALES = (1.0, 0.7, 0.5, 0.3, 0.2)
+PAPER_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
 
 
 def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: int, seed: int,
                 storage: str) -> tuple[list[TrialPoint], int]:
-    """A search with one of Optuna's samplers, autoq's, or the paper's grid (enqueued)."""
+    """A search with one of Optuna's samplers, autoq's, or the paper's grid (its regimes at its
+    scale factors, enqueued; the budget is the grid's size)."""
     sampler = "random" if method == "grid" else method
     variant = spec.model_copy(update={"search": spec.search.model_copy(
         update={"sampler": sampler, "seed": seed, "trials": budget})})
-    study = run_local(variant, name=f"{spec.name}-{method}-seed{seed}", storage=storage,
-                      trials=budget, runner=runner, baseline_grid=method == "grid")
+    name = f"{spec.name}-{method}-seed{seed}"
+    if method == "grid":
+        study = create_or_resume(variant, name=name, storage=storage)
+        budget = enqueue_baseline_grid(study, variant, scales=[
+            s for s in PAPER_SCALES if s in spec.space.scales]) or budget
+    study = run_local(variant, name=name, storage=storage, trials=budget, runner=runner)
     return study_points(study), budget
 
 
 def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list[TrialPoint],
                                                                             int]:
-    """AIMET AMP per scale, then QAT on up to ``points`` of its curves' points."""
+    """AIMET AMP per scale, then QAT on up to ``points`` of its curves' points.
+
+    AMP's brute-force phase costs 2·layers·(candidates − 1) evaluations per scale, so it runs at
+    the paper's scales with the paper's regimes as candidates, plus the space's narrowest
+    (weight, activation) pair so that its curve reaches the space's cheapest corner."""
     from autoq.quant import amp_front
 
     space = runner.space
     problem = runner.problem
     layers = [layer for group in space.groups.values() for layer in group]
+    narrowest = (min(spec.space.weight_bits), min(spec.space.act_bits))
+    candidates = list(dict.fromkeys([*PAPER_CANDIDATES, narrowest]))
     curve = []
     evaluations = 0
-    for scale in spec.space.scales:
+    for scale in [s for s in PAPER_SCALES if s in spec.space.scales]:
         solver = runner.float_model(scale).solver
         windows = problem.train_windows
         chosen = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
@@ -95,7 +109,7 @@ def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list
         result = amp_front(solver.network,
                            dummy_input=torch.zeros(1, windows.in_channels, *solver.net_shape),
                            calibration_batches=batches, score=score,
-                           candidates=AMP_CANDIDATES, layers=layers)
+                           candidates=candidates, layers=layers)
         evaluations += result.evaluations
         curve += [TrialConfig.for_model(space.reference_network, scale=scale, bits=point.bits)
                   for point in result.curve]

@@ -200,18 +200,28 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def enqueue_baseline_grid(
-    study: optuna.Study, spec: SearchSpec, *, regimes: Sequence[str] = tuple(REGIMES)
+    study: optuna.Study,
+    spec: SearchSpec,
+    *,
+    regimes: Sequence[str] = tuple(REGIMES),
+    scales: Sequence[float] | None = None,
 ) -> int:
-    """Queue the paper's uniform grid (its regimes × the space's scales) once; returns how many
-    trials were queued (0 when the grid is already in the study)."""
+    """Queue the paper's uniform grid (its regimes × the space's scales, or ``scales``, which
+    must be in the space) once; returns how many trials were queued (0 when the grid is already
+    in the study)."""
     unknown = sorted(set(regimes) - set(REGIMES))
     if unknown:
         raise SpecError(f"unknown regime {unknown[0]!r}; regimes: {list(REGIMES)}")
-    existing = {(t.user_attrs.get("baseline"), t.params.get("scale"))
+    outside = sorted(set(scales or ()) - set(spec.space.scales))
+    if outside:
+        raise SpecError(f"scale {outside[0]:g} is not in space.scales {spec.space.scales}")
+    # A queued trial holds its scale in Optuna's fixed parameters until it runs.
+    existing = {(t.user_attrs.get("baseline"),
+                 t.params.get("scale", t.system_attrs.get("fixed_params", {}).get("scale")))
                 for t in study.get_trials(deepcopy=False)}
     queued = 0
     for regime in regimes:
-        for scale in spec.space.scales:
+        for scale in scales or spec.space.scales:
             if (regime, scale) in existing:
                 continue
             study.enqueue_trial({"scale": scale}, user_attrs={"baseline": regime})

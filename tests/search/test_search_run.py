@@ -45,3 +45,21 @@ def test_search_records_trials_and_pareto_set_in_postgres(
     tiny_spec: SearchSpec, postgres_url: str, assert_full_record: Callable[[FrozenTrial], None]
 ) -> None:
     _check_search(postgres_url, tiny_spec, 3, assert_full_record)
+
+
+def test_baseline_grid_is_queued_once_at_the_chosen_scales(
+    tiny_spec: SearchSpec, sqlite_url: str
+) -> None:
+    from autoq.cost import REGIMES
+    from autoq.errors import SpecError
+    from autoq.search import create_or_resume, enqueue_baseline_grid
+
+    study = create_or_resume(tiny_spec, name="grid-queue", storage=sqlite_url)
+    assert enqueue_baseline_grid(study, tiny_spec, scales=[0.5]) == len(REGIMES)
+    assert enqueue_baseline_grid(study, tiny_spec, scales=[0.5]) == 0
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert {t.user_attrs["baseline"] for t in waiting} == set(REGIMES)
+    assert {t.system_attrs["fixed_params"]["scale"] for t in waiting} == {0.5}
+    with pytest.raises(SpecError, match=r"scale 0\.3 is not in space\.scales"):
+        enqueue_baseline_grid(study, tiny_spec, scales=[0.3])
+    assert len(study.get_trials()) == len(REGIMES)
