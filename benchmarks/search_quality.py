@@ -56,9 +56,11 @@ PAPER_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
 
 
 def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: int, seed: int,
-                storage: str) -> tuple[list[TrialPoint], int]:
+                storage: str) -> tuple[list[TrialPoint], int, float]:
     """A search with one of Optuna's samplers, autoq's, or the paper's grid (its regimes at its
-    scale factors, enqueued; the budget is the grid's size)."""
+    scale factors, enqueued; the budget is the grid's size). Returns the points, the trials and
+    the search's wall time from its trials' timestamps (so a search finished by an earlier run
+    on the same ``--storage`` is reported as it ran, not re-run)."""
     sampler = "random" if method == "grid" else method
     variant = spec.model_copy(update={"search": spec.search.model_copy(
         update={"sampler": sampler, "seed": seed, "trials": budget})})
@@ -68,7 +70,10 @@ def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: i
         budget = enqueue_baseline_grid(study, variant, scales=[
             s for s in PAPER_SCALES if s in spec.space.scales]) or budget
     study = run_local(variant, name=name, storage=storage, trials=budget, runner=runner)
-    return study_points(study), budget
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
+    wall = (max(t.datetime_complete for t in trials)
+            - min(t.datetime_start for t in trials)).total_seconds()
+    return study_points(study), budget, wall
 
 
 def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list[TrialPoint],
@@ -190,7 +195,8 @@ def main() -> None:
     parser.add_argument("--amp-points", type=int, default=5,
                         help="AMP curve points fine-tuned with QAT")
     parser.add_argument("--plot-dir", type=Path, default=ROOT / "benchmarks")
-    parser.add_argument("--storage", help="SQLAlchemy URL (default: a temporary SQLite file)")
+    parser.add_argument("--storage", help="SQLAlchemy URL (default: a temporary SQLite file); "
+                        "searches already finished there are read, not re-run")
     args = parser.parse_args()
     threads = configure_threads()
     quiet_aimet_logs()
@@ -213,13 +219,15 @@ def main() -> None:
                 seeds = [0] if method in ("grid", "amp") else args.seeds
                 volumes, cheap11, cheap2, walls, counts = [], [], [], [], []
                 for seed in seeds:
-                    started = time.perf_counter()
                     if method == "amp":
+                        started = time.perf_counter()
                         points, count = run_amp(spec, runner, points=args.amp_points)
+                        wall = time.perf_counter() - started
                     else:
-                        points, count = run_sampler(method, spec, runner, budget=args.budget,
-                                                    seed=seed, storage=storage)
-                    walls.append(time.perf_counter() - started)
+                        points, count, wall = run_sampler(method, spec, runner,
+                                                          budget=args.budget, seed=seed,
+                                                          storage=storage)
+                    walls.append(wall)
                     counts.append(count)
                     volumes.append(hypervolume(points, reference))
                     for bound, sink in ((1.1, cheap11), (2.0, cheap2)):
