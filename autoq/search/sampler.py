@@ -44,6 +44,38 @@ FLOAT = "float"
 Params = dict[str, Any]
 
 
+class Configs:
+    """Configurations as index arrays, so that thousands are priced and predicted at once.
+
+    Attributes:
+        scale: ``(n,)`` index into the sampler's scales.
+        weight: ``(n, groups)`` index into the weight choices (widest first).
+        act: ``(n, groups)`` index into the activation choices (widest first); 0 where the
+            group's weights are float (a float group has no activation choice).
+    """
+
+    def __init__(self, scale: np.ndarray, weight: np.ndarray, act: np.ndarray) -> None:
+        self.scale = np.asarray(scale, dtype=np.int64)
+        self.weight = np.asarray(weight, dtype=np.int64)
+        self.act = np.asarray(act, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+    def rows(self) -> np.ndarray:
+        """One integer row per configuration: ``[scale, weights…, activations…]``."""
+        return np.column_stack([self.scale, self.weight, self.act])
+
+    @classmethod
+    def from_rows(cls, rows: np.ndarray) -> Configs:
+        groups = (rows.shape[1] - 1) // 2
+        return cls(rows[:, 0], rows[:, 1:1 + groups], rows[:, 1 + groups:])
+
+    @classmethod
+    def concat(cls, parts: Sequence[Configs]) -> Configs:
+        return cls.from_rows(np.vstack([part.rows() for part in parts]))
+
+
 class CostAwareSampler(BaseSampler):
     """Thompson-sampled hypervolume improvement with exactly known costs.
 
@@ -77,18 +109,24 @@ class CostAwareSampler(BaseSampler):
         # Widest first: the greedy paths start there and step down.
         self._weight_bits = sorted(weight_bits, key=_bits_value, reverse=True)
         self._act_bits = sorted(act_bits, reverse=True)
+        self._float_weight = np.array([bits == FLOAT for bits in self._weight_bits])
         self._cost_fn = cost_fn
         self._rng = np.random.default_rng(seed)
         self._fallback = RandomSampler(seed=seed)
         self._candidates = candidates
         self._max_cost = max_cost
-        self._costs: dict[tuple, float] = {}
-        self._cost_parts: dict[float, tuple[float, dict[str, dict]] | None] = {}
+        self._costs: dict[bytes, float] = {}
+        self._cost_tables: dict[int, tuple[float, np.ndarray] | None] = {}
         self._space: dict[str, BaseDistribution] = {"scale": CategoricalDistribution(self._scales)}
         for group in self._groups:
             self._space[f"w_bits:{group}"] = CategoricalDistribution(list(weight_bits))
             self._space[f"a_bits:{group}"] = CategoricalDistribution(list(act_bits))
-        self._model = NoisePowerModel(self._scales, list(self._groups))
+        self._model = NoisePowerModel(
+            len(self._scales), len(self._groups),
+            scale_prior=[0.5 * math.log(max(self._scales) / s) for s in self._scales],
+            weight_noise=[0.0 if bits == FLOAT else 4.0 ** (4 - bits)
+                          for bits in self._weight_bits],
+            act_noise=[4.0 ** (4 - bits) for bits in self._act_bits])
 
     REFERENCE_MSE_FACTOR = 10.0
     """A point earns hypervolume only below this multiple of the best MSE found so far: the
@@ -110,30 +148,40 @@ class CostAwareSampler(BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> Params:
-        history = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                   if t.values is not None and all(math.isfinite(v) and v > 0 for v in t.values)]
-        observed = [(self._params_of(t), t.values[0], t.values[1]) for t in history]
-        self._model.fit([p for p, _, _ in observed], np.log([m for _, m, _ in observed]))
+        observed_params, mse, cost = [], [], []
+        for finished in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            params = self._params_of(finished)
+            values = finished.values
+            if (params is not None and values is not None
+                    and all(math.isfinite(v) and v > 0 for v in values)):
+                observed_params.append(params)
+                mse.append(values[0])
+                cost.append(values[1])
+        observed = self.encode(observed_params)
+        self._model.fit(observed, np.log(mse))
         theta = self._model.draw(self._rng)
-        tried = {_key(p) for p, _, _ in observed}
-        pool = [c for c in self._candidate_pool(observed, theta) if _key(c) not in tried
-                and (self._max_cost is None or self._cost(c) <= self._max_cost)]
-        if not pool:
+        pool = self._candidate_pool(observed, np.log(mse), np.log(cost), theta)
+        rows = np.unique(pool.rows(), axis=0)
+        tried = {row.tobytes() for row in observed.rows()}
+        rows = rows[[row.tobytes() not in tried for row in rows]]
+        if not len(rows):
             return {}
-        pool = list({_key(c): c for c in pool}.values())
+        costs = self.costs(Configs.from_rows(rows))
+        if self._max_cost is not None:
+            rows, costs = rows[costs <= self._max_cost], costs[costs <= self._max_cost]
+            if not len(rows):
+                return {}
+        pool = Configs.from_rows(rows)
         predicted = self._model.predict(pool, theta)
-        costs = np.array([self._cost(c) for c in pool])
-        front = _front([(math.log(cost), math.log(mse)) for _, mse, cost in observed])
-        best = (min(math.log(mse) for _, mse, _ in observed) if observed
-                else float(np.min(predicted)))
-        reference = (math.log(max([float(costs.max()), *(c for _, _, c in observed)])) + 0.1,
+        front = _front(list(zip(np.log(cost), np.log(mse), strict=True)))
+        best = float(np.min(np.log(mse))) if mse else float(np.min(predicted))
+        reference = (math.log(max([float(costs.max()), *cost])) + 0.1,
                      best + math.log(self.REFERENCE_MSE_FACTOR))
         gains = np.array([_improvement(front, (math.log(c), y), reference)
                           for c, y in zip(costs, predicted, strict=True)])
-        if gains.max() <= 0:
-            # Nothing is predicted to extend the front: go where the model is least sure.
-            return pool[int(self._rng.integers(len(pool)))]
-        return pool[int(np.argmax(gains))]
+        # When nothing is predicted to extend the front, any untried configuration teaches.
+        chosen = int(np.argmax(gains)) if gains.max() > 0 else int(self._rng.integers(len(rows)))
+        return self.decode(Configs.from_rows(rows[chosen:chosen + 1]))[0]
 
     def sample_independent(
         self,
@@ -144,9 +192,78 @@ class CostAwareSampler(BaseSampler):
     ) -> Any:
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
-    def _params_of(self, trial: FrozenTrial) -> Params:
+    def encode(self, configs: Sequence[Params]) -> Configs:
+        """Parameter sets as index arrays."""
+        groups = list(self._groups)
+        scale = [self._scales.index(p["scale"]) for p in configs]
+        weight = [[self._weight_bits.index(p[f"w_bits:{g}"]) for g in groups] for p in configs]
+        act = [[0 if p[f"w_bits:{g}"] == FLOAT else self._act_bits.index(p[f"a_bits:{g}"])
+                for g in groups] for p in configs]
+        return Configs(scale, np.array(weight).reshape(len(configs), len(groups)),
+                       np.array(act).reshape(len(configs), len(groups)))
+
+    def decode(self, configs: Configs) -> list[Params]:
+        """Index arrays as parameter sets."""
+        decoded = []
+        for scale, weights, acts in zip(configs.scale, configs.weight, configs.act, strict=True):
+            params: Params = {"scale": self._scales[scale]}
+            for group, w, a in zip(self._groups, weights, acts, strict=True):
+                params[f"w_bits:{group}"] = self._weight_bits[w]
+                if not self._float_weight[w]:
+                    params[f"a_bits:{group}"] = self._act_bits[a]
+            decoded.append(params)
+        return decoded
+
+    def costs(self, configs: Configs) -> np.ndarray:
+        """Exact costs: from per-group parts when the cost function is a sum over groups (bit-op
+        counts are: each layer's count depends on its own bits only), else one call each."""
+        total = np.empty(len(configs))
+        columns = np.arange(len(self._groups))
+        for scale in np.unique(configs.scale):
+            at = configs.scale == scale
+            if scale not in self._cost_tables:
+                self._cost_tables[scale] = self._cost_table(scale)
+            table = self._cost_tables[scale]
+            if table is not None:
+                base, parts = table
+                total[at] = base + parts[columns, configs.weight[at], configs.act[at]].sum(1)
+                continue
+            for index in np.flatnonzero(at):
+                key = configs.rows()[index].tobytes()
+                if key not in self._costs:
+                    one = Configs.from_rows(configs.rows()[index:index + 1])
+                    self._costs[key] = self._cost_fn(self.decode(one)[0])
+                total[index] = self._costs[key]
+        return total
+
+    def _cost_table(self, scale: int) -> tuple[float, np.ndarray] | None:
+        """The cost at scale index ``scale`` as the widest configuration's plus, per group and
+        choice, the change that choice makes; ``None`` if random configurations show that the
+        cost is not such a sum."""
+        groups, widths, acts = len(self._groups), len(self._weight_bits), len(self._act_bits)
+        widest = Configs([scale], np.zeros((1, groups)), np.zeros((1, groups)))
+        base = self._cost_fn(self.decode(widest)[0])
+        parts = np.zeros((groups, widths, acts))
+        for group in range(groups):
+            for w in range(widths):
+                for a in range(1 if self._float_weight[w] else acts):
+                    changed = Configs.from_rows(widest.rows())
+                    changed.weight[0, group], changed.act[0, group] = w, a
+                    parts[group, w, a] = self._cost_fn(self.decode(changed)[0]) - base
+                if self._float_weight[w]:
+                    parts[group, w, :] = parts[group, w, 0]
+        check = self._random_configs(3)
+        check.scale[:] = scale
+        summed = base + parts[np.arange(groups), check.weight, check.act].sum(1)
+        exact = [self._cost_fn(params) for params in self.decode(check)]
+        if not np.allclose(summed, exact, rtol=1e-9, atol=0):
+            return None
+        return base, parts
+
+    def _params_of(self, trial: FrozenTrial) -> Params | None:
         """A finished trial's configuration as parameters, from its recorded per-layer bits (so
-        enqueued baseline trials, which record no bit parameters, count too)."""
+        enqueued baseline trials, which record no bit parameters, count too); ``None`` for a
+        trial outside this space (e.g. from an earlier version of the spec)."""
         bits = trial.user_attrs.get("bits", {})
         params: Params = {"scale": trial.params.get("scale")}
         for group, layers in self._groups.items():
@@ -155,134 +272,114 @@ class CostAwareSampler(BaseSampler):
                 params[f"w_bits:{group}"] = FLOAT
             else:
                 params[f"w_bits:{group}"], params[f"a_bits:{group}"] = chosen
-        return params
+        inside = params["scale"] in self._scales and all(
+            params[f"w_bits:{g}"] in self._weight_bits
+            and params.get(f"a_bits:{g}", self._act_bits[0]) in self._act_bits
+            for g in self._groups)
+        return params if inside else None
 
-    def _cost(self, params: Params) -> float:
-        """Exact cost: from per-group parts when the cost function is a sum over groups (bit-op
-        counts are: each layer's count depends on its own bits only), else one call each."""
-        scale = params["scale"]
-        if scale not in self._cost_parts:
-            self._cost_parts[scale] = self._group_cost_parts(scale)
-        parts = self._cost_parts[scale]
-        if parts is None:
-            key = _key(params)
-            if key not in self._costs:
-                self._costs[key] = self._cost_fn(params)
-            return self._costs[key]
-        base, table = parts
-        return base + sum(table[group][(params[f"w_bits:{group}"], params.get(f"a_bits:{group}"))]
-                          for group in self._groups)
+    def _random_configs(self, count: int) -> Configs:
+        groups = len(self._groups)
+        weight = self._rng.integers(len(self._weight_bits), size=(count, groups))
+        act = self._rng.integers(len(self._act_bits), size=(count, groups))
+        return Configs(self._rng.integers(len(self._scales), size=count), weight,
+                       np.where(self._float_weight[weight], 0, act))
 
-    def _group_cost_parts(self, scale: float) -> tuple[float, dict[str, dict]] | None:
-        """The cost at ``scale`` as the widest configuration's cost plus, per group and choice,
-        the change that choice makes; ``None`` if random configurations show it is not a sum."""
-        widest: Params = {"scale": scale}
-        for group in self._groups:
-            self._set_group(widest, group, self._weight_bits[0], self._act_bits[0])
-        base = self._cost_fn(widest)
-        table: dict[str, dict] = {}
-        for group in self._groups:
-            table[group] = {}
-            for weight in self._weight_bits:
-                for act in (self._act_bits if weight != FLOAT else [None]):
-                    changed = dict(widest)
-                    self._set_group(changed, group, weight, act)
-                    table[group][(weight, act)] = self._cost_fn(changed) - base
+    def _candidate_pool(self, observed: Configs, log_mse: np.ndarray, log_cost: np.ndarray,
+                        theta: np.ndarray) -> Configs:
+        groups = len(self._groups)
+        uniform = [(s, w, a) for s in range(len(self._scales))
+                   for w in range(len(self._weight_bits))
+                   for a in range(1 if self._float_weight[w] else len(self._act_bits))]
+        parts = [self._random_configs(self._candidates),
+                 Configs([u[0] for u in uniform], np.repeat([[u[1]] for u in uniform], groups, 1),
+                         np.repeat([[u[2]] for u in uniform], groups, 1))]
+        parts += [self._greedy_path(scale, theta) for scale in range(len(self._scales))]
+        on_front = [i for i in range(len(observed))
+                    if not np.any((log_mse <= log_mse[i]) & (log_cost <= log_cost[i])
+                                  & ((log_mse < log_mse[i]) | (log_cost < log_cost[i])))]
+        if on_front:
+            copies = max(1, self._candidates // len(on_front) // 2)
+            parts.append(self._mutate(Configs.from_rows(
+                np.repeat(observed.rows()[on_front], copies, axis=0))))
+        return Configs.concat(parts)
+
+    def _mutate(self, configs: Configs) -> Configs:
+        """Each configuration with 1–3 of its choices (the scale or a group's bits) redrawn."""
+        mutated = Configs.from_rows(configs.rows())
+        fresh = self._random_configs(len(configs))
+        groups = len(self._groups)
         for _ in range(3):
-            params = self._random_params()
-            params["scale"] = scale
-            summed = base + sum(table[g][(params[f"w_bits:{g}"], params.get(f"a_bits:{g}"))]
-                                for g in self._groups)
-            if not math.isclose(summed, self._cost_fn(params), rel_tol=1e-9):
-                return None
-        return base, table
+            position = self._rng.integers(groups + 1, size=len(configs))
+            keep = self._rng.random(len(configs)) < 0.5
+            rows = np.flatnonzero(~keep & (position == groups))
+            mutated.scale[rows] = fresh.scale[rows]
+            rows = np.flatnonzero(~keep & (position < groups))
+            mutated.weight[rows, position[rows]] = fresh.weight[rows, position[rows]]
+            mutated.act[rows, position[rows]] = fresh.act[rows, position[rows]]
+        return mutated
 
-    def _choose(self, choices: list) -> Any:
-        return choices[int(self._rng.integers(len(choices)))]
-
-    def _set_group(self, params: Params, group: str, weight: Any, act: int | None) -> None:
-        params[f"w_bits:{group}"] = weight
-        params.pop(f"a_bits:{group}", None)
-        if weight != FLOAT:
-            params[f"a_bits:{group}"] = act if act is not None else self._choose(self._act_bits)
-
-    def _random_params(self) -> Params:
-        params: Params = {"scale": self._choose(self._scales)}
-        for group in self._groups:
-            self._set_group(params, group, self._choose(self._weight_bits), None)
-        return params
-
-    def _candidate_pool(self, observed: list[tuple[Params, float, float]],
-                        theta: np.ndarray) -> list[Params]:
-        pool = [self._random_params() for _ in range(self._candidates)]
-        for scale in self._scales:
-            for weight in self._weight_bits:
-                for act in (self._act_bits if weight != FLOAT else [None]):
-                    uniform: Params = {"scale": scale}
-                    for group in self._groups:
-                        self._set_group(uniform, group, weight, act)
-                    pool.append(uniform)
-            pool += self._greedy_path(scale, theta)
-        front_params = [p for p, mse, cost in observed
-                        if not any(m <= mse and c <= cost and (m, c) != (mse, cost)
-                                   for _, m, c in observed)]
-        for base in front_params:
-            for _ in range(max(1, self._candidates // max(1, len(front_params)) // 2)):
-                pool.append(self._mutate(base))
-        return pool
-
-    def _mutate(self, base: Params) -> Params:
-        params = dict(base)
-        for _ in range(int(self._rng.integers(1, 4))):
-            name = self._choose(list(self._space))
-            if name == "scale":
-                params["scale"] = self._choose(self._scales)
-            else:
-                self._set_group(params, name.split(":", 1)[1], self._choose(self._weight_bits),
-                                None)
-        return params
-
-    def _greedy_path(self, scale: float, theta: np.ndarray) -> list[Params]:
+    def _greedy_path(self, scale: int, theta: np.ndarray) -> Configs:
         """From the widest configuration at ``scale`` down to the narrowest, one group's weight
         or activation bits one step lower at a time, each step the one with the least predicted
-        log-MSE increase per log-cost saved: the model's own Pareto path, as candidates."""
-        params: Params = {"scale": scale}
-        for group in self._groups:
-            self._set_group(params, group, self._weight_bits[0], self._act_bits[0])
-        path = [dict(params)]
+        log-MSE increase per log-cost saved: the model's own Pareto path, as candidates (none
+        when the cost is not a sum over groups)."""
+        groups = len(self._groups)
+        if scale not in self._cost_tables:
+            self._cost_tables[scale] = self._cost_table(scale)
+        if self._cost_tables[scale] is None:
+            return Configs.from_rows(np.zeros((0, 1 + 2 * groups), dtype=np.int64))
+        base, parts = self._cost_tables[scale]
+        weight_sensitivity, act_sensitivity = self._model.sensitivities(theta)
+        weight_noise, act_noise = self._model.weight_noise, self._model.act_noise
+        last_weight, last_act = len(self._weight_bits) - 1, len(self._act_bits) - 1
+        column = np.arange(groups)
+        weight, act = np.zeros(groups, dtype=np.int64), np.zeros(groups, dtype=np.int64)
+        path = [np.concatenate([[scale], weight, act])]
+
+        def noise_of(w: np.ndarray, a: np.ndarray) -> np.ndarray:
+            """Each group's noise contribution at choices ``w``, ``a``."""
+            return (weight_sensitivity * weight_noise[w]
+                    + act_sensitivity * np.where(self._float_weight[w], 0.0, act_noise[a]))
+
         while True:
-            moves = []
-            for group in self._groups:
-                weight, act = params[f"w_bits:{group}"], params.get(f"a_bits:{group}")
-                w_index = self._weight_bits.index(weight)
-                if w_index + 1 < len(self._weight_bits):
-                    moves.append((group, self._weight_bits[w_index + 1], act))
-                if act is not None and self._act_bits.index(act) + 1 < len(self._act_bits):
-                    moves.append((group, weight, self._act_bits[self._act_bits.index(act) + 1]))
-            if not moves:
-                return path
-            steps = []
-            for group, weight, act in moves:
-                step = dict(params)
-                self._set_group(step, group, weight, act)
-                steps.append(step)
-            here = (self._model.predict([params], theta)[0], math.log(self._cost(params)))
-            after = self._model.predict(steps, theta)
-            saved = np.array([here[1] - math.log(self._cost(step)) for step in steps])
-            worth = (after - here[0]) / np.maximum(saved, 1e-9)
-            params = steps[int(np.argmin(np.where(saved > 0, worth, np.inf)))]
-            path.append(dict(params))
+            here_noise, here_cost = noise_of(weight, act), parts[column, weight, act]
+            noise, cost = 1.0 + here_noise.sum(), base + here_cost.sum()
+            narrower_weight = np.minimum(weight + 1, last_weight)
+            narrower_act = np.minimum(act + 1, last_act)
+            moves = [(narrower_weight, act, weight < last_weight),
+                     (weight, narrower_act, ~self._float_weight[weight] & (act < last_act))]
+            possible = np.concatenate([allowed for _, _, allowed in moves])
+            if not possible.any():
+                return Configs.from_rows(np.array(path))
+            added = np.concatenate([noise_of(w, a) - here_noise for w, a, _ in moves])
+            saved = math.log(cost) - np.log(cost + np.concatenate(
+                [parts[column, w, a] - here_cost for w, a, _ in moves]))
+            worth = np.log1p(added / noise) / np.maximum(saved, 1e-12)
+            ranked = np.where(possible & (saved > 0), worth, np.inf)
+            move = int(np.argmin(ranked)) if np.isfinite(ranked).any() else int(
+                np.argmax(possible))
+            group, (w, a, _) = move % groups, moves[move // groups]
+            weight[group], act[group] = w[group], a[group]
+            path.append(np.concatenate([[scale], weight, act]))
 
 
 class NoisePowerModel:
     """Bayesian model of a configuration's log-MSE from its scale and per-group bitwidths.
 
     ``log MSE = μ + ρ[scale] + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
-    4^(4 − a_g))``: ``ρ`` is 0 at the largest scale; a float group adds no noise. Priors: ``μ``
-    flat; ``ρ`` around ``log(s_max / s) / 2`` (a coarser grid interpolates worse); the whole
-    network at 4-bit weights raises the MSE by half, at 4-bit activations doubles it (``α``,
-    ``β``, wide); a group's deviations ``δ_g``, ``γ_g`` around 0. The posterior is the Laplace
-    approximation at its mode (least squares on the residuals and the prior).
+    4^(4 − a_g))``: ``ρ`` is 0 at the first scale; a float group adds no noise. Priors: ``μ``
+    flat; ``ρ`` around ``scale_prior``; the whole network at 4-bit weights raises the MSE by
+    half, at 4-bit activations doubles it (``α``, ``β``, wide); a group's deviations ``δ_g``,
+    ``γ_g`` around 0. The posterior is the Laplace approximation at its mode (least squares on
+    the residuals and the prior).
+
+    Args:
+        scales: number of scale choices (index 0 is the reference, usually the largest).
+        groups: number of layer groups.
+        scale_prior: prior mean of ``ρ`` per scale (the first is ignored).
+        weight_noise: noise power relative to 4 bits of each weight choice (0 for float).
+        act_noise: the same for each activation choice.
     """
 
     NOISE_SD = 0.15
@@ -291,75 +388,67 @@ class NoisePowerModel:
     SHARED_SD = 2.0
     GROUP_SD = 1.0
 
-    def __init__(self, scales: list[float], groups: list[str]) -> None:
-        self.scales = sorted(scales, reverse=True)
-        self.groups = groups
-        n_scales, n_groups = len(self.scales), len(groups)
-        # θ = [μ, ρ (scales but the largest), α, β, δ (groups), γ (groups)]
-        self._rho = slice(1, n_scales)
-        self._alpha, self._beta = n_scales, n_scales + 1
-        self._delta = slice(n_scales + 2, n_scales + 2 + n_groups)
-        self._gamma = slice(n_scales + 2 + n_groups, n_scales + 2 + 2 * n_groups)
-        size = n_scales + 2 + 2 * n_groups
+    def __init__(self, scales: int, groups: int, *, scale_prior: Sequence[float],
+                 weight_noise: Sequence[float], act_noise: Sequence[float]) -> None:
+        self.weight_noise = np.asarray(weight_noise, dtype=float)
+        self.act_noise = np.asarray(act_noise, dtype=float)
+        self.float_weight = self.weight_noise == 0
+        # θ = [μ, ρ (every scale but the first), α, β, δ (groups), γ (groups)]
+        self._scales = scales
+        self._rho = slice(1, scales)
+        self._alpha, self._beta = scales, scales + 1
+        self._delta = slice(scales + 2, scales + 2 + groups)
+        self._gamma = slice(scales + 2 + groups, scales + 2 + 2 * groups)
+        size = scales + 2 + 2 * groups
         self.prior_mean = np.zeros(size)
         self.prior_sd = np.full(size, self.GROUP_SD)
-        self.prior_mean[self._rho] = [0.5 * math.log(self.scales[0] / s) for s in self.scales[1:]]
+        self.prior_mean[self._rho] = list(scale_prior)[1:]
         self.prior_sd[self._rho] = self.SCALE_SD
-        self.prior_mean[self._alpha] = math.log(0.5 / max(1, n_groups))
-        self.prior_mean[self._beta] = math.log(1.0 / max(1, n_groups))
+        self.prior_mean[self._alpha] = math.log(0.5 / max(1, groups))
+        self.prior_mean[self._beta] = math.log(1.0 / max(1, groups))
         self.prior_sd[[self._alpha, self._beta]] = self.SHARED_SD
         self.prior_sd[0] = 1e3
         self.mode = self.prior_mean.copy()
         self.covariance = np.diag(self.prior_sd ** 2)
 
-    def features(self, configs: Sequence[Params]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per config: the scale's index, and per group the weight and activation noise powers
-        relative to 4 bits."""
-        scale_index = np.array([self.scales.index(c["scale"]) for c in configs])
-        weight_noise = np.zeros((len(configs), len(self.groups)))
-        act_noise = np.zeros_like(weight_noise)
-        for row, params in enumerate(configs):
-            for column, group in enumerate(self.groups):
-                weight = params[f"w_bits:{group}"]
-                if weight == FLOAT:
-                    continue
-                weight_noise[row, column] = 4.0 ** (4 - weight)
-                act_noise[row, column] = 4.0 ** (4 - params[f"a_bits:{group}"])
-        return scale_index, weight_noise, act_noise
-
-    def _terms(self, theta: np.ndarray, feats: tuple) -> tuple[np.ndarray, ...]:
-        scale_index, weight_noise, act_noise = feats
+    def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
         rho = np.concatenate([[0.0], theta[self._rho]])
-        weight_part = weight_noise * np.exp(theta[self._alpha] + theta[self._delta])
-        act_part = act_noise * np.exp(theta[self._beta] + theta[self._gamma])
+        weight_sensitivity, act_sensitivity = self.sensitivities(theta)
+        weight_part = self.weight_noise[configs.weight] * weight_sensitivity
+        act_part = (np.where(self.float_weight[configs.weight], 0.0,
+                             self.act_noise[configs.act]) * act_sensitivity)
         noise = 1.0 + weight_part.sum(1) + act_part.sum(1)
-        return theta[0] + rho[scale_index] + np.log(noise), weight_part, act_part, noise
+        return theta[0] + rho[configs.scale] + np.log(noise), weight_part, act_part, noise
 
-    def predict(self, configs: Sequence[Params], theta: np.ndarray) -> np.ndarray:
+    def sensitivities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per group, the relative MSE increase of its weights and of its activations at 4
+        bits under coefficients ``theta``."""
+        return (np.exp(theta[self._alpha] + theta[self._delta]),
+                np.exp(theta[self._beta] + theta[self._gamma]))
+
+    def predict(self, configs: Configs, theta: np.ndarray) -> np.ndarray:
         """Predicted log-MSE of ``configs`` under coefficients ``theta``."""
-        return self._terms(theta, self.features(configs))[0]
+        return self._terms(theta, configs)[0]
 
-    def fit(self, configs: Sequence[Params], log_mse: np.ndarray) -> None:
+    def fit(self, configs: Configs, log_mse: np.ndarray) -> None:
         """Posterior mode and covariance given finished trials (the prior when there are none)."""
         if not len(configs):
             self.mode, self.covariance = self.prior_mean.copy(), np.diag(self.prior_sd ** 2)
             return
-        feats = self.features(configs)
         start = self.mode.copy()  # the last mode: trials arrive one at a time
         start[0] = float(np.median(log_mse))
 
         def residuals(theta: np.ndarray) -> np.ndarray:
-            predicted = self._terms(theta, feats)[0]
+            predicted = self._terms(theta, configs)[0]
             return np.concatenate([(predicted - log_mse) / self.NOISE_SD,
                                    (theta - self.prior_mean) / self.prior_sd])
 
         def jacobian(theta: np.ndarray) -> np.ndarray:
-            scale_index, _, _ = feats
-            _, weight_part, act_part, noise = self._terms(theta, feats)
+            _, weight_part, act_part, noise = self._terms(theta, configs)
             rows = np.zeros((len(configs), len(theta)))
             rows[:, 0] = 1.0
-            for position in range(1, len(self.scales)):
-                rows[:, position] = scale_index == position
+            for position in range(1, self._scales):
+                rows[:, position] = configs.scale == position
             rows[:, self._delta] = weight_part / noise[:, None]
             rows[:, self._gamma] = act_part / noise[:, None]
             rows[:, self._alpha] = rows[:, self._delta].sum(1)
@@ -379,10 +468,6 @@ class NoisePowerModel:
 
 def _bits_value(bits: int | str) -> int:
     return FLOAT_EQUIVALENT_BITS if bits == FLOAT else int(bits)
-
-
-def _key(params: Params) -> tuple:
-    return tuple(sorted((k, str(v)) for k, v in params.items()))
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -121,9 +121,7 @@ def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
 
 
 def test_noise_power_model_recovers_the_sensitive_groups() -> None:
-    from autoq.search.sampler import NoisePowerModel
-
-    model = NoisePowerModel(SCALES, list(GROUPS))
+    sampler = _sampler(0)
     rng = np.random.default_rng(0)
     configs = []
     for _ in range(40):
@@ -132,23 +130,29 @@ def test_noise_power_model_recovers_the_sensitive_groups() -> None:
             params[f"w_bits:{group}"] = BITS[rng.integers(3)]
             params[f"a_bits:{group}"] = BITS[rng.integers(3)]
         configs.append(params)
-    model.fit(configs, [math.log(_mse(c)) for c in configs])
-    # Every group's activations at 4 bits, the rest at 16: ranked like the true sensitivities.
-    single = []
-    for group in GROUPS:
-        params = {"scale": 1.0, **_uniform(16), f"a_bits:{group}": 4}
-        single.append(model.predict([params], model.mode)[0])
+    model = sampler._model
+    model.fit(sampler.encode(configs), np.log([_mse(c) for c in configs]))
+    # Each group's activations alone at 4 bits, the rest at 16: ranked like the sensitivities.
+    single = model.predict(sampler.encode([{"scale": 1.0, **_uniform(16), f"a_bits:{g}": 4}
+                                           for g in GROUPS]), model.mode)
     truth = [GROUPS[g][1] for g in GROUPS]
     pairs = [(i, j) for i in range(len(truth)) for j in range(len(truth)) if truth[i] < truth[j]]
     assert all(single[i] < single[j] for i, j in pairs)
     held_out = {"scale": 0.5, **_uniform(8), "a_bits:g5": 4}
-    assert model.predict([held_out], model.mode)[0] == pytest.approx(math.log(_mse(held_out)),
-                                                                    abs=0.1)
+    assert model.predict(sampler.encode([held_out]), model.mode)[0] == pytest.approx(
+        math.log(_mse(held_out)), abs=0.1)
+
+
+def test_sampler_prices_configurations_exactly() -> None:
+    sampler = _sampler(0)
+    configs = sampler.decode(sampler._random_configs(50))
+    assert sampler.costs(sampler.encode(configs)) == pytest.approx([_cost(c) for c in configs],
+                                                                   rel=1e-12)
 
 
 def test_greedy_path_walks_from_the_widest_to_the_narrowest_configuration() -> None:
     sampler = _sampler(0)
-    path = sampler._greedy_path(0.5, sampler._model.mode)
+    path = sampler.decode(sampler._greedy_path(SCALES.index(0.5), sampler._model.mode))
     costs = [_cost(p) for p in path]
     assert path[0] == {"scale": 0.5, **_uniform(16)} and path[-1] == {"scale": 0.5, **_uniform(4)}
     assert all(later < earlier for earlier, later in itertools.pairwise(costs))
