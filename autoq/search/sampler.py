@@ -123,7 +123,7 @@ class CostAwareSampler(BaseSampler):
             self._space[f"a_bits:{group}"] = CategoricalDistribution(list(act_bits))
         self._model = NoisePowerModel(
             len(self._scales), len(self._groups),
-            scale_prior=[0.5 * math.log(max(self._scales) / s) for s in self._scales],
+            coarseness=[math.log(max(self._scales) / s) for s in self._scales],
             weight_noise=[0.0 if bits == FLOAT else 4.0 ** (4 - bits)
                           for bits in self._weight_bits],
             act_noise=[4.0 ** (4 - bits) for bits in self._act_bits])
@@ -367,43 +367,48 @@ class CostAwareSampler(BaseSampler):
 class NoisePowerModel:
     """Bayesian model of a configuration's log-MSE from its scale and per-group bitwidths.
 
-    ``log MSE = μ + ρ[scale] + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
-    4^(4 − a_g))``: ``ρ`` is 0 at the first scale; a float group adds no noise. Priors: ``μ``
-    flat; ``ρ`` around ``scale_prior``; the whole network at 4-bit weights raises the MSE by
-    half, at 4-bit activations doubles it (``α``, ``β``, wide); a group's deviations ``δ_g``,
-    ``γ_g`` around 0. The posterior is the Laplace approximation at its mode (least squares on
-    the residuals and the prior).
+    ``log MSE = μ + κ·c_s + ε_s + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
+    4^(4 − a_g))`` with ``c_s = log(s_max / s)`` the grid's coarseness: a trend shared by all
+    scales (so a few scales teach about the others) plus each scale's own deviation ``ε_s``
+    (0 at the reference scale); a float group adds no noise. Priors: ``μ`` flat; ``κ`` around
+    1/2 (interpolation error grows as the grid coarsens); the whole network at 4-bit weights
+    raises the MSE by half, at 4-bit activations doubles it (``α``, ``β``, wide); deviations
+    ``ε_s``, ``δ_g``, ``γ_g`` around 0. The posterior is the Laplace approximation at its mode
+    (least squares on the residuals and the prior).
 
     Args:
-        scales: number of scale choices (index 0 is the reference, usually the largest).
+        scales: number of scale choices.
         groups: number of layer groups.
-        scale_prior: prior mean of ``ρ`` per scale (the first is ignored).
+        coarseness: ``c_s`` per scale (0 for the reference scale).
         weight_noise: noise power relative to 4 bits of each weight choice (0 for float).
         act_noise: the same for each activation choice.
     """
 
     NOISE_SD = 0.15
     """Spread of a trial's log-MSE around the model (QAT is noisy, the model approximate)."""
-    SCALE_SD = 0.7
+    TREND_SD = 0.5
+    SCALE_SD = 0.3
     SHARED_SD = 2.0
     GROUP_SD = 1.0
 
-    def __init__(self, scales: int, groups: int, *, scale_prior: Sequence[float],
+    def __init__(self, scales: int, groups: int, *, coarseness: Sequence[float],
                  weight_noise: Sequence[float], act_noise: Sequence[float]) -> None:
         self.weight_noise = np.asarray(weight_noise, dtype=float)
         self.act_noise = np.asarray(act_noise, dtype=float)
         self.float_weight = self.weight_noise == 0
-        # θ = [μ, ρ (every scale but the first), α, β, δ (groups), γ (groups)]
-        self._scales = scales
-        self._rho = slice(1, scales)
-        self._alpha, self._beta = scales, scales + 1
-        self._delta = slice(scales + 2, scales + 2 + groups)
-        self._gamma = slice(scales + 2 + groups, scales + 2 + 2 * groups)
-        size = scales + 2 + 2 * groups
+        self.coarseness = np.asarray(coarseness, dtype=float)
+        # θ = [μ, κ, ε (scales), α, β, δ (groups), γ (groups)]
+        self._kappa = 1
+        self._epsilon = slice(2, 2 + scales)
+        self._alpha, self._beta = 2 + scales, 3 + scales
+        self._delta = slice(4 + scales, 4 + scales + groups)
+        self._gamma = slice(4 + scales + groups, 4 + scales + 2 * groups)
+        size = 4 + scales + 2 * groups
         self.prior_mean = np.zeros(size)
         self.prior_sd = np.full(size, self.GROUP_SD)
-        self.prior_mean[self._rho] = list(scale_prior)[1:]
-        self.prior_sd[self._rho] = self.SCALE_SD
+        self.prior_mean[self._kappa], self.prior_sd[self._kappa] = 0.5, self.TREND_SD
+        # The reference scale's deviation is pinned to 0 (μ carries it).
+        self.prior_sd[self._epsilon] = np.where(self.coarseness == 0, 1e-6, self.SCALE_SD)
         self.prior_mean[self._alpha] = math.log(0.5 / max(1, groups))
         self.prior_mean[self._beta] = math.log(1.0 / max(1, groups))
         self.prior_sd[[self._alpha, self._beta]] = self.SHARED_SD
@@ -412,7 +417,7 @@ class NoisePowerModel:
         self.covariance = np.diag(self.prior_sd ** 2)
 
     def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
-        rho = np.concatenate([[0.0], theta[self._rho]])
+        rho = theta[self._kappa] * self.coarseness + theta[self._epsilon]
         weight_sensitivity, act_sensitivity = self.sensitivities(theta)
         weight_part = self.weight_noise[configs.weight] * weight_sensitivity
         act_part = (np.where(self.float_weight[configs.weight], 0.0,
@@ -447,8 +452,10 @@ class NoisePowerModel:
             _, weight_part, act_part, noise = self._terms(theta, configs)
             rows = np.zeros((len(configs), len(theta)))
             rows[:, 0] = 1.0
-            for position in range(1, self._scales):
-                rows[:, position] = configs.scale == position
+            rows[:, self._kappa] = self.coarseness[configs.scale]
+            epsilon = rows[:, self._epsilon]
+            epsilon[np.arange(len(configs)), configs.scale] = 1.0
+            rows[:, self._epsilon] = epsilon
             rows[:, self._delta] = weight_part / noise[:, None]
             rows[:, self._gamma] = act_part / noise[:, None]
             rows[:, self._alpha] = rows[:, self._delta].sum(1)
