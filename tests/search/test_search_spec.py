@@ -75,8 +75,10 @@ def test_spec_missing_file_is_a_spec_error(tmp_path: Path) -> None:
         load_spec(tmp_path / "nowhere.yaml")
 
 
-def test_generate_options_reach_the_solver(tiny_spec_payload: dict[str, Any]) -> None:
-    spec = parse_spec(_edited(tiny_spec_payload, "data.generate.options", {"nu": 0.05}))
+def test_generate_options_reach_the_solver(tiny_spec_payload: dict[str, Any],
+                                           tmp_path: Path) -> None:
+    payload = _edited(tiny_spec_payload, "data.path", str(tmp_path / "viscous.h5"))
+    spec = parse_spec(_edited(payload, "data.generate.options", {"nu": 0.05}))
     path = ensure_data(spec, progress=False)
     with h5py.File(path, "r") as handle:
         assert handle.attrs["Nu"] == pytest.approx(0.05)
