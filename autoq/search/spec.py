@@ -138,7 +138,7 @@ class SearchSettings(_Strict):
             cluster's resources allow).
     """
 
-    sampler: SamplerName = "tpe"
+    sampler: SamplerName = "autoq"
     trials: int = Field(40, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds")
     seed: int = 0
