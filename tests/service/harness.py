@@ -157,7 +157,8 @@ class Api:
 
     def search(self, search_id: str) -> dict[str, Any]:
         response = self.client.get(f"/api/v1/searches/{search_id}")
-        assert response.status_code == 200, response.text
+        # A 5xx is explained in the server's log, not in its response.
+        assert response.status_code == 200, f"{response.text}\n{self.proc.output()[-4000:]}"
         return response.json()
 
     def wait_status(self, search_id: str, statuses: set[str], *, timeout: float = 240
