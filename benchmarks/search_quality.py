@@ -30,6 +30,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from autoq.cost import PAPER_SCALES
 from autoq.device import configure_threads
 from autoq.precision import TrialConfig
 from autoq.quant import quiet_aimet_logs
@@ -51,7 +52,6 @@ from autoq.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("grid", "random", "nsga2", "tpe", "amp", "autoq")
-PAPER_SCALES = (1.0, 0.7, 0.5, 0.3, 0.2)
 PAPER_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoq.cost import REGIMES
+from autoq.cost import PAPER_SCALES, REGIMES
 from autoq.device import configure_threads
 from autoq.quant import quiet_aimet_logs
 from autoq.search import load_spec, pareto_front
@@ -20,7 +20,6 @@ from autoq.search.results import TrialPoint
 from autoq.search.trial import TrialRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-SCALES = (1.0, 0.7, 0.5, 0.3, 0.2)
 
 
 def main() -> None:
@@ -35,10 +34,11 @@ def main() -> None:
         runner = TrialRunner(spec)
         points = []
         print(f"\n{name}: validation MSE / bit-op cost")
-        print(f"{'regime':8s} " + " ".join(f"{'scale ' + format(s, 'g'):>22s}" for s in SCALES))
+        columns = " ".join(f"{'scale ' + format(s, 'g'):>22s}" for s in PAPER_SCALES)
+        print(f"{'regime':8s} {columns}")
         for regime in REGIMES:
             cells = []
-            for scale in SCALES:
+            for scale in PAPER_SCALES:
                 result = runner.run(runner.space.regime(regime, scale))
                 points.append(TrialPoint(number=len(points), state="COMPLETE", mse=result.mse,
                                          cost=result.cost.total, scale=scale, bits={},

@@ -25,11 +25,18 @@ Counts are profiled once per (architecture, grid) and cached.
 from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
 from autoq.cost._counts import Operations
 from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache
-from autoq.cost._regimes import REGIMES, format_cost_table, regime_costs, uniform_regimes
+from autoq.cost._regimes import (
+    PAPER_SCALES,
+    REGIMES,
+    format_cost_table,
+    regime_costs,
+    uniform_regimes,
+)
 
 __all__ = [
     "FFT_SUFFIX",
     "IFFT_SUFFIX",
+    "PAPER_SCALES",
     "REGIMES",
     "RESIZE_IN",
     "RESIZE_OUT",

@@ -21,6 +21,9 @@ REGIMES: Mapping[str, Bits] = {
 """Regime name → ``(weight_bits, act_bits)`` of every layer (``None``: all float), as in the
 paper's section 4.1."""
 
+PAPER_SCALES: tuple[float, ...] = (1.0, 0.7, 0.5, 0.3, 0.2)
+"""The spatial scale factors of the paper's experiments: with :data:`REGIMES`, its hand grid."""
+
 
 def uniform_regimes(
     model: nn.Module, *, scale: float, first_last_float: bool = True
