@@ -12,10 +12,12 @@ per space: the float model's cost at full resolution and 10 × its MSE), the che
 ≤ 1.1× and ≤ 2× the float full-resolution MSE, trials and wall time — median and range over
 seeds — and plots every method's front (first seed) on one log-log figure.
 
-AIMET AMP runs per scale factor (brute force, whole curve, score −MSE) on the float model; its
+The paper's grid is its regimes at its scale factors (those in the space), 25 trials. AIMET AMP
+runs per paper scale factor (brute force, whole curve, score −MSE) on the float model; its
 calibration-only evaluations are counted, and then up to ``--amp-points`` points of its curves
 (spread over the cost range) are QAT-fine-tuned and scored like every other trial. AMP's own
-evaluations are far more than the budget for per-layer spaces; the table shows both counts.
+evaluations are far more than the budget for per-layer spaces; the table shows both counts. Last,
+the space's cost floor per scale shows what any method could reach at all.
 """
 
 from __future__ import annotations
