@@ -32,7 +32,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from autoq.cost import PAPER_SCALES
+from autoq.cost import PAPER_SCALES, REGIMES
 from autoq.device import configure_threads
 from autoq.precision import TrialConfig
 from autoq.quant import quiet_aimet_logs
@@ -68,9 +68,10 @@ def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: i
         update={"sampler": sampler, "seed": seed, "trials": budget})})
     name = f"{spec.name}-{method}-seed{seed}"
     if method == "grid":
-        study = create_or_resume(variant, name=name, storage=storage)
-        budget = enqueue_baseline_grid(study, variant, scales=[
-            s for s in PAPER_SCALES if s in spec.space.scales]) or budget
+        scales = [s for s in PAPER_SCALES if s in spec.space.scales]
+        enqueue_baseline_grid(create_or_resume(variant, name=name, storage=storage), variant,
+                              scales=scales)
+        budget = len(REGIMES) * len(scales)
     study = run_local(variant, name=name, storage=storage, trials=budget, runner=runner)
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
     wall = (max(t.datetime_complete for t in trials)

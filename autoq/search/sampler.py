@@ -221,20 +221,25 @@ class CostAwareSampler(BaseSampler):
         columns = np.arange(len(self._groups))
         for scale in np.unique(configs.scale):
             at = configs.scale == scale
-            if scale not in self._cost_tables:
-                self._cost_tables[scale] = self._cost_table(scale)
-            table = self._cost_tables[scale]
+            table = self._table_at(scale)
             if table is not None:
                 base, parts = table
                 total[at] = base + parts[columns, configs.weight[at], configs.act[at]].sum(1)
                 continue
+            rows = configs.rows()
             for index in np.flatnonzero(at):
-                key = configs.rows()[index].tobytes()
+                key = rows[index].tobytes()
                 if key not in self._costs:
-                    one = Configs.from_rows(configs.rows()[index:index + 1])
+                    one = Configs.from_rows(rows[index:index + 1])
                     self._costs[key] = self._cost_fn(self.decode(one)[0])
                 total[index] = self._costs[key]
         return total
+
+    def _table_at(self, scale: int) -> tuple[float, np.ndarray] | None:
+        """The per-group cost table of scale index ``scale``, built on first use."""
+        if scale not in self._cost_tables:
+            self._cost_tables[scale] = self._cost_table(scale)
+        return self._cost_tables[scale]
 
     def _cost_table(self, scale: int) -> tuple[float, np.ndarray] | None:
         """The cost at scale index ``scale`` as the widest configuration's plus, per group and
@@ -325,22 +330,18 @@ class CostAwareSampler(BaseSampler):
         log-MSE increase per log-cost saved: the model's own Pareto path, as candidates (none
         when the cost is not a sum over groups)."""
         groups = len(self._groups)
-        if scale not in self._cost_tables:
-            self._cost_tables[scale] = self._cost_table(scale)
-        if self._cost_tables[scale] is None:
+        table = self._table_at(scale)
+        if table is None:
             return Configs.from_rows(np.zeros((0, 1 + 2 * groups), dtype=np.int64))
-        base, parts = self._cost_tables[scale]
-        weight_sensitivity, act_sensitivity = self._model.sensitivities(theta)
-        weight_noise, act_noise = self._model.weight_noise, self._model.act_noise
+        base, parts = table
         last_weight, last_act = len(self._weight_bits) - 1, len(self._act_bits) - 1
         column = np.arange(groups)
         weight, act = np.zeros(groups, dtype=np.int64), np.zeros(groups, dtype=np.int64)
         path = [np.concatenate([[scale], weight, act])]
 
         def noise_of(w: np.ndarray, a: np.ndarray) -> np.ndarray:
-            """Each group's noise contribution at choices ``w``, ``a``."""
-            return (weight_sensitivity * weight_noise[w]
-                    + act_sensitivity * np.where(self._float_weight[w], 0.0, act_noise[a]))
+            weight_part, act_part = self._model.group_noise(w, a, theta)
+            return weight_part + act_part
 
         while True:
             here_noise, here_cost = noise_of(weight, act), parts[column, weight, act]
@@ -418,10 +419,7 @@ class NoisePowerModel:
 
     def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
         rho = theta[self._kappa] * self.coarseness + theta[self._epsilon]
-        weight_sensitivity, act_sensitivity = self.sensitivities(theta)
-        weight_part = self.weight_noise[configs.weight] * weight_sensitivity
-        act_part = (np.where(self.float_weight[configs.weight], 0.0,
-                             self.act_noise[configs.act]) * act_sensitivity)
+        weight_part, act_part = self.group_noise(configs.weight, configs.act, theta)
         noise = 1.0 + weight_part.sum(1) + act_part.sum(1)
         return theta[0] + rho[configs.scale] + np.log(noise), weight_part, act_part, noise
 
@@ -430,6 +428,14 @@ class NoisePowerModel:
         bits under coefficients ``theta``."""
         return (np.exp(theta[self._alpha] + theta[self._delta]),
                 np.exp(theta[self._beta] + theta[self._gamma]))
+
+    def group_noise(self, weight: np.ndarray, act: np.ndarray, theta: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each group's relative noise from its weights and from its activations, for weight
+        and activation choice indices ``weight``, ``act`` (``(..., groups)``)."""
+        weight_sensitivity, act_sensitivity = self.sensitivities(theta)
+        return (self.weight_noise[weight] * weight_sensitivity,
+                np.where(self.float_weight[weight], 0.0, self.act_noise[act]) * act_sensitivity)
 
     def predict(self, configs: Configs, theta: np.ndarray) -> np.ndarray:
         """Predicted log-MSE of ``configs`` under coefficients ``theta``."""
