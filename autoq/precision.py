@@ -16,23 +16,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 
+# Re-exported: the quantizer and the cost model take the vocabulary from here.
+from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, MAX_BITS, MIN_BITS, Bits, Granularity  # noqa: F401
 from autoq.data.resample import check_scale
 from autoq.errors import QuantizationError
 from autoq.models import first_and_last_layers
 from autoq.models.layers import MatMul, SpectralConv
-
-Bits = tuple[int, int] | None
-"""``(weight_bits, act_bits)`` of one layer, or ``None`` to keep it in float."""
-
-Granularity = Literal["uniform", "per_block", "per_layer"]
-
-MIN_BITS, MAX_BITS = 2, 32
-FLOAT_EQUIVALENT_BITS = 16
-"""Float layers are priced as 16-bit integer work (the paper saw no loss at Int16)."""
 
 QUANTIZABLE_TYPES: tuple[type[nn.Module], ...] = (
     nn.Linear,
@@ -49,7 +42,7 @@ def quantizable_layers(model: nn.Module) -> list[str]:
 
 
 def _check_bits(layer: str, bits: Any) -> Bits:
-    if bits is None or bits == "float":
+    if bits is None or bits == FLOAT:
         return None
     if (not isinstance(bits, list | tuple) or len(bits) != 2
             or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits)):
@@ -114,7 +107,7 @@ class TrialConfig:
     def to_json(self) -> dict[str, Any]:
         """``{"scale": s, "bits": {layer: [w, a] or "float"}}``, the shape the API returns."""
         return {"scale": self.scale,
-                "bits": {k: "float" if v is None else list(v) for k, v in self.bits.items()}}
+                "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:

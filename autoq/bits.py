@@ -1,0 +1,23 @@
+"""The vocabulary of precision, shared by every layer of autoq and importable without torch.
+
+A layer's precision is a pair ``(weight_bits, act_bits)`` or float. Records, specs, samplers, the
+quantizer and the cost model all speak it; it is defined here once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+FLOAT = "float"
+"""The marker of a layer left in floating point, in records (``{layer: [w, a] or "float"}``)
+and in sampler parameters."""
+
+Bits = tuple[int, int] | None
+"""``(weight_bits, act_bits)`` of one layer, or ``None`` to keep it in float."""
+
+Granularity = Literal["uniform", "per_block", "per_layer"]
+"""How layers share precision choices: one for all, one per repeated block, one per layer."""
+
+MIN_BITS, MAX_BITS = 2, 32
+FLOAT_EQUIVALENT_BITS = 16
+"""Float layers are priced as 16-bit integer work (the paper saw no loss at Int16)."""
