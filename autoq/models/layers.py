@@ -9,6 +9,7 @@ unless stated otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +93,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:
 
 def crop(x: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
     """Keep the first ``spatial[i]`` points of every spatial axis of ``(batch, channels, ...)``."""
-    return x[(..., *(slice(0, n) for n in spatial))]
+    index: tuple[EllipsisType | slice, ...] = (..., *(slice(0, n) for n in spatial))
+    return x[index]
 
 
 class MatMul(nn.Module):
