@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,24 @@ from autoq.data import get_family
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads() -> None:
     torch.set_num_threads(2)
+
+
+HEAVY_MODULES = ("torch", "aimet_torch", "deepspeed", "ray")
+
+
+@pytest.fixture(scope="session")
+def heavy_imports() -> Callable[..., list[str]]:
+    """``heavy_imports("autoq.x", ...)``: which of :data:`HEAVY_MODULES` importing those modules
+    in a fresh interpreter loads (the light modules must load none)."""
+
+    def check(*modules: str) -> list[str]:
+        code = (f"import sys\nimport {', '.join(modules)}\n"
+                f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True)
+        return result.stdout.split()
+
+    return check
 
 
 @pytest.fixture(scope="session")

@@ -2,25 +2,35 @@
 
 Build one from its config with :func:`build_model`; every model maps
 ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)`` at any resolution.
+
+Names are imported on first use (PEP 562), so the configs and the registry load without torch.
 """
 
-from autoq.models.config import (
-    FNOConfig,
-    ModelConfig,
-    TransformerConfig,
-    UNetConfig,
-    parse_model_config,
-)
-from autoq.models.fno import FNO
-from autoq.models.layers import SPATIAL_DIMS, GalerkinAttention, MatMul, SpectralConv
-from autoq.models.registry import MODELS, build_model, first_and_last_layers
-from autoq.models.transformer import GalerkinTransformer
-from autoq.models.unet import UNet
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autoq.models.config import FNOConfig, TransformerConfig, UNetConfig
+    from autoq.models.fno import FNO
+    from autoq.models.layers import SPATIAL_DIMS, GalerkinAttention, MatMul, SpectralConv
+    from autoq.models.registry import (
+        MODELS,
+        Architecture,
+        ModelConfig,
+        build_model,
+        first_and_last_layers,
+        parse_model_config,
+    )
+    from autoq.models.transformer import GalerkinTransformer
+    from autoq.models.unet import UNet
 
 __all__ = [
     "FNO",
     "MODELS",
     "SPATIAL_DIMS",
+    "Architecture",
     "FNOConfig",
     "GalerkinAttention",
     "GalerkinTransformer",
@@ -34,3 +44,35 @@ __all__ = [
     "first_and_last_layers",
     "parse_model_config",
 ]
+
+_SOURCES = {
+    "FNO": "fno",
+    "MODELS": "registry",
+    "SPATIAL_DIMS": "layers",
+    "Architecture": "registry",
+    "FNOConfig": "config",
+    "GalerkinAttention": "layers",
+    "GalerkinTransformer": "transformer",
+    "MatMul": "layers",
+    "ModelConfig": "registry",
+    "SpectralConv": "layers",
+    "TransformerConfig": "config",
+    "UNet": "unet",
+    "UNetConfig": "config",
+    "build_model": "registry",
+    "first_and_last_layers": "registry",
+    "parse_model_config": "registry",
+}
+"""Each public name → the submodule defining it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

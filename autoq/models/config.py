@@ -1,36 +1,45 @@
 """Model configs: one pydantic model per architecture, told apart by ``arch``.
 
-A search space's ``model:`` block parses into :data:`ModelConfig`. The spatial dimension and the
-channel counts are not part of a model config: they follow the data (see
-:func:`autoq.models.build_model`). The defaults are the ``small`` sizes, which train in about a
-minute on 2 CPU cores for 1D Burgers at 256 points and 2D Darcy at 64².
+A search space's ``model:`` block parses into :data:`ModelConfig`, the discriminated union of
+every config registered in :data:`autoq.models.registry.MODELS` (it lives there, with
+:func:`parse_model_config`, and is re-exported here). The spatial dimension and the channel counts
+are not part of a model config: they follow the data (see :func:`autoq.models.build_model`). The
+defaults are the ``small`` sizes, which train in about a minute on 2 CPU cores for 1D Burgers at
+256 points and 2D Darcy at 64².
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveInt,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from autoq.errors import SpecError
+if TYPE_CHECKING:
+    from autoq.models.registry import ModelConfig, parse_model_config
+
+__all__ = [
+    "ArchConfig",
+    "FNOConfig",
+    "ModelConfig",
+    "PadMode",
+    "TransformerConfig",
+    "UNetConfig",
+    "parse_model_config",
+]
 
 PadMode = Literal["replicate", "zeros"]
 
 
-class _ArchConfig(BaseModel):
+class ArchConfig(BaseModel):
+    """What every architecture's config shares: frozen, no unknown keys, and the ``arch`` tag
+    (each subclass narrows it to its own literal, the registry key)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    arch: str
 
-class FNOConfig(_ArchConfig):
+
+class FNOConfig(ArchConfig):
     """Fourier neural operator (Li et al. 2021, arXiv 2010.08895).
 
     Attributes:
@@ -49,7 +58,7 @@ class FNOConfig(_ArchConfig):
     coordinates: bool = True
 
 
-class UNetConfig(_ArchConfig):
+class UNetConfig(ArchConfig):
     """UNet for PDEs, as in PDEBench and PDEArena (Ronneberger et al. 2015, arXiv 1505.04597).
 
     Attributes:
@@ -66,7 +75,7 @@ class UNetConfig(_ArchConfig):
     pad_mode: PadMode = "replicate"
 
 
-class TransformerConfig(_ArchConfig):
+class TransformerConfig(ArchConfig):
     """Galerkin Transformer (Cao 2021, arXiv 2105.14995) on patches of the grid.
 
     Attributes:
@@ -96,32 +105,10 @@ class TransformerConfig(_ArchConfig):
         return self
 
 
-ModelConfig = Annotated[FNOConfig | UNetConfig | TransformerConfig, Field(discriminator="arch")]
-"""Any model config; the ``arch`` key picks the class."""
+def __getattr__(name: str) -> Any:
+    # The union is derived from the registry, which imports this module: re-exported lazily.
+    if name in ("ModelConfig", "parse_model_config"):
+        from autoq.models import registry
 
-_MODEL_CONFIG_ADAPTER: TypeAdapter[ModelConfig] = TypeAdapter(ModelConfig)
-_ARCHS = tuple(c.model_fields["arch"].default for c in (FNOConfig, UNetConfig, TransformerConfig))
-
-
-def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
-    """Validate a ``model:`` mapping (e.g. from YAML) into its config class.
-
-    Raises:
-        SpecError: unknown ``arch``, unknown key or bad value; the message names the key.
-    """
-    try:
-        return _MODEL_CONFIG_ADAPTER.validate_python(data)
-    except ValidationError as e:
-        raise SpecError(
-            f"invalid model config: {'; '.join(_describe(err) for err in e.errors())}"
-        ) from e
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One pydantic error as ``model.<key>: <message>``, without the union's tag in the path."""
-    loc = [str(part) for part in error["loc"]]
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc = ["arch"]
-    elif loc and loc[0] in _ARCHS:
-        loc = loc[1:]
-    return f"{'.'.join(['model', *loc])}: {error['msg']}"
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,27 +1,94 @@
-"""The model registry: architecture name → class, and the one way to build a model.
+"""The model registry: every architecture by name, the config union it defines, and the one way
+to build a model.
 
-Adding an architecture is one new module plus one line in :data:`MODELS`; the new class joins
-the contract tests in ``tests/models`` through the same dict.
+Adding an architecture is one new module (its config class in :mod:`autoq.models.config`, its
+network anywhere) plus one line in :data:`MODELS`; specs accept it through :data:`ModelConfig`,
+and it joins the contract tests in ``tests/models`` through the same dict. Importing this module
+does not import torch: a network's module is imported when a model is built.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import functools
+import importlib
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from autoq.errors import SpecError
-from autoq.models.config import ModelConfig
-from autoq.models.fno import FNO
-from autoq.models.transformer import GalerkinTransformer
-from autoq.models.unet import UNet
+from autoq.models.config import ArchConfig, FNOConfig, TransformerConfig, UNetConfig
 
-MODELS: dict[str, type[nn.Module]] = {
-    "fno": FNO,
-    "unet": UNet,
-    "transformer": GalerkinTransformer,
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture: its config class and where its network class lives.
+
+    Attributes:
+        config: the pydantic config class; its ``arch`` literal is the registry key.
+        network: ``"module:Class"`` import path of the ``nn.Module``, imported on first build.
+            The class takes ``(config, *, spatial_dims, in_channels, out_channels)`` and names its
+            first and last matrix-multiplication layers in the class attributes ``first_layer``
+            and ``last_layer``.
+    """
+
+    config: type[ArchConfig]
+    network: str
+
+    def network_class(self) -> type[nn.Module]:
+        """The network class, imported from :attr:`network`."""
+        module, _, name = self.network.partition(":")
+        network: type[nn.Module] = getattr(importlib.import_module(module), name)
+        return network
+
+
+MODELS: dict[str, Architecture] = {
+    "fno": Architecture(FNOConfig, "autoq.models.fno:FNO"),
+    "unet": Architecture(UNetConfig, "autoq.models.unet:UNet"),
+    "transformer": Architecture(TransformerConfig, "autoq.models.transformer:GalerkinTransformer"),
 }
-"""Every architecture by its config's ``arch``. Each class takes
-``(config, *, spatial_dims, in_channels, out_channels)`` and names its first and last
-matrix-multiplication layers in the class attributes ``first_layer`` and ``last_layer``."""
+"""Every architecture by its config's ``arch``: the one list of them."""
+
+if TYPE_CHECKING:
+    # A union built at run time is opaque to mypy; to it, any model config is the common base.
+    ModelConfig: TypeAlias = ArchConfig
+else:
+    ModelConfig = Annotated[
+        functools.reduce(operator.or_, (a.config for a in MODELS.values())),
+        Field(discriminator="arch"),
+    ]
+"""Any model config of :data:`MODELS`; the ``arch`` key picks the class."""
+
+_MODEL_CONFIG_ADAPTER: TypeAdapter[ModelConfig] = TypeAdapter(ModelConfig)
+
+
+def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
+    """Validate a ``model:`` mapping (e.g. from YAML) into its config class.
+
+    Raises:
+        SpecError: unknown ``arch``, unknown key or bad value; the message names the key.
+    """
+    try:
+        return _MODEL_CONFIG_ADAPTER.validate_python(data)
+    except ValidationError as e:
+        raise SpecError(
+            f"invalid model config: {'; '.join(_describe(err) for err in e.errors())}"
+        ) from e
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``model.<key>: <message>``, without the union's tag in the path."""
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = ["arch"]
+    elif loc and loc[0] in MODELS:
+        loc = loc[1:]
+    return f"{'.'.join(['model', *loc])}: {error['msg']}"
 
 
 def build_model(
@@ -44,7 +111,7 @@ def build_model(
     arch = getattr(config, "arch", None)
     if arch not in MODELS:
         raise SpecError(f"model arch must be one of {sorted(MODELS)}, got {arch!r}")
-    return MODELS[arch](
+    return MODELS[arch].network_class()(
         config, spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels
     )
 
@@ -57,9 +124,10 @@ def first_and_last_layers(model: nn.Module) -> tuple[str, str]:
     Raises:
         SpecError: the model is not one of :data:`MODELS` (it names no first and last layer).
     """
-    try:
-        return type(model).first_layer, type(model).last_layer
-    except AttributeError as e:
+    first = getattr(type(model), "first_layer", None)
+    last = getattr(type(model), "last_layer", None)
+    if not isinstance(first, str) or not isinstance(last, str):
         raise SpecError(
             f"{type(model).__name__} names no first_layer/last_layer; models: {sorted(MODELS)}"
-        ) from e
+        )
+    return first, last

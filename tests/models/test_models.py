@@ -189,7 +189,7 @@ def test_build_model_rejects_bad_io(arch: str, kwargs: dict[str, int], match: st
 
 def test_model_rejects_another_archs_config() -> None:
     with pytest.raises(SpecError, match="FNO needs an FNOConfig"):
-        MODELS["fno"](UNetConfig(), spatial_dims=1, in_channels=1, out_channels=1)
+        MODELS["fno"].network_class()(UNetConfig(), spatial_dims=1, in_channels=1, out_channels=1)
 
 
 def test_first_and_last_layers_of_a_foreign_model_is_an_error() -> None:
