@@ -11,7 +11,8 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	# torch comes from this machine's disk with the exact pins; the lock pins everything else.
 	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	# The lock already holds every extra's packages: naming them here resolves nothing more.
+	$(BIN)/pip install --quiet --no-deps -e '.[service,ray,test,dev]'
 	touch $@
 
 demo: $(INSTALLED)
