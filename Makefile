@@ -18,7 +18,8 @@ $(INSTALLED): pyproject.toml requirements.lock
 demo: $(INSTALLED)
 	$(BIN)/autoq demo
 
-test: $(INSTALLED)
+# Lint first: a type or style error fails the run before the (minutes-long) tests.
+test: lint
 	$(BIN)/python -m pytest -m "not slow" --durations=15
 
 test-slow: $(INSTALLED)
@@ -33,8 +34,10 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/service_load.py
 	$(BIN)/python benchmarks/search_quality.py
 
+# mypy takes no arguments: [tool.mypy] in pyproject.toml lists the packages.
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist
