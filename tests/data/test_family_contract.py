@@ -172,7 +172,7 @@ def test_file_without_its_solution_is_refused_naming_it(
 
 def _burgers_matches_cole_hopf() -> list[Check]:
     # φ = 1 + d·e^{-ε(2π)²t} cos(2πx) solves φ_t = ε φ_xx, so u = -2ε φ_x/φ solves Burgers with
-    # ε = ν/π. ν = 0.1, 128 cells: measured 1.8e-4 (first-order upwinding: 2.9e-3 even at 256 cells).
+    # ε = ν/π. ν = 0.1, 128 cells: measured 1.8e-4 (first-order upwinding: 2.9e-3 even at 256).
     nu, depth, cells = 0.1, 0.9, 128
     x, t = (np.arange(cells) + 0.5) / cells, np.linspace(0.0, 1.0, 11)
     eps, k = nu / math.pi, 2 * math.pi
