@@ -6,10 +6,13 @@ import os
 
 import torch
 
+from autoq.settings import get_settings
+
 
 def default_device() -> torch.device:
-    """CUDA if a GPU is visible, else the CPU (``AUTOQ_DEVICE`` overrides)."""
-    requested = os.environ.get("AUTOQ_DEVICE")
+    """CUDA if a GPU is visible, else the CPU; the settings' ``device`` (``AUTOQ_DEVICE``)
+    overrides."""
+    requested = get_settings().device
     if requested:
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -19,10 +22,12 @@ def configure_threads() -> int:
     """Use every core this process may run on for intra-op parallelism; returns the count.
 
     torch's default can exceed the cores a container grants (it counts the host's), which
-    oversubscribes a 2-core machine; the affinity mask is the honest count.
+    oversubscribes a 2-core machine; the affinity mask is the honest count. The settings'
+    ``threads`` (``AUTOQ_THREADS``) overrides it.
     """
+    requested = get_settings().threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = int(os.environ.get("AUTOQ_THREADS", cores or 1))
+    threads = requested if requested is not None else cores or 1
     torch.set_num_threads(threads)
     return threads
 

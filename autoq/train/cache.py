@@ -20,17 +20,17 @@ import torch
 
 from autoq.device import default_device
 from autoq.models.config import ModelConfig
+from autoq.settings import get_settings
 from autoq.train.config import TrainConfig
 from autoq.train.loop import evaluate, fit
 from autoq.train.problem import Problem
 from autoq.train.solver import ScaledSolver
 
-DEFAULT_CACHE_DIR = "artifacts/float"
-
 
 def default_cache_dir() -> Path:
-    """``$AUTOQ_CACHE_DIR``, else ``artifacts/float`` under the working directory."""
-    return Path(os.environ.get("AUTOQ_CACHE_DIR", DEFAULT_CACHE_DIR))
+    """The settings' ``cache_dir``: ``$AUTOQ_CACHE_DIR``, else ``artifacts/float`` under the
+    working directory."""
+    return get_settings().cache_dir
 
 
 @dataclass(frozen=True)
