@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
+import autoq.data
 from autoq.data import (
     PDES,
     PDEFamily,
@@ -268,3 +269,8 @@ def test_solver_matches_its_exact_solution(name: str) -> None:
 
 def test_registry_imports_without_torch(heavy_imports: Callable[..., list[str]]) -> None:
     assert heavy_imports("autoq.data.registry") == []
+
+
+def test_package_names_resolve_lazily() -> None:
+    for name in autoq.data.__all__:
+        assert getattr(autoq.data, name) is not None, name

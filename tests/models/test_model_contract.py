@@ -13,6 +13,7 @@ import torch
 from pydantic import TypeAdapter
 from torch import nn
 
+import autoq.models
 from autoq.errors import SpecError
 from autoq.models import MODELS, ModelConfig, build_model, first_and_last_layers
 from autoq.models.registry import Architecture, parse_model_config
@@ -90,3 +91,10 @@ def test_registry_and_configs_import_without_torch(
     heavy_imports: Callable[..., list[str]],
 ) -> None:
     assert heavy_imports("autoq.models.registry", "autoq.models.config") == []
+
+
+def test_package_names_resolve_lazily() -> None:
+    for name in autoq.models.__all__:
+        assert getattr(autoq.models, name) is not None, name
+    assert autoq.models.config.ModelConfig is ModelConfig
+    assert autoq.models.config.parse_model_config is parse_model_config
