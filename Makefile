@@ -32,6 +32,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/uniform_regimes.py
 	$(BIN)/python benchmarks/trial_overhead.py
 	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/search_quality.py
 
 # mypy takes no arguments: [tool.mypy] in pyproject.toml lists the packages.
