@@ -105,8 +105,10 @@ def darcy_operator(a: np.ndarray) -> sp.csc_matrix:
         rows += [first.ravel(), second.ravel()]
         cols += [second.ravel(), first.ravel()]
         values += [-t.ravel(), -t.ravel()]
-    rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
-    return sp.csc_matrix((values, (rows, cols)), shape=(nx * ny, nx * ny))
+    return sp.csc_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(nx * ny, nx * ny),
+    )
 
 
 def random_coefficient(

@@ -157,8 +157,7 @@ def solve_diffsorp(
 
     def rhs(_: float, y: np.ndarray) -> np.ndarray:
         u = y.reshape(samples, cells)
-        r, _ = factor(u)
-        return (balance(u) / r).ravel()
+        return (balance(u) / factor(u)[0]).ravel()
 
     def jacobian(_: float, y: np.ndarray) -> np.ndarray:
         # LSODA's packed band: row 0 holds J[j-1, j], row 1 J[j, j], row 2 J[j+1, j].
@@ -200,9 +199,9 @@ def _check_arguments(
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise SpecError(f"{name} must be an integer >= {low}, got {value!r}")
-    for name, value in physics.items():
-        if not np.isfinite(value) or value < 0.0:
-            raise SpecError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name, parameter in physics.items():
+        if not np.isfinite(parameter) or parameter < 0.0:
+            raise SpecError(f"{name} must be a finite number >= 0, got {parameter!r}")
     if physics["D"] == 0.0 or physics["n_f"] == 0.0:
         raise SpecError(f"D and n_f must be > 0, got D={physics['D']!r}, n_f={physics['n_f']!r}")
     if not 0.0 < physics["phi"] <= 1.0:
@@ -280,7 +279,9 @@ def generate(
         for start in range(0, samples, _BATCH):
             stop = min(start + _BATCH, samples)
             u0 = np.repeat(levels[start:stop, np.newaxis], resolution, axis=1)
-            batch = solve_diffsorp(u0, t_out=t_out, **physics).astype(np.float32)
+            batch = solve_diffsorp(
+                u0, t_out=t_out, D=D, phi=phi, rho_s=rho_s, k_f=k_f, n_f=n_f
+            ).astype(np.float32)
             for offset, trajectory in enumerate(batch):
                 index = start + offset
                 group = handle.create_group(str(index).zfill(width))
