@@ -271,15 +271,19 @@ def _transform_operations(
     complex transform, complex ones on every axis of ``dim``."""
     one_axis = not name.endswith(("2", "n"))
     size = kwargs.get("n" if one_axis else "s", args[0] if args else None)
-    default_dim = -1 if one_axis else (-2, -1) if name.endswith("2") else None
-    dim = kwargs.get("dim", args[1] if len(args) > 1 else default_dim)
+    given_dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    sizes: list[int] | None
+    dims: list[int]
     if one_axis:
-        sizes, dims = (None if size is None else [size]), [dim]
+        sizes, dims = (None if size is None else [size]), [-1 if given_dim is None else given_dim]
     else:
         sizes = None if size is None else list(size)
-        if dim is None:
-            dim = range(-len(sizes), 0) if sizes is not None else range(x.dim())
-        dims = [dim] if isinstance(dim, int) else list(dim)
+        if given_dim is not None:
+            dims = [given_dim] if isinstance(given_dim, int) else list(given_dim)
+        elif name.endswith("2"):
+            dims = [-2, -1]
+        else:
+            dims = list(range(-len(sizes), 0) if sizes is not None else range(x.dim()))
     dims = [d % x.dim() for d in dims]
     # torch reads a size of -1 as "no change", like None.
     lengths = [None if n == -1 else n for n in sizes] if sizes else [None] * len(dims)
