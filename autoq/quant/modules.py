@@ -27,7 +27,8 @@ same tensors, so the exported graph carries every encoding of the simulation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import torch
 from aimet_torch.nn import QuantizationMixin
@@ -55,6 +56,12 @@ class QuantizedSpectralConv(QuantizationMixin, SpectralConv):
     Shapes:
         ``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``.
     """
+
+    # Set up by AIMET's mixin; declared for the type checker, as aimet_torch has no type hints.
+    input_quantizers: nn.ModuleList
+    output_quantizers: nn.ModuleList
+    param_quantizers: nn.ModuleDict
+    _patch_quantized_parameters: Callable[[], AbstractContextManager[None]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""
@@ -106,9 +113,15 @@ class QuantizedMatMul(QuantizationMixin, MatMul):
         ``(..., n, k) × (..., k, m) → (..., n, m)``.
     """
 
+    # Set up by AIMET's mixin; declared for the type checker, as aimet_torch has no type hints.
+    input_quantizers: nn.ModuleList
+    output_quantizers: nn.ModuleList
+
     def __quant_init__(self) -> None:
         super().__quant_init__()
-        self.input_quantizers = nn.ModuleList([None, None])
+        # AIMET marks an unused quantizer slot with None, which ModuleList holds (torch's hints
+        # allow modules only).
+        self.input_quantizers = nn.ModuleList([None, None])  # type: ignore[list-item]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a @ b`` of the quantized operands."""

@@ -189,7 +189,7 @@ def _quantizer(bits: int, *, symmetric: bool, calibration: Calibration,
     return quantizer.to(device)
 
 
-def _place_quantizers(module: nn.Module, weight_bits: int, act_bits: int,
+def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits: int,
                       calibration: Calibration, *, device: torch.device) -> None:
     """The paper's quantizers on one matrix-multiplication layer (already an AIMET module)."""
     param = next(module.parameters(recurse=False), None)
