@@ -63,7 +63,7 @@ def fit(
     )
     solver.train()
     started = time.perf_counter()
-    epoch_losses = []
+    epoch_losses: list[float] = []
     bar = tqdm(total=total_steps, desc=description, leave=False, disable=description is None)
     for _ in range(config.epochs):
         running, count = 0.0, 0

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from autoq.data import TrajectoryWindows, network_shape, resize
+from autoq.errors import SpecError
 
 
 class ScaledSolver(nn.Module):
@@ -31,6 +32,12 @@ class ScaledSolver(nn.Module):
         target_steps: future states per forward pass.
         steady: coefficient → solution (no residual, no rollout).
     """
+
+    # Buffers registered in __init__: per-channel normalisation of inputs and outputs.
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    out_mean: torch.Tensor
+    out_std: torch.Tensor
 
     def __init__(
         self,
@@ -65,6 +72,8 @@ class ScaledSolver(nn.Module):
         (steady) or of the one-frame increments (time-dependent, the residual's scale)."""
         states = windows.states.double()  # (samples, time, fields, *space)
         if self.steady:
+            if windows.coefficients is None:
+                raise SpecError("a steady solver needs windows with coefficients; these have none")
             inputs = windows.coefficients.double().transpose(0, 1).flatten(1)
             in_mean, in_std = inputs.mean(1), inputs.std(1)
             outputs = states[:, 0].transpose(0, 1).flatten(1)
