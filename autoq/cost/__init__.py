@@ -20,18 +20,22 @@ activations, norms) is priced at 16/16 bits. Counts:
   tap (2 in 1D, 4 in 2D) per output point and channel.
 
 Counts are profiled once per (architecture, grid) and cached.
+
+Names are imported on first use (PEP 562): the paper's grid (:data:`REGIMES`,
+:data:`PAPER_SCALES`) loads without torch; pricing brings torch and DeepSpeed.
 """
 
-from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
-from autoq.cost._counts import Operations
-from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache
-from autoq.cost._regimes import (
-    PAPER_SCALES,
-    REGIMES,
-    format_cost_table,
-    regime_costs,
-    uniform_regimes,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
+    from autoq.cost._counts import Operations
+    from autoq.cost._paper import PAPER_SCALES, REGIMES
+    from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache
+    from autoq.cost._regimes import format_cost_table, regime_costs, uniform_regimes
 
 __all__ = [
     "FFT_SUFFIX",
@@ -49,3 +53,33 @@ __all__ = [
     "regime_costs",
     "uniform_regimes",
 ]
+
+_SOURCES = {
+    "FFT_SUFFIX": "_profile",
+    "IFFT_SUFFIX": "_profile",
+    "PAPER_SCALES": "_paper",
+    "REGIMES": "_paper",
+    "RESIZE_IN": "_bitops",
+    "RESIZE_OUT": "_bitops",
+    "CostReport": "_bitops",
+    "LayerCost": "_bitops",
+    "Operations": "_counts",
+    "bitops": "_bitops",
+    "clear_cache": "_profile",
+    "format_cost_table": "_regimes",
+    "regime_costs": "_regimes",
+    "uniform_regimes": "_regimes",
+}
+"""Each public name → the submodule defining it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,22 +7,10 @@ from collections.abc import Iterable, Mapping
 from torch import nn
 
 from autoq.cost._bitops import CostReport, bitops
+from autoq.cost._paper import REGIMES
 from autoq.errors import SpecError
 from autoq.models import ModelConfig, build_model
-from autoq.precision import Bits, TrialConfig
-
-REGIMES: Mapping[str, Bits] = {
-    "float": None,
-    "w8a16": (8, 16),
-    "w8a8": (8, 8),
-    "w4a8": (4, 8),
-    "w4a4": (4, 4),
-}
-"""Regime name → ``(weight_bits, act_bits)`` of every layer (``None``: all float), as in the
-paper's section 4.1."""
-
-PAPER_SCALES: tuple[float, ...] = (1.0, 0.7, 0.5, 0.3, 0.2)
-"""The spatial scale factors of the paper's experiments: with :data:`REGIMES`, its hand grid."""
+from autoq.precision import TrialConfig
 
 
 def uniform_regimes(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
+import autoq.cost
 from autoq.cost import REGIMES, bitops, format_cost_table, regime_costs, uniform_regimes
 from autoq.models import FNOConfig, build_model, first_and_last_layers
 from autoq.precision import FLOAT_EQUIVALENT_BITS, TrialConfig
@@ -119,3 +121,13 @@ def test_cost_table_lists_every_entry_and_total() -> None:
         assert regime in table
         assert f"{costs[regime][0.5].total:.3e}" in table
     assert "scale 0.5 (network grid 16)" in table
+
+
+def test_paper_grid_imports_without_torch(heavy_imports: Callable[..., list[str]]) -> None:
+    assert heavy_imports("autoq.cost") == []
+    assert heavy_imports("autoq.cost._paper") == []
+
+
+def test_package_names_resolve_lazily() -> None:
+    for name in autoq.cost.__all__:
+        assert getattr(autoq.cost, name) is not None, name
