@@ -83,10 +83,12 @@ def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
 
 def _describe(error: Mapping[str, Any]) -> str:
     """One pydantic error as ``model.<key>: <message>``, without the union's tag in the path."""
+    if error["type"] == "union_tag_invalid":
+        return f"model.arch: must be one of {sorted(MODELS)}, got {error['ctx']['tag']!r}"
+    if error["type"] == "union_tag_not_found":
+        return f"model.arch: missing; must be one of {sorted(MODELS)}"
     loc = [str(part) for part in error["loc"]]
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc = ["arch"]
-    elif loc and loc[0] in MODELS:
+    if loc and loc[0] in MODELS:
         loc = loc[1:]
     return f"{'.'.join(['model', *loc])}: {error['msg']}"
 
