@@ -1,4 +1,9 @@
-"""The ``autoq`` command line."""
+"""The ``autoq`` command line.
+
+Building the parser imports nothing heavy: each command imports what it needs when it runs, so
+``autoq --help`` and the read commands (``studies``, ``trials``, ``pareto``, ``pick``) start
+without torch, AIMET, DeepSpeed or Ray.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,17 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from autoq import __version__
 from autoq.errors import AutoqError
+
+if TYPE_CHECKING:
+    import optuna
+    from tqdm import tqdm
+
+    from autoq.search.executors.plan import SearchRun
+    from autoq.search.records import TrialPoint
 
 
 def _cmd_datagen(args: argparse.Namespace) -> int:
@@ -87,15 +101,15 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 def _add_cost(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cost", help="bit-op cost of the paper's uniform regimes, per layer")
-    p.add_argument("spec", type=Path, help="search space YAML")
+    p.add_argument("spec", help="search space YAML, or a bundled space's name")
     p.add_argument("--json", action="store_true", help="{regime: {scale: {total, layers}}}")
     p.set_defaults(run=_cmd_cost)
 
 
 def _quiet_libraries() -> None:
-    """Keep the terminal for autoq's own progress: libraries log warnings only."""
+    """Keep the terminal for autoq's own progress: the libraries a search runs log warnings
+    only (their warnings, as Python warnings, still show)."""
     import logging
-    import warnings
 
     import optuna
 
@@ -105,10 +119,6 @@ def _quiet_libraries() -> None:
     quiet_aimet_logs()
     for name in ("DeepSpeed", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _storage_arg(p: argparse.ArgumentParser) -> None:
@@ -116,42 +126,54 @@ def _storage_arg(p: argparse.ArgumentParser) -> None:
                                      "sqlite:///autoq.db)")
 
 
-def _progress_callback(bar):
-    from autoq.search import pareto_front, study_points
+def _progress_callback(bar: tqdm) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """After each trial: advance the bar, show the front's ends, print a failed trial's reason."""
+    from optuna.trial import TrialState
 
-    def update(study, trial) -> None:
+    from autoq.search import pareto_front, study_points
+    from autoq.search.records import ERROR_ATTR
+
+    def update(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            reason = trial.user_attrs.get(ERROR_ATTR, "its process stopped responding")
+            bar.write(f"trial {trial.number} failed: {reason}")
         front = pareto_front(study_points(study))
         bar.update()
         if front:
-            best = front[-1]
-            cheapest = front[0]
+            best, cheapest = front[-1], front[0]
             bar.set_postfix_str(f"front {len(front)} pts | best MSE {best.mse:.2e} @ "
                                 f"{best.cost:.2e} | cheapest {cheapest.cost:.2e} @ MSE "
                                 f"{cheapest.mse:.2e}")
     return update
 
 
-def _run_search(spec, *, name, storage, trials, executor=None, ray_address=None,
-                baseline_grid=False, baseline_regimes=None):
+def _run_search(spec: Any, *, name: str | None, storage: str | None, trials: int | None,
+                executor: str | None = None, ray_address: str | None = None,
+                baseline_regimes: Sequence[str] = ()) -> tuple[SearchRun, int, int]:
+    """Run (or resume) a search with a progress bar; returns the run, how many trials this call
+    ran and how many of those completed."""
+    from optuna.trial import TrialState
     from tqdm import tqdm
 
-    from autoq.search import create_or_resume, enqueue_baseline_grid, finished_trials, run_search
-    from autoq.search.study import storage_url
+    from autoq.search.executors import ExecutorOptions
+    from autoq.search.executors.plan import execute, prepare_run
+    from autoq.search.storage import storage_url
+    from autoq.settings import get_settings
 
-    study = create_or_resume(spec, name=name, storage=storage)
-    budget = trials if trials is not None else spec.search.trials
-    queued = 0
-    if baseline_grid or baseline_regimes:
-        queued = enqueue_baseline_grid(study, spec, **(
-            {"regimes": baseline_regimes} if baseline_regimes else {}))
-    done = finished_trials(study)
-    print(f"search {study.study_name!r} in {storage_url(storage)}: {done} of {budget} trials "
-          f"done{f', {queued} baseline trials queued' if queued else ''}")
-    with tqdm(total=budget, initial=min(done, budget), desc="trials", unit="trial") as bar:
-        callback = _progress_callback(bar)
-        return run_search(spec, name=study.study_name, storage=storage, trials=budget,
-                          executor=executor, ray_address=ray_address,
-                          artifact_dir=Path("artifacts/trials").resolve(), callbacks=[callback])
+    settings = get_settings()
+    run = prepare_run(spec, name=name, storage=storage, trials=trials,
+                      baseline_regimes=baseline_regimes)
+    done, before = run.done, len(run.study.get_trials(deepcopy=False))
+    print(f"search {run.study.study_name!r} in {storage_url(storage)}: {done} of {run.budget} "
+          f"trials done" + (f", {run.queued} baseline trials queued" if run.queued else ""))
+    with tqdm(total=run.budget, initial=min(done, run.budget), desc="trials", unit="trial") as bar:
+        execute(run, executor=executor,
+                options=ExecutorOptions(ray_address=ray_address or settings.ray_address),
+                artifact_dir=settings.artifact_dir.resolve(),
+                callbacks=[_progress_callback(bar)])
+    ran = [t for t in run.study.get_trials(deepcopy=False)[before:]
+           if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    return run, len(ran), sum(t.state == TrialState.COMPLETE for t in ran)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -159,44 +181,60 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     _quiet_libraries()
     spec = load_spec(args.spec)
-    study = _run_search(spec, name=args.name, storage=args.storage, trials=args.trials,
-                        executor=args.executor, ray_address=args.ray_address,
-                        baseline_grid=args.baseline_grid)
-    print(_pareto_text(study))
-    return 0
+    run, ran, completed = _run_search(
+        spec, name=args.name, storage=args.storage, trials=args.trials, executor=args.executor,
+        ray_address=args.ray_address,
+        baseline_regimes=_all_regimes() if args.baseline_grid else ())
+    print(_pareto_text(run.study))
+    if completed or not ran:
+        return 0
+    print(f"autoq: error: no trial of this run of {run.study.study_name!r} completed; "
+          f"`autoq trials {run.study.study_name}` lists each trial's error", file=sys.stderr)
+    return 1
+
+
+def _all_regimes() -> tuple[str, ...]:
+    from autoq.cost import REGIMES
+
+    return tuple(REGIMES)
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="run or resume a search")
-    p.add_argument("spec", type=Path, help="search space YAML")
+    p.add_argument("spec", help="search space YAML, or a bundled space's name "
+                                "(e.g. burgers-fno-small)")
     p.add_argument("--name", help="study name (default: the spec's name)")
     _storage_arg(p)
     p.add_argument("--trials", type=int, help="budget of finished trials (default: the spec's)")
-    p.add_argument("--executor", choices=["local", "ray"], help="default: the spec's")
-    p.add_argument("--ray-address", help="join this Ray cluster (executor ray)")
+    p.add_argument("--executor", help="a registered executor: local, ray (default: the spec's)")
+    p.add_argument("--ray-address", help="join this Ray cluster (executor ray; default: "
+                                         "$AUTOQ_RAY_ADDRESS)")
     p.add_argument("--baseline-grid", action="store_true",
                    help="also run the paper's uniform grid (5 regimes × the space's scales)")
     p.set_defaults(run=_cmd_search)
 
 
-def _float_reference(points) -> float | None:
+def _float_reference(points: Sequence[TrialPoint]) -> float | None:
     """The float model's MSE at the largest scale searched, the natural yardstick."""
     floats = [(p.scale, p.details["float_mse"]) for p in points
               if p.complete and "float_mse" in p.details]
     return max(floats)[1] if floats else None
 
 
-def _pareto_text(study) -> str:
+def _pareto_text(study: optuna.Study) -> str:
     from autoq.search import default_reference, hypervolume, pareto_front, study_points
     from autoq.search.report import pareto_table
 
     points = study_points(study)
     front = pareto_front(points)
+    complete = sum(p.complete for p in points)
     if not front:
+        if complete:
+            return (f"search {study.study_name!r}: none of its {complete} complete trials meets "
+                    f"the search's constraints")
         return f"search {study.study_name!r}: no complete trials yet"
     reference = default_reference(points)
     volume = hypervolume(points, reference)
-    complete = sum(p.complete for p in points)
     lines = [f"Pareto set of {study.study_name!r}: {len(front)} of {complete} complete trials "
              f"(hypervolume {volume:.3f} in log10 space, reference cost {reference[0]:.3e}, "
              f"MSE {reference[1]:.3e})",
@@ -216,8 +254,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     )
     from autoq.search.report import plot_front
 
-    _quiet_libraries()
-    study, _ = load_study(args.name, storage=args.storage)
+    study = load_study(args.name, storage=args.storage)
     points = study_points(study)
     front = pareto_front(points)
     if args.json:
@@ -251,8 +288,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     from autoq.search import best_mse_point, load_study, operating_point, study_points
     from autoq.search.report import bits_summary
 
-    _quiet_libraries()
-    study, _ = load_study(args.name, storage=args.storage)
+    study = load_study(args.name, storage=args.storage)
     points = study_points(study)
     chosen = operating_point(points, args.max_mse)
     if chosen is None:
@@ -290,9 +326,8 @@ def _add_pick(sub: argparse._SubParsersAction) -> None:
 def _cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
-    from autoq.search.study import storage_url
+    from autoq.search.storage import storage_url
 
-    _quiet_libraries()
     url = storage_url(args.storage)
     summaries = optuna.get_all_study_summaries(url)
     if not summaries:
@@ -310,12 +345,37 @@ def _add_studies(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_studies)
 
 
+def _cmd_trials(args: argparse.Namespace) -> int:
+    import json
+
+    from autoq.search import load_study, study_points
+    from autoq.search.report import trials_table
+
+    study = load_study(args.name, storage=args.storage)
+    points = study_points(study)
+    if args.json:
+        print(json.dumps({"search": study.study_name, "trials": [p.to_json() for p in points]},
+                         indent=2))
+    else:
+        print(f"{study.study_name!r}: {len(points)} trials")
+        print(trials_table(points))
+    return 0
+
+
+def _add_trials(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trials", help="every trial of a search: state, MSE, cost, scale, error")
+    p.add_argument("name", help="search (study) name")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_trials)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
     import yaml
 
-    from autoq.search import load_study, operating_point, pareto_front, parse_spec, study_points
+    from autoq.search import operating_point, pareto_front, parse_spec, study_points
     from autoq.search.report import plot_front
 
     _quiet_libraries()
@@ -323,9 +383,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       source="autoq/demo.yaml")
     print(f"autoq demo: {spec.description}")
     # The float model at every scale (no QAT, seconds each) anchors the table and the plot.
-    _run_search(spec, name=spec.name, storage=args.storage, trials=None,
-                baseline_regimes=["float"])
-    study, _ = load_study(spec.name, storage=args.storage)
+    run, _, _ = _run_search(spec, name=spec.name, storage=args.storage, trials=None,
+                            baseline_regimes=["float"])
+    study = run.study
     print(_pareto_text(study))
     points = study_points(study)
     reference = _float_reference(points)
@@ -349,7 +409,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_datagen, _add_cost, _add_search, _add_pareto, _add_pick, _add_studies, _add_demo,
+    _add_datagen, _add_cost, _add_search, _add_studies, _add_trials, _add_pareto, _add_pick,
+    _add_demo,
 ]
 
 
@@ -362,10 +423,12 @@ def _plugin_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``autoq`` parser with every command, the service's included when installed."""
     parser = argparse.ArgumentParser(
         prog="autoq",
         description="Find the cheapest quantized, rescaled neural PDE solver under an MSE bound.",
     )
+    parser.add_argument("--version", action="version", version=f"autoq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in [*_COMMANDS, *_plugin_commands()]:
         add(sub)
@@ -373,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names; returns the exit status (2: a clear error of autoq's)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -7,6 +7,12 @@ REST service) can map them to a clear message in one place. Errors about bad inp
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class AutoqError(Exception):
     """Base class of every error autoq raises on purpose."""
@@ -26,3 +32,30 @@ class QuantizationError(AutoqError, ValueError):
 
 class TrialError(AutoqError):
     """A trial could not produce a result (e.g. its loss became NaN)."""
+
+
+class SettingsError(AutoqError, ValueError):
+    """An ``AUTOQ_*`` environment variable has a value autoq cannot use."""
+
+
+def describe_validation_error(error: ValidationError, *, prefix: str = "",
+                              union_tags: Collection[str] = (),
+                              env_prefix: str | None = None) -> str:
+    """Every problem of a pydantic error as ``key.path: message``, joined by ``; ``.
+
+    The one formatter of validation errors (specs, model configs, settings). ``union_tags`` are
+    the discriminator values of tagged unions: pydantic puts them in the path
+    (``model.fno.width``), the user wrote none (``model.width``). With ``env_prefix`` the key is
+    the environment variable a settings field is read from (``AUTOQ_THREADS``).
+    """
+    parts = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"] if str(p) not in union_tags]
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("arch")
+        if env_prefix is not None:
+            key = env_prefix + "_".join(loc).upper()
+        else:
+            key = ".".join(([prefix] if prefix else []) + loc) or "(root)"
+        parts.append(f"{key}: {item['msg']}")
+    return "; ".join(parts)

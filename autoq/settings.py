@@ -7,13 +7,18 @@ so a process sees its environment as it is then (tests and the CLI set it first)
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autoq.errors import SettingsError, describe_validation_error
+
 DEFAULT_STORAGE = "sqlite:///autoq.db"
+S = TypeVar("S", bound="AutoqSettings")
 
 
 def bundled_spaces_dir() -> Path:
@@ -56,6 +61,31 @@ class AutoqSettings(BaseSettings):
         return None if value == "" else value
 
 
+_RENAMED = {
+    "AUTOQ_HEARTBEAT_SECONDS": "AUTOQ_TRIAL_HEARTBEAT_SECONDS (Optuna's trial heartbeat, whole "
+                               "seconds) or AUTOQ_JOB_HEARTBEAT_SECONDS (the service's job "
+                               "heartbeat)",
+    "AUTOQ_HEARTBEAT_TIMEOUT": "AUTOQ_JOB_HEARTBEAT_TIMEOUT",
+}
+"""Variables earlier versions read, and what replaced them: set, they would be ignored."""
+
+
+def read_settings(cls: type[S]) -> S:
+    """Settings of class ``cls`` from the environment; a SettingsError names every bad
+    variable (``AUTOQ_TRIAL_HEARTBEAT_SECONDS: Input should be a valid integer…``) and every
+    variable that was renamed."""
+    renamed = [f"{old} is no longer read: use {new}" for old, new in _RENAMED.items()
+               if old in os.environ]
+    if renamed:
+        raise SettingsError("environment: " + "; ".join(renamed))
+    try:
+        return cls()
+    except ValidationError as e:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        raise SettingsError(
+            f"environment: {describe_validation_error(e, env_prefix=prefix)}") from e
+
+
 def get_settings() -> AutoqSettings:
     """The library's settings from the environment as it is now (cheap: a few env reads)."""
-    return AutoqSettings()
+    return read_settings(AutoqSettings)

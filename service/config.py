@@ -1,4 +1,5 @@
-"""Service settings, read from ``AUTOQ_*`` environment variables (or a ``.env`` file).
+"""Service settings: the library's (:class:`autoq.settings.AutoqSettings`) and the service's
+own, read from ``AUTOQ_*`` environment variables (or a ``.env`` file).
 
 Read through :func:`get_settings` (cached), never at import, so tests and the CLI can set the
 environment first; the CLI passes an updated copy to the app for its ``--storage`` flag.
@@ -10,52 +11,41 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from autoq.search.study import DEFAULT_STORAGE
-
-BUNDLED_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+from autoq.settings import AutoqSettings, read_settings
 
 
-class Settings(BaseSettings):
-    """Everything the API and the workers are configured by.
+class Settings(AutoqSettings):
+    """Everything the API and the workers are configured by, beyond the library's settings.
 
     Attributes:
-        storage: SQLAlchemy URL of the one database holding Optuna's studies and our jobs.
         api_token: when set (and not empty), mutating endpoints need
             ``Authorization: Bearer <token>``.
         data_root: every data path of a submitted spec must lie inside this directory; relative
             paths resolve against it.
-        search_spaces: directory of the bundled search-space YAML files.
         max_trials: largest trial budget a job may ask for.
         max_job_seconds: wall-time cap of a job, from its first start; a job that reaches it
             stops at the next trial boundary and fails with a message saying so.
         max_request_bytes: largest request body accepted.
-        heartbeat_seconds: how often a worker stamps the job it runs.
-        heartbeat_timeout: a running job whose stamp is older goes back to the queue.
+        job_heartbeat_seconds: how often a worker stamps the job it runs.
+        job_heartbeat_timeout: a running job whose stamp is older goes back to the queue.
         max_attempts: a job whose worker died this many times fails instead of re-queueing.
         poll_seconds: how long an idle worker sleeps between looks at the queue.
-        ray_address: Ray cluster for specs whose executor is ``ray`` (None: a local Ray).
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUTOQ_", env_file=".env", extra="ignore")
-
-    storage: str = DEFAULT_STORAGE
     api_token: SecretStr | None = None
     data_root: Path = Path(".")
-    search_spaces: Path = BUNDLED_SPACES
     max_trials: int = Field(500, ge=1)
     max_job_seconds: float = Field(7 * 24 * 3600.0, gt=0)
     max_request_bytes: int = Field(1 << 20, ge=1024)
-    heartbeat_seconds: float = Field(10.0, gt=0)
-    heartbeat_timeout: float = Field(60.0, gt=0)
+    job_heartbeat_seconds: float = Field(10.0, gt=0)
+    job_heartbeat_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1)
     poll_seconds: float = Field(1.0, gt=0)
-    ray_address: str | None = None
 
-    @field_validator("api_token", "ray_address", mode="before")
+    @field_validator("api_token", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
+    def _empty_token_is_unset(cls, value: object) -> object:
         # Compose files pass unset variables as empty strings; an empty token must not be a
         # token everyone knows.
         return None if value == "" else value
@@ -64,4 +54,4 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     """The settings from the environment, read once per process."""
-    return Settings()
+    return read_settings(Settings)

@@ -114,6 +114,10 @@ class TrialPublic(BaseModel):
     bits: dict[str, list[int] | Literal["float"]]
     baseline: bool
     regime: str | None = Field(None, description="the paper's uniform regime of a baseline")
+    feasible: bool = Field(True, description="meets every constraint of the search "
+                                             "(max_mse, max_cost); only feasible trials can be "
+                                             "on the Pareto set or the operating point")
+    error: str | None = Field(None, description="why the trial failed, if it did")
 
 
 class TrialsPublic(BaseModel):

@@ -15,15 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from autoq.search import SearchSpec, load_spec
+from autoq.search import SearchSpec, bundled_spaces, load_spec
 from service.config import Settings
 from service.errors import InvalidRequestError, Loc, validation_errors
 from service.schemas import InlineSearchCreate, SearchCreate
-
-
-def bundled_spaces(directory: Path) -> dict[str, Path]:
-    """The bundled search-space files by name (the file stem), sorted by name."""
-    return {path.stem: path for path in sorted(directory.glob("*.yaml"))}
 
 
 def load_bundled(directory: Path) -> dict[str, SearchSpec]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.storages import BaseStorage
 
-from autoq.search import TrialPoint, finished_trials, study_points
+from autoq.search.records import TrialPoint
+from autoq.search.results import finished_trials, study_points
 
 
 @dataclass(frozen=True)

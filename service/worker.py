@@ -2,9 +2,9 @@
 it ended.
 
 Claiming is one atomic statement (:func:`service.jobs.claim_next`). While a job runs, a
-heartbeat thread stamps it every ``heartbeat_seconds`` and picks up a cancel request; the search
-polls :meth:`JobWorker.should_stop` after every trial, so a cancel takes effect at the next trial
-boundary. A worker that dies stops stamping: after ``heartbeat_timeout`` any worker re-queues
+heartbeat thread stamps it every ``job_heartbeat_seconds`` and picks up a cancel request; the
+search polls :meth:`JobWorker.should_stop` after every trial, so a cancel takes effect at the
+next trial boundary. A worker that dies stops stamping: after ``job_heartbeat_timeout`` any worker re-queues
 the job and the next claim resumes the study by name, keeping every finished trial (Optuna's own
 heartbeat fails the trial that was cut off and retries it once).
 """
@@ -23,6 +23,8 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from autoq.search import SearchSpec, finished_trials, run_search
+from autoq.search.executors import ExecutorOptions
+from autoq.search.records import ERROR_ATTR
 from service import jobs
 from service.config import Settings
 from service.db import Database
@@ -63,9 +65,9 @@ class JobWorker:
         """Claim and run jobs until :attr:`stop` is set."""
         last_sweep = -float("inf")
         while not self.stop.is_set():
-            if time.monotonic() - last_sweep >= self.settings.heartbeat_seconds:
+            if time.monotonic() - last_sweep >= self.settings.job_heartbeat_seconds:
                 with self.db.session() as session:
-                    jobs.requeue_stale(session, timeout=self.settings.heartbeat_timeout,
+                    jobs.requeue_stale(session, timeout=self.settings.job_heartbeat_timeout,
                                        max_attempts=self.settings.max_attempts)
                 last_sweep = time.monotonic()
             if not self.run_next():
@@ -109,8 +111,8 @@ class JobWorker:
         try:
             spec = SearchSpec.model_validate(job.spec)
             study = run_search(spec, name=job.name, storage=self.db.url, trials=job.trials,
-                               executor=spec.search.executor,
-                               ray_address=self.settings.ray_address, should_stop=should_stop)
+                               options=ExecutorOptions(ray_address=self.settings.ray_address),
+                               should_stop=should_stop)
             status, error = self._outcome(job, study, flags, deadline)
         except Exception as e:
             log.exception("job %s failed", job.id)
@@ -145,7 +147,7 @@ class JobWorker:
                               f"{done} of {job.trials} trials")
         trials = study.get_trials(deepcopy=False)
         if done and not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-            errors = [t.user_attrs["error"] for t in trials if "error" in t.user_attrs]
+            errors = [t.user_attrs[ERROR_ATTR] for t in trials if ERROR_ATTR in t.user_attrs]
             return "failed", f"every trial failed; last error: {errors[-1]}"
         return "succeeded", None
 
@@ -158,7 +160,7 @@ class JobWorker:
             flags.cancel = flags.cancel or cancel
 
     def _beat(self, job_id: str, flags: _Flags, beating: threading.Event) -> None:
-        while not beating.wait(self.settings.heartbeat_seconds):
+        while not beating.wait(self.settings.job_heartbeat_seconds):
             try:
                 self._stamp(job_id, flags)
             except SQLAlchemyError:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autoq.search.results import TrialPoint
+from autoq.bits import FLOAT
+from autoq.search.records import TrialPoint
 
 
 def bits_summary(bits: dict[str, object]) -> str:
     """Per-layer bits condensed, e.g. ``w4a8×5 w8a16×2 float×2``, most common first."""
-    counts = Counter("float" if b == "float" else f"w{b[0]}a{b[1]}" for b in bits.values())
+    counts = Counter(FLOAT if b == FLOAT else f"w{b[0]}a{b[1]}" for b in bits.values())
     return " ".join(f"{label}×{n}" for label, n in counts.most_common())
 
 
@@ -22,9 +23,26 @@ def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = N
               "scale", "bits", "baseline"]
     rows = []
     for p in front:
-        ratio = [f"{p.mse / reference_mse:.2f}"] if reference_mse else []
-        rows.append([str(p.number), f"{p.cost:.3e}", f"{p.mse:.3e}", *ratio, f"{p.scale:g}",
-                     bits_summary(p.bits), p.baseline or ""])
+        ratio = [_number(p.mse / reference_mse, ".2f")] if reference_mse and p.mse else []
+        rows.append([str(p.number), _number(p.cost), _number(p.mse), *ratio,
+                     _number(p.scale, "g"), bits_summary(p.bits), p.baseline or ""])
+    return _table(header, rows)
+
+
+def trials_table(points: Sequence[TrialPoint]) -> str:
+    """Every trial as a text table in trial order: state, MSE, cost, scale, bits, error."""
+    header = ["trial", "state", "MSE", "cost (bit-ops)", "scale", "bits", "baseline", "error"]
+    rows = [[str(p.number), p.state if p.feasible else f"{p.state} (infeasible)",
+             _number(p.mse), _number(p.cost), _number(p.scale, "g"), bits_summary(p.bits),
+             p.baseline or "", p.error or ""] for p in points]
+    return _table(header, rows)
+
+
+def _number(value: float | None, spec: str = ".3e") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in [header, *rows]]

@@ -1,72 +1,20 @@
 """Reading a search's results: trial points, the Pareto set, hypervolume, the operating point.
 
 Optuna's storage is the one source of truth: every figure here is computed from the study's
-trials (values and user attributes), never from a second copy.
+trials (values, constraints and user attributes), never from a second copy. Only feasible trials
+(every constraint of the search met) are candidates for the Pareto set and the operating point,
+as for Optuna's ``study.best_trials``. Importing this module loads Optuna only: no torch.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from autoq.errors import SpecError
-
-
-@dataclass(frozen=True)
-class TrialPoint:
-    """One trial as the CLI and the REST API show it.
-
-    Attributes:
-        number: Optuna's trial number within the study.
-        state: ``COMPLETE``, ``FAIL``, ``RUNNING``, ...
-        mse: validation MSE (``None`` unless complete).
-        cost: bit-op cost (``None`` unless complete).
-        scale: spatial scale factor.
-        bits: ``{layer: [w, a] or "float"}``.
-        baseline: the paper's uniform regime this trial reproduces (``w4a8``, ...), or ``None``.
-        details: timings, float MSE, artifact path, error, ...
-    """
-
-    number: int
-    state: str
-    mse: float | None
-    cost: float | None
-    scale: float | None
-    bits: dict[str, Any]
-    baseline: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return self.state == "COMPLETE" and self.mse is not None and self.cost is not None
-
-    def to_json(self) -> dict[str, Any]:
-        """The API's trial shape: ``{number, state, mse, cost, scale, bits, baseline}``."""
-        return {"number": self.number, "state": self.state, "mse": self.mse, "cost": self.cost,
-                "scale": self.scale, "bits": self.bits, "baseline": self.baseline is not None,
-                "regime": self.baseline}
-
-
-def trial_point(trial: FrozenTrial) -> TrialPoint:
-    """A study's frozen trial as a :class:`TrialPoint`."""
-    values = trial.values if trial.state == TrialState.COMPLETE else None
-    attrs = trial.user_attrs
-    details = {k: v for k, v in attrs.items() if k not in ("bits", "baseline")}
-    return TrialPoint(
-        number=trial.number,
-        state=trial.state.name,
-        mse=None if values is None else float(values[0]),
-        cost=None if values is None else float(values[1]),
-        scale=trial.params.get("scale"),
-        bits=attrs.get("bits", {}),
-        baseline=attrs.get("baseline"),
-        details=details,
-    )
+from autoq.search.records import TrialPoint, counts_towards_budget, trial_point
 
 
 def study_points(study: optuna.Study) -> list[TrialPoint]:
@@ -75,12 +23,12 @@ def study_points(study: optuna.Study) -> list[TrialPoint]:
 
 
 def pareto_front(points: Iterable[TrialPoint]) -> list[TrialPoint]:
-    """The complete trials no other complete trial dominates, sorted by cost (then MSE).
+    """The complete, feasible trials no other such trial dominates, sorted by cost (then MSE).
 
     ``a`` dominates ``b`` when it is no worse in both MSE and cost and better in one. Of several
     trials with identical values the first (lowest number) is kept.
     """
-    candidates = sorted((p for p in points if p.complete),
+    candidates = sorted((p for p in points if p.complete and p.feasible),
                         key=lambda p: (p.cost, p.mse, p.number))
     front: list[TrialPoint] = []
     best_mse = math.inf
@@ -123,13 +71,21 @@ def default_reference(points: Sequence[TrialPoint]) -> tuple[float, float]:
 
 
 def operating_point(points: Iterable[TrialPoint], max_mse: float) -> TrialPoint | None:
-    """The cheapest complete trial whose MSE is within ``max_mse`` (ties: lower MSE), or None."""
+    """The cheapest complete, feasible trial whose MSE is within ``max_mse`` (ties: lower MSE),
+    or None."""
     if not max_mse > 0:
         raise SpecError(f"max_mse must be positive, got {max_mse!r}")
-    qualifying = [p for p in points if p.complete and p.mse <= max_mse]
+    qualifying = [p for p in points if p.complete and p.feasible and p.mse <= max_mse]
     return min(qualifying, key=lambda p: (p.cost, p.mse, p.number), default=None)
 
 
 def best_mse_point(points: Iterable[TrialPoint]) -> TrialPoint | None:
-    """The complete trial with the lowest MSE (what to show when no trial meets a bound)."""
+    """The complete trial with the lowest MSE, feasible or not (what to show when no trial meets
+    a bound)."""
     return min((p for p in points if p.complete), key=lambda p: (p.mse, p.cost), default=None)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count towards the budget (see
+    :func:`~autoq.search.records.counts_towards_budget`)."""
+    return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False))

@@ -11,27 +11,47 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from autoq.data import solver_options
-from autoq.errors import SpecError
+from autoq.bits import MAX_BITS, MIN_BITS, Granularity
+from autoq.data.registry import PDES, solver_options
+from autoq.errors import SpecError, describe_validation_error
 from autoq.models.config import ModelConfig
-from autoq.precision import MAX_BITS, MIN_BITS, Granularity
+from autoq.models.registry import MODELS
+from autoq.search.executors import EXECUTORS
+from autoq.search.samplers import SAMPLERS
+from autoq.settings import get_settings
 from autoq.train.config import QATConfig, TrainConfig
 
-PDEName = Literal["burgers", "diffsorp", "darcy", "ns2d"]
-SamplerName = Literal["autoq", "tpe", "nsga2", "gp", "random"]
-ExecutorName = Literal["local", "ray"]
+
+def _registered(registry: Mapping[str, object], kind: str) -> Any:
+    """A string field whose allowed values are the keys of ``registry`` (checked, and listed in
+    the JSON schema): the registry is the one list of them."""
+
+    def check(value: str) -> str:
+        if value not in registry:
+            raise ValueError(f"unknown {kind} {value!r}; known: {sorted(registry)}")
+        return value
+
+    return Annotated[str, AfterValidator(check),
+                     WithJsonSchema({"type": "string", "enum": sorted(registry)})]
+
+
+PDEName = _registered(PDES, "pde")
+SamplerName = _registered(SAMPLERS, "sampler")
+ExecutorName = _registered(EXECUTORS, "executor")
 BitWidth = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
 
 
@@ -162,21 +182,6 @@ class SearchSpec(_Strict):
     search: SearchSettings = Field(default_factory=SearchSettings)
 
 
-_UNION_TAGS = {"fno", "unet", "transformer"}
-
-
-def describe_validation_error(error: ValidationError, *, prefix: str = "") -> str:
-    """Every problem of a pydantic error as ``key.path: message``, joined by ``; ``."""
-    parts = []
-    for item in error.errors():
-        loc = [str(p) for p in item["loc"] if str(p) not in _UNION_TAGS]
-        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc.append("arch")
-        key = ".".join(([prefix] if prefix else []) + loc) or "(root)"
-        parts.append(f"{key}: {item['msg']}")
-    return "; ".join(parts)
-
-
 def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpec:
     """Validate a spec mapping; a SpecError names ``source`` and every bad key."""
     if not isinstance(payload, Mapping):
@@ -185,14 +190,26 @@ def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpe
     try:
         return SearchSpec.model_validate(payload)
     except ValidationError as e:
-        raise SpecError(f"{source}: {describe_validation_error(e)}") from e
+        raise SpecError(f"{source}: {describe_validation_error(e, union_tags=MODELS)}") from e
+
+
+def bundled_spaces(directory: Path | None = None) -> dict[str, Path]:
+    """The bundled search-space files by name (the file stem), sorted by name; ``directory``
+    defaults to the ``search_spaces`` setting (the spaces shipped in the package)."""
+    folder = directory if directory is not None else get_settings().search_spaces
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
 
 
 def load_spec(path: str | os.PathLike[str]) -> SearchSpec:
-    """Read and validate a search-space YAML file."""
+    """Read and validate a search space: a YAML file, or the name of a bundled space
+    (``burgers-fno-small``)."""
     source = Path(path)
     if not source.is_file():
-        raise SpecError(f"search space file not found: {source}")
+        bundled = bundled_spaces()
+        if str(path) not in bundled:
+            raise SpecError(f"search space file not found: {source} (nor is it a bundled space; "
+                            f"bundled: {sorted(bundled)})")
+        source = bundled[str(path)]
     try:
         payload = yaml.safe_load(source.read_text())
     except yaml.YAMLError as e:

@@ -14,21 +14,17 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import optuna
 import torch
 from torch import nn
 
-from autoq.cost import REGIMES, CostReport, bitops
-from autoq.models import build_model
-from autoq.precision import Bits, TrialConfig, expand_groups, layer_groups
-from autoq.quant import build_sim, calibrate, export_artifact
-from autoq.search.setup import Geometry, geometry, load_spec_problem
+from autoq.cost import CostReport
+from autoq.precision import TrialConfig
+from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
+from autoq.search.setup import load_spec_problem
+from autoq.search.space import SearchSpace
 from autoq.search.spec import SearchSpec
 from autoq.train import FloatModel, FloatModelCache, evaluate, evaluate_rollout, fit
-
-FLOAT_CHOICE = "float"
 
 
 @dataclass(frozen=True)
@@ -52,48 +48,6 @@ class TrialResult:
     rollout_mse: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     artifact: Path | None = None
-
-
-class SearchSpace:
-    """What a spec's search space knows before any training: the layer groups, the
-    configurations and their bit-op costs.
-
-    Args:
-        spec: the validated search spec (its data file need not exist yet: shapes then come from
-            the generation recipe or the public defaults).
-    """
-
-    def __init__(self, spec: SearchSpec) -> None:
-        self.spec = spec
-        self.geometry: Geometry = geometry(spec)
-        self.reference_network = build_model(
-            spec.model, spatial_dims=len(self.geometry.data_shape),
-            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels)
-        self.groups = layer_groups(self.reference_network, spec.space.granularity,
-                                   first_last_float=spec.space.first_last_float)
-
-    def config(self, scale: float, group_bits: dict[str, Bits]) -> TrialConfig:
-        """A trial config from per-group bits (groups of :attr:`groups`)."""
-        return TrialConfig.for_model(self.reference_network, scale=scale,
-                                     bits=expand_groups(self.groups, group_bits))
-
-    def regime(self, name: str, scale: float) -> TrialConfig:
-        """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale``."""
-        return self.config(scale, {group: REGIMES[name] for group in self.groups})
-
-    def from_params(self, params: dict[str, Any]) -> TrialConfig:
-        """The config of sampler parameters ``{"scale", "w_bits:<group>", "a_bits:<group>"}``."""
-        group_bits: dict[str, Bits] = {}
-        for group in self.groups:
-            weight = params[f"w_bits:{group}"]
-            group_bits[group] = (None if weight == FLOAT_CHOICE
-                                 else (weight, params[f"a_bits:{group}"]))
-        return self.config(params["scale"], group_bits)
-
-    def cost(self, config: TrialConfig) -> CostReport:
-        """Bit-op cost of ``config``; needs no training."""
-        return bitops(self.reference_network, config, data_shape=self.geometry.data_shape,
-                      in_channels=self.geometry.in_channels)
 
 
 class TrialRunner:
@@ -169,7 +123,8 @@ class TrialRunner:
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 
-    def _quantize(self, solver: nn.Module, config: TrialConfig, *, seed: int):
+    def _quantize(self, solver: nn.Module, config: TrialConfig, *, seed: int
+                  ) -> QuantizedNetwork:
         """Swap ``solver.network`` for its calibrated AIMET simulation; returns the sim."""
         windows = self.problem.train_windows
         device = next(solver.parameters()).device
@@ -188,25 +143,3 @@ class TrialRunner:
         calibrate(qnet, network_inputs())
         solver.network = qnet.model
         return qnet
-
-
-def suggest_group_bits(
-    trial: optuna.Trial, groups: dict[str, list[str]], spec: SearchSpec
-) -> dict[str, Bits]:
-    """Ask the sampler for every group's ``(weight_bits, act_bits)`` (or float).
-
-    Parameters are named ``w_bits:<group>`` and ``a_bits:<group>``; a group that stays float has
-    no ``a_bits`` parameter.
-    """
-    weight_choices: list[Any] = list(spec.space.weight_bits)
-    if spec.space.allow_float:
-        weight_choices.append(FLOAT_CHOICE)
-    chosen: dict[str, Bits] = {}
-    for group in groups:
-        weight = trial.suggest_categorical(f"w_bits:{group}", weight_choices)
-        if weight == FLOAT_CHOICE:
-            chosen[group] = None
-            continue
-        chosen[group] = (weight, trial.suggest_categorical(f"a_bits:{group}",
-                                                          list(spec.space.act_bits)))
-    return chosen

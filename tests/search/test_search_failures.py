@@ -16,10 +16,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoq.search import SearchSpec, finished_trials, load_study, parse_spec, run_search
 from autoq.search import trial as trial_module
-from autoq.search.study import HEARTBEAT_ENV
 from autoq.train import TrainConfig
 
 HEARTBEAT = 1
+HEARTBEAT_ENV = "AUTOQ_TRIAL_HEARTBEAT_SECONDS"
 SEARCH_IN_A_SUBPROCESS = """
 import json, sys
 from autoq.search import parse_spec, run_search
@@ -81,7 +81,7 @@ def test_trial_of_a_killed_process_is_failed_by_heartbeat_and_retried(
             process.wait()
         process.stderr.close()
 
-    study, _ = load_study(tiny_spec.name, storage=sqlite_url)
+    study = load_study(tiny_spec.name, storage=sqlite_url)
     assert study.trials[victim.number].state == TrialState.RUNNING
     done = finished_trials(study)
     time.sleep(2 * HEARTBEAT + 0.5)  # the grace period: two missed heartbeats

@@ -15,11 +15,12 @@ from autoq.search import (
     load_study,
     parse_spec,
     run_search,
+    study_spec,
 )
 
 
 def _snapshot(url: str, name: str) -> list[tuple[int, str, dict[str, Any], list[float] | None]]:
-    study, _ = load_study(name, storage=url)
+    study = load_study(name, storage=url)
     return [(t.number, t.state.name, t.params, t.values) for t in study.get_trials()]
 
 
@@ -59,8 +60,8 @@ def test_search_name_taken_by_another_spec_is_refused(
                         "space": {**tiny_spec_payload["space"], "scales": [1.0]}})
     with pytest.raises(SpecError, match="different spec"):
         run_search(other, storage=sqlite_url, trials=1)
-    study, stored = load_study(tiny_spec.name, storage=sqlite_url)
-    assert stored == tiny_spec and not study.get_trials(states=(TrialState.COMPLETE,))
+    study = load_study(tiny_spec.name, storage=sqlite_url)
+    assert study_spec(study) == tiny_spec and not study.get_trials(states=(TrialState.COMPLETE,))
 
 
 def test_search_resumes_with_other_execution_settings(

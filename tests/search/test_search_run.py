@@ -14,14 +14,15 @@ from autoq.search import (
     pareto_front,
     run_search,
     study_points,
+    study_spec,
 )
 
 
 def _check_search(url: str, spec: SearchSpec, trials: int,
                   assert_full_record: Callable[[FrozenTrial], None]) -> None:
     run_search(spec, storage=url, trials=trials)
-    study, stored_spec = load_study(spec.name, storage=url)
-    assert stored_spec == spec
+    study = load_study(spec.name, storage=url)
+    assert study_spec(study) == spec
     assert finished_trials(study) == trials
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == trials

@@ -178,7 +178,8 @@ def service_env(workdir: Path, storage: str, cache: Path, **settings: str) -> di
            "AUTOQ_CACHE_DIR": str(cache),
            "AUTOQ_DATA_ROOT": str(workdir / "data"),
            "AUTOQ_API_TOKEN": TOKEN,
-           "AUTOQ_HEARTBEAT_SECONDS": "1",
+           "AUTOQ_JOB_HEARTBEAT_SECONDS": "1",
+           "AUTOQ_TRIAL_HEARTBEAT_SECONDS": "1",
            "AUTOQ_POLL_SECONDS": "0.2"}
     env.update({f"AUTOQ_{key.upper()}": value for key, value in settings.items()})
     return env

@@ -42,7 +42,7 @@ def test_two_workers_run_every_job_exactly_once(pg_url: str,
 def test_job_of_a_killed_worker_resumes_without_losing_or_repeating_trials(
     pg_url: str, service_on: Callable[..., Service]
 ) -> None:
-    service = service_on(pg_url, heartbeat_timeout="4")
+    service = service_on(pg_url, job_heartbeat_timeout="4")
     api = service.api(workers=0)
     job_id = api.submit(spec=tiny_spec("killed", trials=4))["id"]
     first = service.worker()

@@ -22,14 +22,16 @@ each new trial is chosen in two steps:
    of the front.
 
 The sampler plugs into Optuna like any other (``sample_relative``), so the storage, the
-dashboard and resuming stay the same.
+dashboard and resuming stay the same. It reads finished trials' configurations through
+:mod:`autoq.search.records`, and the constraints known before training: ``max_cost`` exactly,
+``max_mse`` by the model's prediction.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -38,10 +40,18 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import least_squares
 
-from autoq.precision import FLOAT_EQUIVALENT_BITS
+from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS
+from autoq.search.records import (
+    SCALE_PARAM,
+    Params,
+    act_param,
+    is_feasible,
+    recorded_params,
+    weight_param,
+)
 
-FLOAT = "float"
-Params = dict[str, Any]
+if TYPE_CHECKING:
+    from autoq.search.samplers import PricedSpace, SamplerSettings
 
 
 class Configs:
@@ -84,12 +94,14 @@ class CostAwareSampler(BaseSampler):
         groups: layer groups (``{group: [layer, ...]}``) that share one precision choice.
         weight_bits: weight bitwidth choices (may include ``"float"``).
         act_bits: activation bitwidth choices.
-        cost_fn: bit-op cost of a parameter set ``{"scale": s, "w_bits:<g>": …, "a_bits:<g>":
-            …}``.
+        cost_fn: bit-op cost of a parameter set (:func:`autoq.search.records.encode_params`).
         seed: seed of the candidate draws and the posterior samples.
         candidates: random candidates drawn per trial (besides the uniform configurations, the
             front's mutations and the model's greedy paths).
         max_cost: never propose a configuration costing more (a constraint known up front).
+        max_mse: never propose a configuration whose predicted MSE (under the trial's posterior
+            draw) is above; when the model predicts every candidate above, the one predicted
+            lowest.
     """
 
     def __init__(
@@ -103,6 +115,7 @@ class CostAwareSampler(BaseSampler):
         seed: int | None = None,
         candidates: int = 1024,
         max_cost: float | None = None,
+        max_mse: float | None = None,
     ) -> None:
         self._scales = list(scales)
         self._groups = {g: list(layers) for g, layers in groups.items()}
@@ -115,12 +128,14 @@ class CostAwareSampler(BaseSampler):
         self._fallback = RandomSampler(seed=seed)
         self._candidates = candidates
         self._max_cost = max_cost
+        self._max_mse = max_mse
         self._costs: dict[bytes, float] = {}
         self._cost_tables: dict[int, tuple[float, np.ndarray] | None] = {}
-        self._space: dict[str, BaseDistribution] = {"scale": CategoricalDistribution(self._scales)}
+        self._space: dict[str, BaseDistribution] = {
+            SCALE_PARAM: CategoricalDistribution(self._scales)}
         for group in self._groups:
-            self._space[f"w_bits:{group}"] = CategoricalDistribution(list(weight_bits))
-            self._space[f"a_bits:{group}"] = CategoricalDistribution(list(act_bits))
+            self._space[weight_param(group)] = CategoricalDistribution(list(weight_bits))
+            self._space[act_param(group)] = CategoricalDistribution(list(act_bits))
         self._model = NoisePowerModel(
             len(self._scales), len(self._groups),
             coarseness=[math.log(max(self._scales) / s) for s in self._scales],
@@ -140,15 +155,28 @@ class CostAwareSampler(BaseSampler):
         self._rng = np.random.default_rng()
         self._fallback.reseed_rng()
 
+    @classmethod
+    def for_space(cls, space: PricedSpace, settings: SamplerSettings, *, seed: int | None
+                  ) -> CostAwareSampler:
+        """The sampler of a search space, with the search's constraints."""
+        return cls(scales=space.scales, groups=space.groups, weight_bits=space.weight_choices,
+                   act_bits=space.act_choices, cost_fn=space.params_cost, seed=seed,
+                   max_cost=settings.max_cost, max_mse=settings.max_mse)
+
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        # Finished trials that never asked for a scale belong to another objective: the
+        # configuration space is not theirs, so sample whatever they ask independently.
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if finished and not any(SCALE_PARAM in t.params for t in finished):
+            return {}
         return dict(self._space)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> Params:
-        observed_params, mse, cost = [], [], []
+        observed_params, mse, cost, feasible = [], [], [], []
         for finished in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             params = self._params_of(finished)
             values = finished.values
@@ -157,10 +185,15 @@ class CostAwareSampler(BaseSampler):
                 observed_params.append(params)
                 mse.append(values[0])
                 cost.append(values[1])
+                feasible.append(is_feasible(finished))
         observed = self.encode(observed_params)
         self._model.fit(observed, np.log(mse))
         theta = self._model.draw(self._rng)
-        pool = self._candidate_pool(observed, np.log(mse), np.log(cost), theta)
+        # The model learns from every trial; the front to extend holds the feasible ones.
+        meets = np.array(feasible, dtype=bool)
+        front_mse, front_cost = np.log(mse)[meets], np.log(cost)[meets]
+        pool = self._candidate_pool(Configs.from_rows(observed.rows()[meets]), front_mse,
+                                    front_cost, theta)
         rows = np.unique(pool.rows(), axis=0)
         tried = {row.tobytes() for row in observed.rows()}
         rows = rows[[row.tobytes() not in tried for row in rows]]
@@ -173,8 +206,13 @@ class CostAwareSampler(BaseSampler):
                 return {}
         pool = Configs.from_rows(rows)
         predicted = self._model.predict(pool, theta)
-        front = _front(list(zip(np.log(cost), np.log(mse), strict=True)))
-        best = float(np.min(np.log(mse))) if mse else float(np.min(predicted))
+        if self._max_mse is not None:
+            bound = math.log(self._max_mse)
+            keep = predicted <= bound if np.any(predicted <= bound) else (
+                predicted == predicted.min())
+            rows, costs, predicted = rows[keep], costs[keep], predicted[keep]
+        front = _front(list(zip(front_cost, front_mse, strict=True)))
+        best = float(np.min(front_mse)) if len(front_mse) else float(np.min(predicted))
         reference = (math.log(max([float(costs.max()), *cost])) + 0.1,
                      best + math.log(self.REFERENCE_MSE_FACTOR))
         gains = np.array([_improvement(front, (math.log(c), y), reference)
@@ -195,9 +233,9 @@ class CostAwareSampler(BaseSampler):
     def encode(self, configs: Sequence[Params]) -> Configs:
         """Parameter sets as index arrays."""
         groups = list(self._groups)
-        scale = [self._scales.index(p["scale"]) for p in configs]
-        weight = [[self._weight_bits.index(p[f"w_bits:{g}"]) for g in groups] for p in configs]
-        act = [[0 if p[f"w_bits:{g}"] == FLOAT else self._act_bits.index(p[f"a_bits:{g}"])
+        scale = [self._scales.index(p[SCALE_PARAM]) for p in configs]
+        weight = [[self._weight_bits.index(p[weight_param(g)]) for g in groups] for p in configs]
+        act = [[0 if p[weight_param(g)] == FLOAT else self._act_bits.index(p[act_param(g)])
                 for g in groups] for p in configs]
         return Configs(scale, np.array(weight).reshape(len(configs), len(groups)),
                        np.array(act).reshape(len(configs), len(groups)))
@@ -206,11 +244,11 @@ class CostAwareSampler(BaseSampler):
         """Index arrays as parameter sets."""
         decoded = []
         for scale, weights, acts in zip(configs.scale, configs.weight, configs.act, strict=True):
-            params: Params = {"scale": self._scales[scale]}
+            params: Params = {SCALE_PARAM: self._scales[scale]}
             for group, w, a in zip(self._groups, weights, acts, strict=True):
-                params[f"w_bits:{group}"] = self._weight_bits[w]
+                params[weight_param(group)] = self._weight_bits[w]
                 if not self._float_weight[w]:
-                    params[f"a_bits:{group}"] = self._act_bits[a]
+                    params[act_param(group)] = self._act_bits[a]
             decoded.append(params)
         return decoded
 
@@ -266,20 +304,14 @@ class CostAwareSampler(BaseSampler):
         return base, parts
 
     def _params_of(self, trial: FrozenTrial) -> Params | None:
-        """A finished trial's configuration as parameters, from its recorded per-layer bits (so
-        enqueued baseline trials, which record no bit parameters, count too); ``None`` for a
-        trial outside this space (e.g. from an earlier version of the spec)."""
-        bits = trial.user_attrs.get("bits", {})
-        params: Params = {"scale": trial.params.get("scale")}
-        for group, layers in self._groups.items():
-            chosen = bits.get(layers[0], FLOAT)
-            if chosen == FLOAT:
-                params[f"w_bits:{group}"] = FLOAT
-            else:
-                params[f"w_bits:{group}"], params[f"a_bits:{group}"] = chosen
-        inside = params["scale"] in self._scales and all(
-            params[f"w_bits:{g}"] in self._weight_bits
-            and params.get(f"a_bits:{g}", self._act_bits[0]) in self._act_bits
+        """A finished trial's configuration, or ``None`` for one outside this space (e.g. from
+        an earlier version of the spec)."""
+        params = recorded_params(trial, self._groups)
+        if params is None:
+            return None
+        inside = params[SCALE_PARAM] in self._scales and all(
+            params[weight_param(g)] in self._weight_bits
+            and params.get(act_param(g), self._act_bits[0]) in self._act_bits
             for g in self._groups)
         return params if inside else None
 

@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from autoq.search.results import TrialPoint, hypervolume
-from autoq.search.sampler import CostAwareSampler
+from autoq.search.samplers import CostAwareSampler
 
 SCALES = [1.0, 0.5, 0.25]
 BITS = [4, 8, 16]
@@ -103,7 +103,7 @@ def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
     tiny_spec_payload: dict, sqlite_url: str
 ) -> None:
     from autoq.search import load_study, parse_spec, run_search, study_points
-    from autoq.search.trial import SearchSpace
+    from autoq.search.space import SearchSpace
 
     payload = {**tiny_spec_payload, "name": "tiny-autoq-sampler"}
     space = SearchSpace(parse_spec(payload))
@@ -113,7 +113,7 @@ def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
                          "constraints": {"max_cost": limit}}
     spec = parse_spec(payload)
     run_search(spec, storage=sqlite_url, trials=3)
-    study, _ = load_study(spec.name, storage=sqlite_url)
+    study = load_study(spec.name, storage=sqlite_url)
     points = [p for p in study_points(study) if p.complete]
     assert len(points) == 3
     assert all(p.cost <= limit for p in points)

@@ -1,7 +1,7 @@
 """The Ray Tune executor: a search's trials run in parallel, on one machine or a Ray cluster.
 
 Each Ray Tune trial is a worker that opens the search's Optuna study in the shared storage and runs
-exactly one Optuna trial through :func:`autoq.search.study.run_trials`, the path the local
+exactly one Optuna trial through :func:`autoq.search.objective.run_trials`, the path the local
 executor takes, so both record the same things (values, per-layer bits, cost breakdown, timings,
 constraints, errors) and heartbeats fail and requeue the trials of dead workers. Ray's own
 ``OptunaSearch`` is not used: it cannot record our user attributes or constraints and runs no
@@ -18,7 +18,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,22 +30,16 @@ from ray import tune
 from sqlalchemy.engine import make_url
 
 from autoq.errors import SpecError, TrialError
+from autoq.search.executors import ExecutorOptions, StudyCallback
+from autoq.search.executors.plan import SearchRun, open_search_study
+from autoq.search.objective import run_trials
 from autoq.search.setup import ensure_data
-from autoq.search.spec import SearchSpec, parse_spec
-from autoq.search.study import (
-    create_or_resume,
-    enqueue_baseline_grid,
-    finished_trials,
-    heartbeat_seconds,
-    open_storage,
-    run_trials,
-    storage_url,
-)
+from autoq.search.space import SearchSpace
+from autoq.search.spec import parse_spec
+from autoq.search.storage import open_storage
 from autoq.search.trial import TrialRunner
+from autoq.settings import get_settings
 from autoq.train import FloatModelCache
-from autoq.train.cache import default_cache_dir
-
-StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
 @dataclass(frozen=True)
@@ -66,101 +60,82 @@ class _WorkerJob:
     optuna_verbosity: int
 
 
-def run_ray(
-    spec: SearchSpec,
-    *,
-    name: str | None = None,
-    storage: str | None = None,
-    trials: int | None = None,
-    address: str | None = None,
-    baseline_grid: bool = False,
-    artifact_dir: Path | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    resources_per_trial: Mapping[str, float] | None = None,
-    max_concurrent: int | None = None,
-    callbacks: list[StudyCallback] | None = None,
-) -> optuna.Study:
-    """Run (or resume) a search as parallel Ray Tune trials until its budget is spent.
+class RayExecutor:
+    """Runs a search's trials as parallel Ray Tune trials until its budget is spent.
 
     Args:
-        spec: the search spec.
-        name: study name (default: the spec's name).
-        storage: SQLAlchemy URL every worker can reach (default:
-            :func:`~autoq.search.study.storage_url`; a relative SQLite path is made absolute).
-        trials: the budget of finished trials (default: ``spec.search.trials``).
-        address: a Ray cluster to join (``ray.init(address=...)``); default: a Ray session
-            already open in this process, else a local instance on this machine's cores.
-        baseline_grid: also queue the paper's uniform grid, marked as baseline trials.
-        artifact_dir: where trials export their quantized networks (and Tune keeps its files).
-        should_stop: polled by Tune's loop; True stops the search, trials in flight included
-            (their Optuna trials go stale and are retried when the search resumes).
-        resources_per_trial: ``{"cpu": …, "gpu": …}`` per trial, over
-            ``spec.search.resources``; a worker runs torch on that many CPU threads.
-        max_concurrent: trials at once (default: ``spec.search.max_concurrent``, else as many as
-            the resources allow).
-        callbacks: called in this process after every trial with the study and the finished
-            trial, as Optuna's ``optimize`` callbacks (they cannot call ``study.stop``).
+        options: ``ray_address``, a Ray cluster to join (``ray.init(address=...)``); default: a
+            Ray session already open in this process, else a local instance on this machine's
+            cores.
 
-    Returns:
-        The study, read from the storage the workers wrote to.
-
-    On a cluster, the data file, the float-model cache and ``artifact_dir`` must have the same
-    paths on every node (a shared file system); the driver generates missing data first.
+    Each trial reserves ``spec.search.resources`` (a worker runs torch on that many CPU threads)
+    and at most ``spec.search.max_concurrent`` run at once (default: as many as the resources
+    allow). Every worker must reach the storage: PostgreSQL for a cluster; a relative SQLite
+    path is made absolute. On a cluster, the data file, the float-model cache and the artifact
+    folder must have the same paths on every node (a shared file system); the driver generates
+    missing data first. ``callbacks`` run in this process as each worker's trial reports (they
+    cannot call ``study.stop``); ``should_stop`` stops the whole run, trials in flight included
+    (their Optuna trials go stale and are retried when the search resumes).
     """
-    url = _shared_storage_url(storage_url(storage))
-    study = create_or_resume(spec, name=name, storage=url)
-    if baseline_grid:
-        enqueue_baseline_grid(study, spec)
-    budget = trials if trials is not None else spec.search.trials
-    remaining = budget - finished_trials(study)
-    if remaining <= 0:
-        return study
-    resources = {**spec.search.resources.model_dump(), **(resources_per_trial or {})}
-    if resources["cpu"] <= 0:
-        raise SpecError(f"resources_per_trial: cpu must be positive, got {resources}")
-    job = _WorkerJob(
-        spec=spec.model_dump(mode="json"),
-        study_name=study.study_name,
-        storage=url,
-        heartbeat=heartbeat_seconds(),
-        # Generated here, once, rather than raced by the first workers.
-        data_path=str(ensure_data(spec).resolve()),
-        cache_dir=str(default_cache_dir().resolve()),
-        artifact_dir=None if artifact_dir is None else str(Path(artifact_dir).resolve()),
-        threads=max(1, int(resources["cpu"])),
-        optuna_verbosity=optuna.logging.get_verbosity(),
-    )
-    connected = _connect(address, cpu_per_trial=resources["cpu"])
-    try:
-        with tempfile.TemporaryDirectory(prefix="autoq-ray-") as scratch:
-            tune_dir = Path(job.artifact_dir) / "ray" if job.artifact_dir else Path(scratch)
-            tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(_trial_worker, job=job), resources),
-                tune_config=tune.TuneConfig(
-                    num_samples=remaining,
-                    max_concurrent_trials=max_concurrent or spec.search.max_concurrent,
-                    time_budget_s=spec.search.timeout,
-                ),
-                run_config=tune.RunConfig(
-                    name=re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name),
-                    storage_path=str(tune_dir),
-                    verbose=0,
-                    stop=_StopWhen(should_stop) if should_stop is not None else None,
-                    callbacks=[_StudyCallbacks(study, callbacks)] if callbacks else None,
-                    # A worker lost with its node runs again; its Optuna trial went stale.
-                    failure_config=tune.FailureConfig(max_failures=1),
-                ),
-            )
-            results = tuner.fit()
-    finally:
-        if connected:
-            ray.shutdown()
-    stopped = should_stop is not None and should_stop()
-    if results.errors and finished_trials(study) < budget and not stopped:
-        raise TrialError(f"{len(results.errors)} Ray trial(s) of search {study.study_name!r} "
-                         f"failed outside the objective: {results.errors[0]}"
-                         ) from results.errors[0]
-    return study
+
+    def __init__(self, options: ExecutorOptions | None = None) -> None:
+        self.address = (options or ExecutorOptions()).ray_address
+
+    def run(
+        self,
+        run: SearchRun,
+        *,
+        artifact_dir: Path | None,
+        callbacks: list[StudyCallback],
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        spec, study = run.spec, run.study
+        url = _shared_storage_url(run.storage.url)
+        resources = spec.search.resources.model_dump()
+        settings = get_settings()
+        job = _WorkerJob(
+            spec=spec.model_dump(mode="json"),
+            study_name=study.study_name,
+            storage=url,
+            heartbeat=settings.trial_heartbeat_seconds,
+            # Generated here, once, rather than raced by the first workers.
+            data_path=str(ensure_data(spec).resolve()),
+            cache_dir=str(settings.cache_dir.resolve()),
+            artifact_dir=None if artifact_dir is None else str(Path(artifact_dir).resolve()),
+            threads=max(1, int(resources["cpu"])),
+            optuna_verbosity=optuna.logging.get_verbosity(),
+        )
+        connected = _connect(self.address, cpu_per_trial=resources["cpu"])
+        try:
+            with tempfile.TemporaryDirectory(prefix="autoq-ray-") as scratch:
+                tune_dir = Path(job.artifact_dir) / "ray" if job.artifact_dir else Path(scratch)
+                tuner = tune.Tuner(
+                    tune.with_resources(tune.with_parameters(_trial_worker, job=job),
+                                        resources),
+                    tune_config=tune.TuneConfig(
+                        num_samples=run.remaining,
+                        max_concurrent_trials=spec.search.max_concurrent,
+                        time_budget_s=spec.search.timeout,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name),
+                        storage_path=str(tune_dir),
+                        verbose=0,
+                        stop=_StopWhen(should_stop) if should_stop is not None else None,
+                        callbacks=[_StudyCallbacks(study, callbacks)] if callbacks else None,
+                        # A worker lost with its node runs again; its Optuna trial went stale.
+                        failure_config=tune.FailureConfig(max_failures=1),
+                    ),
+                )
+                results = tuner.fit()
+        finally:
+            if connected:
+                ray.shutdown()
+        stopped = should_stop is not None and should_stop()
+        if results.errors and run.remaining > 0 and not stopped:
+            raise TrialError(f"{len(results.errors)} Ray trial(s) of search "
+                             f"{study.study_name!r} failed outside the objective: "
+                             f"{results.errors[0]}") from results.errors[0]
 
 
 def _shared_storage_url(url: str) -> str:
@@ -189,7 +164,7 @@ def _connect(address: str | None, *, cpu_per_trial: float) -> bool:
         return True
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if cpu_per_trial > (cores or 1):
-        raise SpecError(f"resources_per_trial: cpu {cpu_per_trial} is more than this machine's "
+        raise SpecError(f"search.resources: cpu {cpu_per_trial} is more than this machine's "
                         f"{cores} cores; no trial could start")
     ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
@@ -201,14 +176,15 @@ def _trial_worker(config: dict[str, Any], job: _WorkerJob) -> None:
     torch.set_num_threads(job.threads)
     optuna.logging.set_verbosity(job.optuna_verbosity)
     spec = parse_spec(job.spec, source=f"search {job.study_name!r}")
-    study = create_or_resume(spec, name=job.study_name,
-                             storage=open_storage(job.storage, heartbeat=job.heartbeat))
+    # The study knows the spec as written; the worker reads the data where the driver made it.
+    local_spec = spec.model_copy(
+        update={"data": spec.data.model_copy(update={"path": job.data_path})})
+    study, _ = open_search_study(spec, name=job.study_name,
+                                 storage=open_storage(job.storage, heartbeat=job.heartbeat),
+                                 space=SearchSpace(local_spec))
     # Workers that start together find the same number of stored trials and so the same seed;
     # Optuna reseeds its samplers for parallel jobs in one process for the same reason.
     study.sampler.reseed_rng()
-    # The study knows the spec as written; the runner reads the data where the driver made it.
-    local_spec = spec.model_copy(
-        update={"data": spec.data.model_copy(update={"path": job.data_path})})
     runner = TrialRunner(local_spec, cache=FloatModelCache(job.cache_dir),
                          artifact_dir=None if job.artifact_dir is None else Path(job.artifact_dir))
     done: list[optuna.trial.FrozenTrial] = []

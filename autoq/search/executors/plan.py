@@ -1,0 +1,206 @@
+"""The set-up every executor shares: open (or create) the study with its sampler, queue the
+baseline grid, count the budget; and running a prepared search with any executor.
+
+A search that fails before its first trial (its data missing, its model not buildable) leaves no
+empty study behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage
+
+from autoq.cost import REGIMES
+from autoq.errors import SpecError
+from autoq.search import records
+from autoq.search.executors import ExecutorOptions, StudyCallback, get_executor
+from autoq.search.results import finished_trials
+from autoq.search.samplers import SAMPLERS, SamplerSettings
+from autoq.search.space import SearchSpace
+from autoq.search.spec import SearchSpec
+from autoq.search.storage import (
+    create_or_resume,
+    delete_if_empty,
+    open_storage,
+    stored_trials,
+    study_exists,
+)
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """A search ready to run.
+
+    Attributes:
+        spec: the search's spec.
+        study: its study, with the spec's sampler.
+        storage: the storage the study is in.
+        budget: finished trials the search should reach.
+        created: the study was created by this set-up (not resumed).
+        queued: baseline trials this set-up queued.
+    """
+
+    spec: SearchSpec
+    study: optuna.Study
+    storage: RDBStorage
+    budget: int
+    created: bool
+    queued: int = 0
+
+    @property
+    def done(self) -> int:
+        """Finished trials so far (complete, or failed by the objective)."""
+        return finished_trials(self.study)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.done)
+
+
+def make_sampler(spec: SearchSpec, space: SearchSpace, *, stored: int = 0
+                 ) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, from :data:`~autoq.search.samplers.SAMPLERS`.
+
+    A seeded sampler restarts its random sequence in every process, so a resumed search would
+    propose again what its first run proposed: the seed moves on by the ``stored`` trials
+    already in the study.
+    """
+    limits = spec.search.constraints
+    settings = SamplerSettings(trials=spec.search.trials, max_cost=limits.max_cost,
+                               max_mse=limits.max_mse)
+    return SAMPLERS[spec.search.sampler](space, settings, seed=spec.search.seed + stored)
+
+
+def open_search_study(spec: SearchSpec, *, name: str | None = None, storage: RDBStorage,
+                      space: SearchSpace | None = None) -> tuple[optuna.Study, bool]:
+    """The search's study with its sampler, created or resumed; and whether it was created.
+
+    ``space`` is the spec's search space where this process reads the data from another path
+    than the one the spec names (a Ray worker); by default it is built from ``spec``.
+    """
+    study_name = name or spec.name
+    existed = study_exists(storage, study_name)
+    sampler = make_sampler(spec, space or SearchSpace(spec),
+                           stored=stored_trials(storage, study_name))
+    study = create_or_resume(spec, name=study_name, storage=storage, sampler=sampler)
+    return study, not existed
+
+
+def enqueue_baseline_grid(
+    study: optuna.Study,
+    spec: SearchSpec,
+    *,
+    regimes: Sequence[str] = tuple(REGIMES),
+    scales: Sequence[float] | None = None,
+) -> int:
+    """Queue the paper's uniform grid (its regimes × the space's scales, or ``scales``, which
+    must be in the space) once; returns how many trials were queued (0 when the grid is already
+    in the study)."""
+    unknown = sorted(set(regimes) - set(REGIMES))
+    if unknown:
+        raise SpecError(f"unknown regime {unknown[0]!r}; regimes: {list(REGIMES)}")
+    outside = sorted(set(scales or ()) - set(spec.space.scales))
+    if outside:
+        raise SpecError(f"scale {outside[0]:g} is not in space.scales {spec.space.scales}")
+    # A queued trial holds its scale in Optuna's fixed parameters until it runs.
+    existing = {(t.user_attrs.get(records.BASELINE_ATTR),
+                 t.params.get(records.SCALE_PARAM,
+                              t.system_attrs.get("fixed_params", {}).get(records.SCALE_PARAM)))
+                for t in study.get_trials(deepcopy=False)}
+    queued = 0
+    for regime in regimes:
+        for scale in scales or spec.space.scales:
+            if (regime, scale) in existing:
+                continue
+            study.enqueue_trial({records.SCALE_PARAM: scale},
+                                user_attrs={records.BASELINE_ATTR: regime})
+            queued += 1
+    return queued
+
+
+def prepare_run(
+    spec: SearchSpec,
+    *,
+    name: str | None = None,
+    storage: str | RDBStorage | None = None,
+    trials: int | None = None,
+    baseline_regimes: Sequence[str] = (),
+) -> SearchRun:
+    """Open (or create) the search's study and queue the paper's ``baseline_regimes`` at the
+    space's scales; the budget is ``trials``, else the spec's."""
+    store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
+    study, created = open_search_study(spec, name=name, storage=store)
+    try:
+        queued = enqueue_baseline_grid(study, spec, regimes=baseline_regimes) \
+            if baseline_regimes else 0
+    except BaseException:
+        if created:
+            delete_if_empty(store, study.study_name)
+        raise
+    budget = trials if trials is not None else spec.search.trials
+    return SearchRun(spec=spec, study=study, storage=store, budget=budget, created=created,
+                     queued=queued)
+
+
+def execute(
+    run: SearchRun,
+    *,
+    executor: str | None = None,
+    options: ExecutorOptions | None = None,
+    artifact_dir: Path | None = None,
+    callbacks: list[StudyCallback] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> optuna.Study:
+    """Run a prepared search's remaining trials with ``executor`` (default: the spec's).
+
+    When the run fails before any trial was stored in a study it created, the study is
+    deleted: a failed start leaves nothing behind.
+    """
+    if run.remaining == 0:
+        return run.study
+    chosen = get_executor(executor or run.spec.search.executor, options)
+    try:
+        chosen.run(run, artifact_dir=artifact_dir, callbacks=list(callbacks or []),
+                   should_stop=should_stop)
+    except BaseException:
+        if run.created:
+            delete_if_empty(run.storage, run.study.study_name)
+        raise
+    return run.study
+
+
+def run_search(
+    spec: SearchSpec,
+    *,
+    name: str | None = None,
+    storage: str | RDBStorage | None = None,
+    trials: int | None = None,
+    executor: str | None = None,
+    options: ExecutorOptions | None = None,
+    baseline_grid: bool = False,
+    artifact_dir: Path | None = None,
+    callbacks: list[StudyCallback] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> optuna.Study:
+    """Run (or resume) a search until its budget of finished trials is spent.
+
+    Args:
+        spec: the search spec.
+        name: study name (default: the spec's name).
+        storage: SQLAlchemy URL or an open storage (default: the ``storage`` setting).
+        trials: the budget of finished trials (default: ``spec.search.trials``).
+        executor: a name of :data:`~autoq.search.executors.EXECUTORS` (default: the spec's).
+        options: how the executor reaches its compute (e.g. a Ray address).
+        baseline_grid: also queue the paper's uniform grid, marked as baseline trials.
+        artifact_dir: where trials export their quantized networks (``None``: not kept).
+        callbacks: called after every trial, as Optuna's ``optimize`` callbacks.
+        should_stop: polled after every trial; True stops the search at that boundary.
+    """
+    run = prepare_run(spec, name=name, storage=storage, trials=trials,
+                      baseline_regimes=tuple(REGIMES) if baseline_grid else ())
+    return execute(run, executor=executor, options=options, artifact_dir=artifact_dir,
+                   callbacks=callbacks, should_stop=should_stop)

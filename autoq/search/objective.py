@@ -1,0 +1,99 @@
+"""The objective Optuna optimises: one trial of a search, recorded the way
+:mod:`autoq.search.records` defines.
+
+A trial asks the sampler for a configuration (or runs an enqueued baseline regime), records its
+per-layer bits before training, runs the QAT trial, then records the result: the values (error,
+bit-op cost), the constraints of the search (``trial.set_constraint``), the cost breakdown,
+timings and artifact. A trial that raises records its error and fails; the search goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+
+from autoq.bits import Bits
+from autoq.search import records
+from autoq.search.space import SearchSpace
+from autoq.search.trial import TrialResult, TrialRunner
+
+StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def suggest_group_bits(trial: optuna.Trial, space: SearchSpace) -> dict[str, Bits]:
+    """Ask the sampler for every group's ``(weight_bits, act_bits)`` (or float); a float group
+    asks no activation bits."""
+    chosen: dict[str, Bits] = {}
+    for group in space.groups:
+        weight = trial.suggest_categorical(records.weight_param(group),
+                                           list(space.weight_choices))
+        if weight == records.FLOAT:
+            chosen[group] = None
+            continue
+        act = trial.suggest_categorical(records.act_param(group), list(space.act_choices))
+        chosen[group] = (int(weight), int(act))
+    return chosen
+
+
+def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | None,
+                  max_cost: float | None) -> None:
+    """Write a finished trial's measurements and constraints on ``trial``."""
+    trial.set_user_attr(records.COST_BREAKDOWN_ATTR,
+                        {name: layer.cost for name, layer in result.cost.layers.items()})
+    trial.set_user_attr(records.FLOPS_ATTR, result.cost.flops)
+    trial.set_user_attr(records.FLOAT_MSE_ATTR, result.float_mse)
+    if result.rollout_mse is not None:
+        trial.set_user_attr(records.ROLLOUT_MSE_ATTR, result.rollout_mse)
+    trial.set_user_attr(records.TIMINGS_ATTR, result.timings)
+    if result.artifact is not None:
+        trial.set_user_attr(records.ARTIFACT_ATTR, str(result.artifact))
+    if max_mse is not None:
+        trial.set_constraint(records.MAX_MSE_CONSTRAINT, result.mse - max_mse)
+    if max_cost is not None:
+        trial.set_constraint(records.MAX_COST_CONSTRAINT, result.cost.total - max_cost)
+
+
+def make_objective(runner: TrialRunner, study_name: str
+                   ) -> Callable[[optuna.Trial], tuple[float, float]]:
+    """The function Optuna optimises: one QAT trial → (validation MSE, bit-op cost)."""
+    spec = runner.spec
+    limits = spec.search.constraints
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        try:
+            scale = trial.suggest_categorical(records.SCALE_PARAM, list(spec.space.scales))
+            regime = trial.user_attrs.get(records.BASELINE_ATTR)
+            if regime is not None:
+                config = runner.space.regime(regime, scale)
+            else:
+                config = runner.space.config(scale, suggest_group_bits(trial, runner.space))
+            trial.set_user_attr(records.BITS_ATTR, config.to_json()["bits"])
+            result = runner.run(config, seed=spec.search.seed + trial.number,
+                                artifact_name=f"{study_name}/trial-{trial.number:05d}")
+        except Exception as e:
+            trial.set_user_attr(records.ERROR_ATTR, f"{type(e).__name__}: {e}")
+            raise
+        record_result(trial, result, max_mse=limits.max_mse, max_cost=limits.max_cost)
+        return result.mse, result.cost.total
+
+    return objective
+
+
+def run_trials(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    callbacks: list[StudyCallback] | None = None,
+) -> None:
+    """Run up to ``n_trials`` trials of ``runner``'s spec in ``study``, one after another.
+
+    Every executor runs its trials through here, so their records are the same. A trial that
+    raises is recorded as failed (with its error) and the next one runs; heartbeats (from
+    :func:`~autoq.search.storage.open_storage`) fail and requeue trials of dead processes at
+    each trial's start.
+    """
+    study.optimize(make_objective(runner, study.study_name), n_trials=n_trials, timeout=timeout,
+                   catch=(Exception,), callbacks=callbacks, gc_after_trial=True)

@@ -1,0 +1,180 @@
+"""The trial record: the one place that says how a search is written into an Optuna study.
+
+A search is a two-objective study (minimise error, minimise bit-op cost). What autoq writes on
+a study and its trials, and how it is read back, is defined here and nowhere else:
+
+- the objectives and their directions;
+- the sampler parameters of a configuration: ``scale`` and, per layer group ``g``,
+  ``w_bits:g`` (a bitwidth or :data:`~autoq.bits.FLOAT`) and ``a_bits:g`` (absent when the
+  group is float);
+- the user attributes of a trial (per-layer bits, cost breakdown, timings, error, …);
+- feasibility: the trial's constraints (Optuna's ``trial.set_constraint``), feasible when every
+  value is ≤ 0;
+- :class:`TrialPoint`, a trial as the CLI and the REST API show it.
+
+Importing this module loads Optuna only: no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from autoq.bits import FLOAT, Bits
+
+OBJECTIVES = ("mse", "cost")
+"""The objectives' names, in the order of a trial's values."""
+DIRECTIONS = ("minimize", "minimize")
+
+SPEC_ATTR = "autoq_spec"
+"""Study user attribute: the search's spec as JSON."""
+
+SCALE_PARAM = "scale"
+_WEIGHT_PREFIX, _ACT_PREFIX = "w_bits:", "a_bits:"
+
+# Trial user attributes.
+BITS_ATTR = "bits"
+"""``{layer: [weight_bits, act_bits] or "float"}``, written before the trial trains."""
+BASELINE_ATTR = "baseline"
+"""The paper's uniform regime an enqueued baseline trial reproduces (``w4a8``, …)."""
+ERROR_ATTR = "error"
+"""Why the objective failed (``"TrialError: …"``); absent when a trial's process died."""
+COST_BREAKDOWN_ATTR = "cost_breakdown"
+FLOPS_ATTR = "flops"
+FLOAT_MSE_ATTR = "float_mse"
+ROLLOUT_MSE_ATTR = "rollout_mse"
+TIMINGS_ATTR = "timings"
+ARTIFACT_ATTR = "artifact"
+
+MAX_MSE_CONSTRAINT, MAX_COST_CONSTRAINT = "max_mse", "max_cost"
+"""Constraint keys: the value is ``mse − max_mse`` (``cost − max_cost``), feasible when ≤ 0."""
+
+Params = dict[str, Any]
+
+
+def weight_param(group: str) -> str:
+    """The sampler parameter of ``group``'s weight bitwidth (or float)."""
+    return f"{_WEIGHT_PREFIX}{group}"
+
+
+def act_param(group: str) -> str:
+    """The sampler parameter of ``group``'s activation bitwidth."""
+    return f"{_ACT_PREFIX}{group}"
+
+
+def encode_params(scale: float, group_bits: Mapping[str, Bits]) -> Params:
+    """Sampler parameters of a configuration given per group."""
+    params: Params = {SCALE_PARAM: scale}
+    for group, bits in group_bits.items():
+        if bits is None:
+            params[weight_param(group)] = FLOAT
+        else:
+            params[weight_param(group)], params[act_param(group)] = bits
+    return params
+
+
+def decode_params(params: Mapping[str, Any], groups: Sequence[str]
+                  ) -> tuple[float, dict[str, Bits]]:
+    """``(scale, {group: bits})`` of sampler parameters; a KeyError names a missing one."""
+    group_bits: dict[str, Bits] = {}
+    for group in groups:
+        weight = params[weight_param(group)]
+        group_bits[group] = None if weight == FLOAT else (weight, params[act_param(group)])
+    return params[SCALE_PARAM], group_bits
+
+
+def recorded_params(trial: FrozenTrial, groups: Mapping[str, Sequence[str]]) -> Params | None:
+    """A finished trial's configuration as sampler parameters, read from its recorded per-layer
+    bits (so enqueued baseline trials, which suggest no bit parameters, count too); ``None``
+    when the trial recorded no configuration or one in other groups (another spec)."""
+    bits = trial.user_attrs.get(BITS_ATTR)
+    scale = trial.params.get(SCALE_PARAM)
+    if not bits or scale is None:
+        return None
+    group_bits: dict[str, Bits] = {}
+    for group, layers in groups.items():
+        chosen = {_as_bits(bits.get(layer, FLOAT)) for layer in layers}
+        if len(chosen) != 1:
+            return None
+        group_bits[group] = chosen.pop()
+    return encode_params(scale, group_bits)
+
+
+def _as_bits(recorded: Any) -> Bits:
+    return None if recorded == FLOAT else (int(recorded[0]), int(recorded[1]))
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether every constraint of ``trial`` is met (Optuna's rule: each value ≤ 0)."""
+    return all(value <= 0 for value in trial.constraints.values())
+
+
+def counts_towards_budget(trial: FrozenTrial) -> bool:
+    """Complete trials count, and trials our objective failed (they recorded an error). A trial
+    failed because its process died (stale heartbeat) does not: it is retried."""
+    return trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.FAIL and ERROR_ATTR in trial.user_attrs)
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One trial as the CLI and the REST API show it.
+
+    Attributes:
+        number: Optuna's trial number within the study.
+        state: ``COMPLETE``, ``FAIL``, ``RUNNING``, ...
+        mse: validation error (``None`` unless complete).
+        cost: bit-op cost (``None`` unless complete).
+        scale: spatial scale factor.
+        bits: ``{layer: [w, a] or "float"}``.
+        baseline: the paper's uniform regime this trial reproduces (``w4a8``, ...), or ``None``.
+        feasible: every constraint of the search is met (always, without constraints).
+        error: why the trial failed, if it did.
+        details: timings, float MSE, artifact path, ...
+    """
+
+    number: int
+    state: str
+    mse: float | None
+    cost: float | None
+    scale: float | None
+    bits: dict[str, Any]
+    baseline: str | None = None
+    feasible: bool = True
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.state == TrialState.COMPLETE.name and self.mse is not None \
+            and self.cost is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's trial shape: ``{number, state, mse, cost, scale, bits, baseline, regime,
+        feasible, error}``."""
+        return {"number": self.number, "state": self.state, "mse": self.mse, "cost": self.cost,
+                "scale": self.scale, "bits": self.bits, "baseline": self.baseline is not None,
+                "regime": self.baseline, "feasible": self.feasible, "error": self.error}
+
+
+def trial_point(trial: FrozenTrial) -> TrialPoint:
+    """A study's frozen trial as a :class:`TrialPoint`."""
+    values = trial.values if trial.state == TrialState.COMPLETE else None
+    attrs = trial.user_attrs
+    mse, cost = (None, None) if values is None else (float(values[0]), float(values[1]))
+    return TrialPoint(
+        number=trial.number,
+        state=trial.state.name,
+        mse=mse,
+        cost=cost,
+        scale=trial.params.get(SCALE_PARAM),
+        bits=attrs.get(BITS_ATTR, {}),
+        baseline=attrs.get(BASELINE_ATTR),
+        feasible=is_feasible(trial),
+        error=attrs.get(ERROR_ATTR),
+        details={k: v for k, v in attrs.items()
+                 if k not in (BITS_ATTR, BASELINE_ATTR, ERROR_ATTR)},
+    )
