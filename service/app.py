@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from autoq import __version__
 from service.config import Settings, get_settings
 from service.db import Database
 from service.errors import error_item, install_error_handlers
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI
     app = FastAPI(
         title="autoq",
         summary="The cheapest quantized, rescaled neural PDE solver under an MSE bound.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -4,9 +4,9 @@ it ended.
 Claiming is one atomic statement (:func:`service.jobs.claim_next`). While a job runs, a
 heartbeat thread stamps it every ``job_heartbeat_seconds`` and picks up a cancel request; the
 search polls :meth:`JobWorker.should_stop` after every trial, so a cancel takes effect at the
-next trial boundary. A worker that dies stops stamping: after ``job_heartbeat_timeout`` any worker re-queues
-the job and the next claim resumes the study by name, keeping every finished trial (Optuna's own
-heartbeat fails the trial that was cut off and retries it once).
+next trial boundary. A worker that dies stops stamping: after ``job_heartbeat_timeout`` any
+worker re-queues the job and the next claim resumes the study by name, keeping every finished
+trial (Optuna's own heartbeat fails the trial that was cut off and retries it once).
 """
 
 from __future__ import annotations
