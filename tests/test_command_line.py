@@ -89,3 +89,63 @@ def test_bad_spec_is_a_clear_error(workdir: Path, capsys) -> None:
     assert not (workdir / "autoq.db").exists()
     assert main(["pareto", "nothing-here"]) == 2
     assert "no search named 'nothing-here'" in capsys.readouterr().err
+
+
+def test_search_whose_trials_all_fail_says_why_and_exits_non_zero(
+    workdir: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoq.errors import TrialError
+    from autoq.search import trial as trial_module
+
+    def diverges(*args, **kwargs):
+        raise TrialError("training loss became nan at step 1")
+
+    monkeypatch.setattr(trial_module, "fit", diverges)
+    assert main(["search", "tiny.yaml", "--trials", "2"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("failed: TrialError: training loss became nan at step 1") == 2
+    assert "no trial of this run of 'cli-tiny' completed" in captured.err
+
+    assert main(["trials", "cli-tiny"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("FAIL") == 2 and "TrialError: training loss became nan" in listing
+    assert main(["trials", "cli-tiny", "--json"]) == 0
+    trials = json.loads(capsys.readouterr().out)["trials"]
+    assert [t["state"] for t in trials] == ["FAIL", "FAIL"]
+    assert all(t["error"].startswith("TrialError: training loss") for t in trials)
+
+
+def test_search_that_fails_before_its_first_trial_leaves_no_study(workdir: Path, capsys) -> None:
+    missing = {**TINY_SPACE, "data": {**TINY_SPACE["data"], "path": "data/absent.h5"}}
+    del missing["data"]["generate"]
+    (workdir / "missing.yaml").write_text(yaml.safe_dump(missing))
+    assert main(["search", "missing.yaml"]) == 2
+    assert "data file not found: data/absent.h5" in capsys.readouterr().err
+    assert main(["studies"]) == 0
+    assert "no searches in" in capsys.readouterr().out
+
+
+def test_bundled_space_by_name_and_version(workdir: Path, capsys) -> None:
+    from autoq import __version__
+
+    assert main(["cost", "burgers-fno-small", "--json"]) == 0
+    assert "w4a8" in json.loads(capsys.readouterr().out)
+    assert main(["cost", "no-such-space"]) == 2
+    assert "nor is it a bundled space; bundled: ['burgers-fno-paper'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"autoq {__version__}"
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("AUTOQ_TRIAL_HEARTBEAT_SECONDS", "2.5",
+     "AUTOQ_TRIAL_HEARTBEAT_SECONDS: Input should be a valid integer"),
+    ("AUTOQ_HEARTBEAT_SECONDS", "10",
+     "AUTOQ_HEARTBEAT_SECONDS is no longer read: use AUTOQ_TRIAL_HEARTBEAT_SECONDS"),
+])
+def test_bad_environment_is_a_clear_error(workdir: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+                                          variable: str, value: str, message: str) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["studies"]) == 2
+    assert message in capsys.readouterr().err

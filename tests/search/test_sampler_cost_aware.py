@@ -156,3 +156,26 @@ def test_greedy_path_walks_from_the_widest_to_the_narrowest_configuration() -> N
     costs = [_cost(p) for p in path]
     assert path[0] == {"scale": 0.5, **_uniform(16)} and path[-1] == {"scale": 0.5, **_uniform(4)}
     assert all(later < earlier for earlier, later in itertools.pairwise(costs))
+
+
+def _proposals_after_random_trials(max_mse: float | None) -> list[dict]:
+    """Five proposals of autoq's sampler after 30 random trials on the synthetic problem."""
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(_objective, n_trials=30)
+    study.sampler = CostAwareSampler(
+        scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS, act_bits=BITS,
+        cost_fn=_cost, seed=0, candidates=512, max_mse=max_mse)
+    study.optimize(_objective, n_trials=5)
+    return [t.params for t in study.trials[30:]]
+
+
+def test_sampler_proposes_only_configurations_predicted_within_max_mse() -> None:
+    bound = 2.5e-4
+    bounded = [_mse(params) for params in _proposals_after_random_trials(bound)]
+    free = [_mse(params) for params in _proposals_after_random_trials(None)]
+    print(f"true MSE of proposals: bounded {bounded}, unbounded {free}")
+    # The model is approximate (±10 % in log MSE here): the bound holds up to that.
+    assert max(bounded) <= 1.1 * bound
+    # Not vacuous: without the bound the sampler spends trials on cheaper, worse points.
+    assert max(free) > 1.1 * bound

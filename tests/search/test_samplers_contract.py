@@ -1,0 +1,45 @@
+"""Every registered sampler passes Optuna's own sampler contract tests.
+
+The tests come from ``optuna.testing.pytest_samplers``; the fixture below builds each entry of
+:data:`autoq.search.samplers.SAMPLERS` the way a search does, on a small priced space, so a new
+sampler joins these tests by its registry line alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import pytest
+from optuna.samplers import BaseSampler
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase
+
+from autoq.search.records import Params, decode_params
+from autoq.search.samplers import SAMPLERS, SamplerSettings
+
+
+class TinySpace:
+    """Two layer groups, two scales, bitwidths 4/8, cost = scale × Σ w·a."""
+
+    scales: Sequence[float] = (1.0, 0.5)
+    groups: Mapping[str, Sequence[str]] = {"a": ["a"], "b": ["b"]}
+    weight_choices: Sequence[int | str] = (4, 8)
+    act_choices: Sequence[int] = (4, 8)
+
+    def params_cost(self, params: Params) -> float:
+        scale, bits = decode_params(params, list(self.groups))
+        return scale * sum(w * a for w, a in (b for b in bits.values() if b is not None))
+
+
+class _EveryRegisteredSampler:
+    @pytest.fixture(params=sorted(SAMPLERS))
+    def sampler(self, request: pytest.FixtureRequest) -> Callable[[], BaseSampler]:
+        factory = SAMPLERS[request.param]
+        return lambda: factory(TinySpace(), SamplerSettings(trials=20), seed=0)
+
+
+class TestRegisteredSampler(_EveryRegisteredSampler, BasicSamplerTestCase):
+    pass
+
+
+class TestRegisteredSamplerMultiObjective(_EveryRegisteredSampler, MultiObjectiveSamplerTestCase):
+    pass
