@@ -84,6 +84,36 @@ def test_cancel_stops_queued_at_once_and_running_at_a_trial_boundary(
     assert again.status_code == 409
 
 
+def test_constrained_search_shows_only_feasible_trials_as_results(
+    api: Api, finished: dict[str, Any]
+) -> None:
+    spec = tiny_spec("unreachable", trials=2)
+    spec["search"]["constraints"] = {"max_mse": 1e-12}  # no QAT model gets there
+    job = api.wait_status(api.submit(spec=spec)["id"], {"succeeded", "failed", "cancelled"})
+    assert job["status"] == "succeeded", job["error"]
+    trials = api.client.get(f"/api/v1/searches/{job['id']}/trials").json()["data"]
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert not any(t["feasible"] for t in trials)
+    pareto = api.client.get(f"/api/v1/searches/{job['id']}/pareto").json()
+    assert pareto["count"] == 0 and pareto["data"] == []
+    loosest = max(t["mse"] for t in trials)
+    missed = api.client.get(f"/api/v1/searches/{job['id']}/operating-point",
+                            params={"max_mse": loosest})
+    assert missed.status_code == 404
+    assert missed.json()["best"]["feasible"] is False
+
+
+def test_trials_that_fail_carry_their_error(api: Api, finished: dict[str, Any]) -> None:
+    spec = tiny_spec("diverges", trials=2)
+    spec["qat"] = {"epochs": 1, "lr": 1e30}
+    job = api.wait_status(api.submit(spec=spec)["id"], {"succeeded", "failed", "cancelled"})
+    assert job["status"] == "failed"
+    assert "every trial failed; last error: TrialError: training loss became" in job["error"]
+    trials = api.client.get(f"/api/v1/searches/{job['id']}/trials").json()["data"]
+    assert [t["state"] for t in trials] == ["FAIL", "FAIL"]
+    assert all(t["error"].startswith("TrialError: training loss became") for t in trials)
+
+
 def test_dashboard_serves_its_page_and_lists_the_study(api: Api,
                                                        finished: dict[str, Any]) -> None:
     page = api.client.get("/dashboard")
