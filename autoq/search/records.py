@@ -10,16 +10,17 @@ a study and its trials, and how it is read back, is defined here and nowhere els
 - the user attributes of a trial (per-layer bits, cost breakdown, timings, error, …);
 - feasibility: the trial's constraints (Optuna's ``trial.set_constraint``), feasible when every
   value is ≤ 0;
-- :class:`TrialPoint`, a trial as the CLI and the REST API show it.
+- :class:`TrialPoint`, a trial as the CLI and the REST API show it, and
+  :class:`CompletePoint`, a complete one with its values, for code that works on those only.
 
 Importing this module loads Optuna only: no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -27,7 +28,8 @@ from autoq.bits import FLOAT, Bits
 
 OBJECTIVES = ("mse", "cost")
 """The objectives' names, in the order of a trial's values."""
-DIRECTIONS = ("minimize", "minimize")
+DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("minimize", "minimize")
+"""Optuna's direction of each objective, in the same order (both are minimised)."""
 
 SPEC_ATTR = "autoq_spec"
 """Study user attribute: the search's spec as JSON."""
@@ -158,6 +160,29 @@ class TrialPoint:
         return {"number": self.number, "state": self.state, "mse": self.mse, "cost": self.cost,
                 "scale": self.scale, "bits": self.bits, "baseline": self.baseline is not None,
                 "regime": self.baseline, "feasible": self.feasible, "error": self.error}
+
+
+@dataclass(frozen=True)
+class CompletePoint:
+    """A complete trial with its objective values, typed as present: what the Pareto set, the
+    hypervolume and the plots are computed from.
+
+    Attributes:
+        point: the trial.
+        mse: its validation error (``point.mse``).
+        cost: its bit-op cost (``point.cost``).
+    """
+
+    point: TrialPoint
+    mse: float
+    cost: float
+
+
+def complete_points(points: Iterable[TrialPoint]) -> list[CompletePoint]:
+    """The complete trials of ``points`` (those whose :attr:`TrialPoint.complete` holds), in
+    order, with their values."""
+    return [CompletePoint(p, p.mse, p.cost) for p in points
+            if p.state == TrialState.COMPLETE.name and p.mse is not None and p.cost is not None]
 
 
 def trial_point(trial: FrozenTrial) -> TrialPoint:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from autoq.bits import FLOAT
-from autoq.search.records import TrialPoint
+from autoq.search.records import CompletePoint, TrialPoint, complete_points
 
 
-def bits_summary(bits: dict[str, object]) -> str:
+def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
     """Per-layer bits condensed, e.g. ``w4a8×5 w8a16×2 float×2``, most common first."""
     counts = Counter(FLOAT if b == FLOAT else f"w{b[0]}a{b[1]}" for b in bits.values())
     return " ".join(f"{label}×{n}" for label, n in counts.most_common())
@@ -62,30 +62,38 @@ def plot_front(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    complete = [p for p in points if p.complete]
-    searched = [p for p in complete if p.baseline is None]
-    grid = [p for p in complete if p.baseline not in (None, "float")]
-    floats = [p for p in complete if p.baseline == "float"]
+    searched: list[CompletePoint] = []
+    grid: dict[str, list[CompletePoint]] = {}
+    floats: list[CompletePoint] = []
+    for c in complete_points(points):
+        if c.point.baseline is None:
+            searched.append(c)
+        elif c.point.baseline == "float":
+            floats.append(c)
+        else:
+            grid.setdefault(c.point.baseline, []).append(c)
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     if searched:
-        ax.scatter([p.cost for p in searched], [p.mse for p in searched], s=18, c="0.65",
+        ax.scatter([c.cost for c in searched], [c.mse for c in searched], s=18, c="0.65",
                    label="searched trials", zorder=2)
-    for regime in sorted({p.baseline for p in grid}):
-        chosen = sorted((p for p in grid if p.baseline == regime), key=lambda p: p.cost)
-        ax.plot([p.cost for p in chosen], [p.mse for p in chosen], marker="^", ms=5, lw=0.8,
+    for regime in sorted(grid):
+        chosen = sorted(grid[regime], key=lambda c: c.cost)
+        ax.plot([c.cost for c in chosen], [c.mse for c in chosen], marker="^", ms=5, lw=0.8,
                 label=f"paper grid {regime}", zorder=3)
     if floats:
-        chosen = sorted(floats, key=lambda p: p.cost)
-        ax.plot([p.cost for p in chosen], [p.mse for p in chosen], marker="o", ms=5, lw=0.8,
+        chosen = sorted(floats, key=lambda c: c.cost)
+        ax.plot([c.cost for c in chosen], [c.mse for c in chosen], marker="o", ms=5, lw=0.8,
                 c="0.3", label="float (scaled)", zorder=3)
-        full = max(chosen, key=lambda p: p.scale)
+        # Scales are positive: a trial without one (none should be) is never the full one.
+        full = max(chosen, key=lambda c: c.point.scale or 0.0)
         ax.scatter([full.cost], [full.mse], marker="*", s=180, c="gold", edgecolors="k",
                    label="float, full resolution", zorder=5)
-    if front:
-        ax.step([p.cost for p in front], [p.mse for p in front], where="post", c="k", lw=1.6,
-                zorder=4)
-        ax.scatter([p.cost for p in front], [p.mse for p in front], c="k", s=30, zorder=4,
-                   label="Pareto front")
+    on_front = complete_points(front)
+    if on_front:
+        ax.step([c.cost for c in on_front], [c.mse for c in on_front], where="post", c="k",
+                lw=1.6, zorder=4)
+        ax.scatter([c.cost for c in on_front], [c.mse for c in on_front], c="k", s=30,
+                   zorder=4, label="Pareto front")
     return save_cost_mse_figure(fig, ax, path, title=title)
 
 

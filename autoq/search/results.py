@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import optuna
 
 from autoq.errors import SpecError
-from autoq.search.records import TrialPoint, counts_towards_budget, trial_point
+from autoq.search.records import TrialPoint, complete_points, counts_towards_budget, trial_point
 
 
 def study_points(study: optuna.Study) -> list[TrialPoint]:
@@ -28,14 +28,14 @@ def pareto_front(points: Iterable[TrialPoint]) -> list[TrialPoint]:
     ``a`` dominates ``b`` when it is no worse in both MSE and cost and better in one. Of several
     trials with identical values the first (lowest number) is kept.
     """
-    candidates = sorted((p for p in points if p.complete and p.feasible),
-                        key=lambda p: (p.cost, p.mse, p.number))
+    candidates = sorted((c for c in complete_points(points) if c.point.feasible),
+                        key=lambda c: (c.cost, c.mse, c.point.number))
     front: list[TrialPoint] = []
     best_mse = math.inf
-    for point in candidates:
-        if point.mse < best_mse:
-            front.append(point)
-            best_mse = point.mse
+    for candidate in candidates:
+        if candidate.mse < best_mse:
+            front.append(candidate.point)
+            best_mse = candidate.mse
     return front
 
 
@@ -52,7 +52,7 @@ def hypervolume(
         raise SpecError(f"hypervolume reference must be positive, got {reference}")
     transform = math.log10 if log else float
     area, previous_mse = 0.0, transform(ref_mse)
-    for point in pareto_front(points):
+    for point in complete_points(pareto_front(points)):
         if point.cost >= ref_cost or point.mse >= ref_mse:
             continue
         mse = transform(point.mse)
@@ -64,7 +64,7 @@ def hypervolume(
 def default_reference(points: Sequence[TrialPoint]) -> tuple[float, float]:
     """``1.1 ×`` the largest cost and MSE among complete trials: a reference every complete
     trial improves on. Compare hypervolumes across searches only with one fixed reference."""
-    complete = [p for p in points if p.complete]
+    complete = complete_points(points)
     if not complete:
         raise SpecError("no complete trials yet: hypervolume needs at least one")
     return (1.1 * max(p.cost for p in complete), 1.1 * max(p.mse for p in complete))
@@ -75,14 +75,16 @@ def operating_point(points: Iterable[TrialPoint], max_mse: float) -> TrialPoint 
     or None."""
     if not max_mse > 0:
         raise SpecError(f"max_mse must be positive, got {max_mse!r}")
-    qualifying = [p for p in points if p.complete and p.feasible and p.mse <= max_mse]
-    return min(qualifying, key=lambda p: (p.cost, p.mse, p.number), default=None)
+    qualifying = [c for c in complete_points(points) if c.point.feasible and c.mse <= max_mse]
+    chosen = min(qualifying, key=lambda c: (c.cost, c.mse, c.point.number), default=None)
+    return None if chosen is None else chosen.point
 
 
 def best_mse_point(points: Iterable[TrialPoint]) -> TrialPoint | None:
     """The complete trial with the lowest MSE, feasible or not (what to show when no trial meets
     a bound)."""
-    return min((p for p in points if p.complete), key=lambda p: (p.mse, p.cost), default=None)
+    best = min(complete_points(points), key=lambda c: (c.mse, c.cost), default=None)
+    return None if best is None else best.point
 
 
 def finished_trials(study: optuna.Study) -> int:
