@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
@@ -64,7 +65,8 @@ class Configs:
             group's weights are float (a float group has no activation choice).
     """
 
-    def __init__(self, scale: np.ndarray, weight: np.ndarray, act: np.ndarray) -> None:
+    def __init__(self, scale: npt.ArrayLike, weight: npt.ArrayLike, act: npt.ArrayLike
+                 ) -> None:
         self.scale = np.asarray(scale, dtype=np.int64)
         self.weight = np.asarray(weight, dtype=np.int64)
         self.act = np.asarray(act, dtype=np.int64)
@@ -139,9 +141,8 @@ class CostAwareSampler(BaseSampler):
         self._model = NoisePowerModel(
             len(self._scales), len(self._groups),
             coarseness=[math.log(max(self._scales) / s) for s in self._scales],
-            weight_noise=[0.0 if bits == FLOAT else 4.0 ** (4 - bits)
-                          for bits in self._weight_bits],
-            act_noise=[4.0 ** (4 - bits) for bits in self._act_bits])
+            weight_noise=[_noise_power(bits) for bits in self._weight_bits],
+            act_noise=[_noise_power(bits) for bits in self._act_bits])
 
     REFERENCE_MSE_FACTOR = 10.0
     """A point earns hypervolume only below this multiple of the best MSE found so far: the
@@ -513,6 +514,12 @@ class NoisePowerModel:
 
 def _bits_value(bits: int | str) -> int:
     return FLOAT_EQUIVALENT_BITS if bits == FLOAT else int(bits)
+
+
+def _noise_power(bits: int | str) -> float:
+    """Quantization noise power of a bitwidth relative to 4 bits (``4^(4 − bits)``); none for
+    float."""
+    return 0.0 if bits == FLOAT else 4.0 ** (4 - int(bits))
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
