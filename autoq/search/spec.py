@@ -36,22 +36,26 @@ from autoq.settings import get_settings
 from autoq.train.config import QATConfig, TrainConfig
 
 
-def _registered(registry: Mapping[str, object], kind: str) -> Any:
-    """A string field whose allowed values are the keys of ``registry`` (checked, and listed in
-    the JSON schema): the registry is the one list of them."""
+def _registered(registry: Mapping[str, object], kind: str
+                ) -> tuple[AfterValidator, WithJsonSchema]:
+    """``(check, schema)`` of a string field whose allowed values are the keys of ``registry``
+    (checked, and listed as the schema's enum), so the registry is the one list of them; the
+    field's type is ``Annotated[str, check, schema]``."""
 
     def check(value: str) -> str:
         if value not in registry:
             raise ValueError(f"unknown {kind} {value!r}; known: {sorted(registry)}")
         return value
 
-    return Annotated[str, AfterValidator(check),
-                     WithJsonSchema({"type": "string", "enum": sorted(registry)})]
+    return AfterValidator(check), WithJsonSchema({"type": "string", "enum": sorted(registry)})
 
 
-PDEName = _registered(PDES, "pde")
-SamplerName = _registered(SAMPLERS, "sampler")
-ExecutorName = _registered(EXECUTORS, "executor")
+_PDE_CHECK, _PDE_SCHEMA = _registered(PDES, "pde")
+_SAMPLER_CHECK, _SAMPLER_SCHEMA = _registered(SAMPLERS, "sampler")
+_EXECUTOR_CHECK, _EXECUTOR_SCHEMA = _registered(EXECUTORS, "executor")
+PDEName = Annotated[str, _PDE_CHECK, _PDE_SCHEMA]
+SamplerName = Annotated[str, _SAMPLER_CHECK, _SAMPLER_SCHEMA]
+ExecutorName = Annotated[str, _EXECUTOR_CHECK, _EXECUTOR_SCHEMA]
 BitWidth = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
 
 
