@@ -31,8 +31,11 @@ def suggest_group_bits(trial: optuna.Trial, space: SearchSpace) -> dict[str, Bit
         if weight == records.FLOAT:
             chosen[group] = None
             continue
+        if not isinstance(weight, int):  # Optuna types a choice as any categorical value
+            raise TypeError(f"{records.weight_param(group)}: expected a bitwidth or "
+                            f"{records.FLOAT!r}, got {weight!r}")
         act = trial.suggest_categorical(records.act_param(group), list(space.act_choices))
-        chosen[group] = (int(weight), int(act))
+        chosen[group] = (weight, act)
     return chosen
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from autoq.cost import CostReport
 from autoq.precision import TrialConfig
@@ -24,7 +24,14 @@ from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
 from autoq.search.setup import load_spec_problem
 from autoq.search.space import SearchSpace
 from autoq.search.spec import SearchSpec
-from autoq.train import FloatModel, FloatModelCache, evaluate, evaluate_rollout, fit
+from autoq.train import (
+    FloatModel,
+    FloatModelCache,
+    ScaledSolver,
+    evaluate,
+    evaluate_rollout,
+    fit,
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class TrialRunner:
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 
-    def _quantize(self, solver: nn.Module, config: TrialConfig, *, seed: int
+    def _quantize(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
                   ) -> QuantizedNetwork:
         """Swap ``solver.network`` for its calibrated AIMET simulation; returns the sim."""
         windows = self.problem.train_windows
@@ -134,7 +141,7 @@ class TrialRunner:
         count = max(1, math.ceil(self.spec.qat.calibration_fraction * len(windows)))
         chosen = torch.randperm(len(windows), generator=generator)[:count]
 
-        def network_inputs():
+        def network_inputs() -> Iterator[torch.Tensor]:
             with torch.no_grad():
                 for batch in chosen.split(self.spec.qat.batch_size):
                     inputs = windows.batch(batch)[0].to(device)
