@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,10 +70,9 @@ def request_cancel(session: Session, *, job_id: str) -> Job:
         ConflictError: the job has succeeded or failed already.
     """
     now = utcnow()
-    cancelled = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now))
-    if not cancelled.rowcount:
+    cancelled = _updated(session, update(Job).where(Job.id == job_id, Job.status == "queued")
+                         .values(status="cancelled", cancel_requested=True, finished_at=now))
+    if not cancelled:
         session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
                         .values(cancel_requested=True))
     job = get_job(session, job_id=job_id)
@@ -119,26 +118,29 @@ def finish_job(session: Session, *, job_id: str, worker: str, status: str,
     """Record the end of a job ``worker`` holds; False if it no longer holds it."""
     if status not in FINAL_STATES:
         raise ValueError(f"status must be one of {FINAL_STATES}, got {status!r}")
-    done = session.execute(
+    done = _updated(
+        session,
         update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
         .values(status=status, error=error, finished_at=utcnow(), worker=None))
-    return bool(done.rowcount)
+    return bool(done)
 
 
 def release_job(session: Session, *, job_id: str, worker: str) -> bool:
     """Put a job ``worker`` holds back in the queue (the worker is shutting down); a job whose
     cancellation was asked for ends cancelled instead. False if ``worker`` did not hold it."""
     now = utcnow()
-    cancelled = session.execute(
+    cancelled = _updated(
+        session,
         update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running",
                           Job.cancel_requested)
         .values(status="cancelled", finished_at=now, worker=None))
-    if cancelled.rowcount:
+    if cancelled:
         return True
-    queued = session.execute(
+    queued = _updated(
+        session,
         update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
         .values(status="queued", worker=None, heartbeat_at=None))
-    return bool(queued.rowcount)
+    return bool(queued)
 
 
 def requeue_stale(session: Session, *, timeout: float, max_attempts: int) -> int:
@@ -156,6 +158,15 @@ def requeue_stale(session: Session, *, timeout: float, max_attempts: int) -> int
         (None, {"status": "queued", "heartbeat_at": None}),
     ):
         where = stale if condition is None else stale & condition
-        changed += session.execute(update(Job).where(where).values(worker=None, **values)
-                                   ).rowcount
+        changed += _updated(session, update(Job).where(where).values(worker=None, **values))
     return changed
+
+
+def _updated(session: Session, statement: Update) -> int:
+    """Run an ``UPDATE`` without ``RETURNING``; the number of rows it matched."""
+    result = session.execute(statement)
+    # Session.execute is typed as returning a Result; for DML without RETURNING it is a
+    # CursorResult, the one that has the row count.
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected a CursorResult from an UPDATE, got {type(result).__name__}")
+    return result.rowcount
