@@ -115,6 +115,7 @@ def trial_budget(request: SearchCreate, spec: SearchSpec, settings: Settings) ->
         InvalidRequestError: the budget exceeds ``settings.max_trials``; ``loc`` names the field it
             came from.
     """
+    loc: Loc
     if request.trials is not None:
         budget, loc = request.trials, ("body", "trials")
     else:

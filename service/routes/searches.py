@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from optuna.storages import BaseStorage
@@ -42,8 +42,10 @@ router = APIRouter(prefix="/searches", tags=["searches"],
                    responses={422: {"model": ErrorBody}})
 
 PositiveFloat = Annotated[float, Query(gt=0, allow_inf_nan=False)]
-_UNKNOWN = {404: {"model": ErrorBody, "description": "no such search"}}
-_GUARDED = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
+# FastAPI's type of a route's extra ``responses``.
+_Responses = dict[int | str, dict[str, Any]]
+_UNKNOWN: _Responses = {404: {"model": ErrorBody, "description": "no such search"}}
+_GUARDED: _Responses = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
 
 
 def _public(job: Job, storage: BaseStorage) -> SearchPublic:
@@ -52,7 +54,8 @@ def _public(job: Job, storage: BaseStorage) -> SearchPublic:
     if job.started_at is not None:
         elapsed = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
     return SearchPublic(
-        id=job.id, name=job.name, status=job.status, cancel_requested=job.cancel_requested,
+        id=uuid.UUID(job.id), name=job.name, status=job.status,
+        cancel_requested=job.cancel_requested,
         trials=TrialCounts(asked=job.trials, done=progress.done, complete=progress.complete,
                            failed=progress.failed, running=progress.running),
         error=job.error, attempts=job.attempts, created_at=job.created_at,
@@ -70,7 +73,7 @@ def submit_search(body: SearchCreate, session: SessionDep, settings: SettingsDep
     spec = submitted_spec(body, settings)
     job = jobs.create_job(session, spec=spec, trials=trial_budget(body, spec, settings),
                           name=body.name)
-    return SearchCreated(id=job.id, name=job.name, status=job.status)
+    return SearchCreated(id=uuid.UUID(job.id), name=job.name, status=job.status)
 
 
 @router.get("")
