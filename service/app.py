@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 import optuna_dashboard
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi_typing import WSGIApp
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -79,7 +80,7 @@ class Dashboard:
     def _dashboard(self) -> ASGIApp:
         with self._lock:
             if self._app is None:
-                self._app = WSGIMiddleware(optuna_dashboard.wsgi(self.db.optuna_storage()))
+                self._app = _asgi(optuna_dashboard.wsgi(self.db.optuna_storage()))
             return self._app
 
     def _allowed(self, scope: Scope) -> bool:
@@ -105,8 +106,17 @@ class Dashboard:
             await response(scope, receive, send)
             return
         # Building the dashboard opens Optuna's storage: off the event loop, once.
-        app = self._app or await run_in_threadpool(self._dashboard)
+        app = self._app
+        if app is None:
+            app = await run_in_threadpool(self._dashboard)
         await app(scope, receive, send)
+
+
+def _asgi(wsgi_app: WSGIApp) -> ASGIApp:
+    """A WSGI app (optuna-dashboard's) as an ASGI app, through a2wsgi."""
+    # a2wsgi types ASGI scopes and messages as TypedDicts, Starlette as mappings: one protocol,
+    # two incompatible typings (abersheeran/a2wsgi#44).
+    return WSGIMiddleware(wsgi_app)  # type: ignore[return-value]
 
 
 def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI:
