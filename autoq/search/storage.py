@@ -15,8 +15,11 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from autoq.errors import SpecError
+from autoq.extras import require
 from autoq.search.records import DIRECTIONS, OBJECTIVES, SPEC_ATTR
 from autoq.settings import get_settings
 
@@ -26,8 +29,30 @@ if TYPE_CHECKING:
 
 def storage_url(url: str | None = None) -> str:
     """``url``, else the ``storage`` setting (``$AUTOQ_STORAGE``, default
-    ``sqlite:///autoq.db`` in the working directory)."""
-    return url or get_settings().storage
+    ``sqlite:///autoq.db`` in the working directory).
+
+    Every storage autoq opens by URL is resolved here, so here a URL whose database driver
+    comes with an extra of autoq is checked: without the driver, a
+    :class:`~autoq.extras.MissingExtraError` names the extra.
+    """
+    resolved = url or get_settings().storage
+    _require_driver(resolved)
+    return resolved
+
+
+def _require_driver(url: str) -> None:
+    """Import the driver of ``url`` if an extra of autoq installs it: psycopg (``service``) for
+    ``postgresql+psycopg://`` and for plain ``postgresql://``, whose default driver is psycopg
+    in SQLAlchemy 2.1. Other URLs are left to SQLAlchemy."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            return
+        driver = parsed.get_driver_name()
+    except ArgumentError:
+        return  # not a URL SQLAlchemy can open: opening it says so
+    if driver == "psycopg":
+        require("psycopg", extra="service", feature="storage postgresql")
 
 
 def open_storage(url: str | None = None, *, heartbeat: int | None = None) -> RDBStorage:
