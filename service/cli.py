@@ -10,7 +10,19 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from autoq.errors import AutoqError
+from autoq.extras import require
 from service.config import Settings, get_settings
+
+# What each command imports from the ``service`` extra, checked before anything imports it so
+# that without the extra the user gets one line naming it, not a traceback.
+_SERVE_NEEDS = ("fastapi", "uvicorn", "alembic", "optuna_dashboard", "a2wsgi")
+_WORKER_NEEDS = ("fastapi", "alembic")
+
+
+def _require_service(feature: str, modules: Sequence[str]) -> None:
+    for module in modules:
+        require(module, extra="service", feature=feature)
 
 
 def _setup_logging() -> None:
@@ -28,6 +40,8 @@ def _settings(storage: str | None) -> Settings:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    _require_service("autoq serve", _SERVE_NEEDS)
+
     import uvicorn
 
     from service.app import create_app
@@ -57,6 +71,8 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    _require_service("autoq worker", _WORKER_NEEDS)
+
     from service.db import Database
     from service.worker import JobWorker
 
@@ -92,7 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_serve(sub)
     add_worker(sub)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except AutoqError as e:  # as the autoq command reports them
+        print(f"autoq: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
