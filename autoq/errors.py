@@ -51,11 +51,18 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "",
     parts = []
     for item in error.errors():
         loc = [str(p) for p in item["loc"] if str(p) not in union_tags]
+        # A validator's own ValueError already says what is wrong, without pydantic's prefix.
+        message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
         if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc.append("arch")
+            discriminator = str(item.get("ctx", {}).get("discriminator", "arch")).strip("'")
+            loc.append(discriminator)
+            known = sorted(union_tags) or item.get("ctx", {}).get("expected_tags", "")
+            message = (f"must be one of {known}, got {item['ctx']['tag']!r}"
+                       if item["type"] == "union_tag_invalid" else
+                       f"missing; must be one of {known}")
         if env_prefix is not None:
             key = env_prefix + "_".join(loc).upper()
         else:
             key = ".".join(([prefix] if prefix else []) + loc) or "(root)"
-        parts.append(f"{key}: {item['msg']}")
+        parts.append(f"{key}: {message}")
     return "; ".join(parts)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from autoq.errors import SpecError
+from autoq.errors import SpecError, describe_validation_error
 from autoq.models.config import ArchConfig, FNOConfig, TransformerConfig, UNetConfig
 
 if TYPE_CHECKING:
@@ -76,21 +76,8 @@ def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
     try:
         return _MODEL_CONFIG_ADAPTER.validate_python(data)
     except ValidationError as e:
-        raise SpecError(
-            f"invalid model config: {'; '.join(_describe(err) for err in e.errors())}"
-        ) from e
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One pydantic error as ``model.<key>: <message>``, without the union's tag in the path."""
-    if error["type"] == "union_tag_invalid":
-        return f"model.arch: must be one of {sorted(MODELS)}, got {error['ctx']['tag']!r}"
-    if error["type"] == "union_tag_not_found":
-        return f"model.arch: missing; must be one of {sorted(MODELS)}"
-    loc = [str(part) for part in error["loc"]]
-    if loc and loc[0] in MODELS:
-        loc = loc[1:]
-    return f"{'.'.join(['model', *loc])}: {error['msg']}"
+        described = describe_validation_error(e, prefix="model", union_tags=MODELS)
+        raise SpecError(f"invalid model config: {described}") from e
 
 
 def build_model(
