@@ -154,7 +154,12 @@ def calibrate(qnet: QuantizedNetwork, batches: Iterable[torch.Tensor]) -> None:
             model(batch.to(device))
             seen += 1
 
-    qnet.sim.compute_encodings(forward_all)
+    # AIMET 2.42's bias-overflow check copies tensors with ``torch.tensor(tensor)``, which torch
+    # warns about; the copy is a correct (if slow) way to get a detached tensor.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor",
+                                category=UserWarning, module=r"aimet_torch\.")
+        qnet.sim.compute_encodings(forward_all)
     if not seen:
         raise QuantizationError("calibrate needs at least one batch of network inputs, got none")
 
