@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from autoq.bits import FLOAT
 from autoq.cost._counts import Operations, resize_operations
 from autoq.cost._profile import network_operations
 from autoq.data.resample import network_shape
@@ -102,7 +103,7 @@ class CostReport:
                 name: {
                     "multiplications": layer.multiplications,
                     "additions": layer.additions,
-                    "bits": [layer.weight_bits, layer.act_bits] if layer.quantized else "float",
+                    "bits": [layer.weight_bits, layer.act_bits] if layer.quantized else FLOAT,
                 }
                 for name, layer in self.layers.items()
             },
