@@ -1,6 +1,7 @@
 """Float baselines: the `small` config of every data set × architecture, trained at full scale.
 
-Usage: python benchmarks/float_baselines.py [--spaces burgers-fno-small ...]
+Usage: python benchmarks/float_baselines.py [--spaces burgers-fno-small|FILE.yaml ...]
+                                            [--cache DIR]
 Prints validation MSE (and, for time-dependent data, the MSE of persisting the last input
 state: the bar a model must clear), parameter count, float FLOPs (the cost model's M + A) and
 seconds to train, beside the paper's Tables 1 and 2 (their data sets are larger, so orientation
@@ -50,7 +51,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.spaces:
-        spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
+        spec = load_spec(name if name.endswith(".yaml")
+                         else ROOT / "search_spaces" / f"{name}.yaml")
         problem = load_spec_problem(spec, progress=False)
         model = cache.get(problem, spec.model, spec.train, scale=1.0)
         seconds = model.train_seconds  # as recorded when it was trained, if it came from the cache
@@ -62,7 +64,7 @@ def main() -> None:
         paper_mse, paper_mflops = PAPER[(spec.data.pde, spec.model.arch)]
         persisted = persistence_mse(problem.val_windows)
         persisted_text = "—" if persisted is None else f"{persisted:.3e}"
-        print(f"{name:26s} {model.val_mse:10.3e} {persisted_text:>10s} {params:9d} "
+        print(f"{spec.name:26s} {model.val_mse:10.3e} {persisted_text:>10s} {params:9d} "
               f"{flops / 1e6:8.2f} {seconds:8.1f} {paper_mse:10.2e} {paper_mflops:12d}",
               flush=True)
 

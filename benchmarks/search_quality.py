@@ -37,19 +37,19 @@ from autoq.device import configure_threads
 from autoq.precision import TrialConfig
 from autoq.quant import quiet_aimet_logs
 from autoq.search import (
+    SearchSpec,
     TrialPoint,
-    create_or_resume,
+    TrialRunner,
     enqueue_baseline_grid,
     hypervolume,
     load_spec,
     operating_point,
     pareto_front,
-    run_local,
+    prepare_run,
     study_points,
 )
+from autoq.search.executors.local import LocalExecutor
 from autoq.search.report import bits_summary, save_cost_mse_figure
-from autoq.search.spec import SearchSpec
-from autoq.search.trial import TrialRunner
 from autoq.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +69,14 @@ def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: i
     name = f"{spec.name}-{method}-seed{seed}"
     if method == "grid":
         scales = [s for s in PAPER_SCALES if s in spec.space.scales]
-        enqueue_baseline_grid(create_or_resume(variant, name=name, storage=storage), variant,
-                              scales=scales)
         budget = len(REGIMES) * len(scales)
-    study = run_local(variant, name=name, storage=storage, trials=budget, runner=runner)
+    run = prepare_run(variant, name=name, storage=storage, trials=budget)
+    if method == "grid":
+        enqueue_baseline_grid(run.study, variant, scales=scales)
+    # The shared runner keeps the data and the float models in memory across all searches.
+    if run.remaining:
+        LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[], should_stop=None)
+    study = run.study
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
     wall = (max(t.datetime_complete for t in trials)
             - min(t.datetime_start for t in trials)).total_seconds()

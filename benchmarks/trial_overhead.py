@@ -17,8 +17,8 @@ import optuna
 
 from autoq.device import configure_threads
 from autoq.quant import quiet_aimet_logs
-from autoq.search import load_spec, run_local, study_points
-from autoq.search.trial import TrialRunner
+from autoq.search import TrialRunner, load_spec, prepare_run, study_points
+from autoq.search.executors.local import LocalExecutor
 from autoq.train import FloatModelCache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +52,9 @@ def main() -> None:
         started = time.perf_counter()
         runner = TrialRunner(spec, cache=CountingCache(Path(tmp) / "float"))
         setup = time.perf_counter() - started
-        study = run_local(spec, storage=f"sqlite:///{tmp}/overhead.db", trials=args.trials,
-                          runner=runner)
+        run = prepare_run(spec, storage=f"sqlite:///{tmp}/overhead.db", trials=args.trials)
+        LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[], should_stop=None)
+        study = run.study
         wall = time.perf_counter() - started
     points = [p for p in study_points(study) if "timings" in p.details]
     phases = {phase: sum(p.details["timings"].get(phase, 0.0) for p in points)

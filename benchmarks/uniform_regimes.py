@@ -1,6 +1,6 @@
 """The paper's uniform regimes × scale factors on the `small` Burgers-FNO and Darcy-UNet spaces.
 
-Usage: python benchmarks/uniform_regimes.py [--spaces ...] [--plot-dir benchmarks]
+Usage: python benchmarks/uniform_regimes.py [--spaces NAME|FILE.yaml ...] [--plot-dir benchmarks]
 For each space: float, w8a16, w8a8, w4a8, w4a4 at scales 1.0, 0.7, 0.5, 0.3, 0.2 — each a real
 calibration + QAT run from the cached float model at that scale — printed as a table of MSE and
 bit-op cost, and plotted cost vs MSE on log scales (the paper's Figure 4).
@@ -14,10 +14,8 @@ from pathlib import Path
 from autoq.cost import PAPER_SCALES, REGIMES
 from autoq.device import configure_threads
 from autoq.quant import quiet_aimet_logs
-from autoq.search import load_spec, pareto_front
+from autoq.search import TrialPoint, TrialRunner, load_spec, pareto_front
 from autoq.search.report import plot_front
-from autoq.search.results import TrialPoint
-from autoq.search.trial import TrialRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,10 +28,11 @@ def main() -> None:
     configure_threads()
     quiet_aimet_logs()
     for name in args.spaces:
-        spec = load_spec(ROOT / "search_spaces" / f"{name}.yaml")
+        spec = load_spec(name if name.endswith(".yaml")
+                         else ROOT / "search_spaces" / f"{name}.yaml")
         runner = TrialRunner(spec)
         points = []
-        print(f"\n{name}: validation MSE / bit-op cost")
+        print(f"\n{spec.name}: validation MSE / bit-op cost")
         columns = " ".join(f"{'scale ' + format(s, 'g'):>22s}" for s in PAPER_SCALES)
         print(f"{'regime':8s} {columns}")
         for regime in REGIMES:
@@ -47,8 +46,8 @@ def main() -> None:
             print(f"{regime:8s} " + " ".join(f"{c:>22s}" for c in cells), flush=True)
         front = pareto_front(points)
         print("Pareto-optimal: " + ", ".join(f"{p.baseline}@{p.scale:g}" for p in front))
-        out = plot_front(points, front, args.plot_dir / f"uniform_regimes_{name}.png",
-                         title=f"{name}: uniform regimes × scales")
+        out = plot_front(points, front, args.plot_dir / f"uniform_regimes_{spec.name}.png",
+                         title=f"{spec.name}: uniform regimes × scales")
         print(f"plot: {out}")
 
 
