@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
-from autoq.search import SearchSpec, finished_trials, run_search
+from autoq.search import SearchSpec, finished_trials
 from autoq.search.executors import ExecutorOptions
 from autoq.search.records import ERROR_ATTR
 from service import jobs
@@ -109,6 +109,10 @@ class JobWorker:
 
         beat.start()
         try:
+            # Training loads torch: imported here, so the API process (which imports this
+            # module for its in-process workers) starts without it.
+            from autoq.search import run_search
+
             spec = SearchSpec.model_validate(job.spec)
             study = run_search(spec, name=job.name, storage=self.db.url, trials=job.trials,
                                options=ExecutorOptions(ray_address=self.settings.ray_address),
