@@ -6,11 +6,18 @@ Build a simulation of a trained float network with :func:`build_sim` (per-layer 
 :func:`export_artifact`; :func:`load_artifact` rebuilds it. AIMET is imported only in this package.
 """
 
+import warnings
+
 from autoq.device import pin_deepspeed_accelerator
 
 # AIMET imports DeepSpeed, which probes for an accelerator (and warns) at import time: choose it
 # before the first AIMET import below.
 pin_deepspeed_accelerator()
+
+# Every forward pass of an AIMET 2.42 quantized module reads ``QuantizerBase._allow_overwrite``,
+# which AIMET itself deprecated: a warning about AIMET's code, not ours, once per layer and step.
+warnings.filterwarnings("ignore", message=r".*_allow_overwrite is deprecated",
+                        category=DeprecationWarning, module=r"aimet_torch\.nn\.base")
 
 from autoq.quant.amp import AMPPoint, AMPResult, amp_front  # noqa: E402
 from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact  # noqa: E402

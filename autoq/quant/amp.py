@@ -72,6 +72,7 @@ from torch import nn
 from autoq.cost import bitops
 from autoq.errors import QuantizationError
 from autoq.precision import MAX_BITS, MIN_BITS, Bits, TrialConfig, quantizable_layers
+from autoq.quant.logs import known_aimet_warnings
 from autoq.quant.modules import QuantizedMatMul
 from autoq.quant.sim import Calibration, build_sim, calibrate
 
@@ -175,7 +176,8 @@ def amp_front(
             qnet.sim, dummy_input, [_to_aimet(pair) for pair in checked], counted, counted,
             results_dir, True, forward, groups=list(groups), modules=modules, macs=macs,
             use_all_amp_candidates=True, phase2_reverse=False, phase1_optimize=True)
-        algo.run(None, AMPSearchAlgo.BruteForce)
+        with known_aimet_warnings():
+            algo.run(None, AMPSearchAlgo.BruteForce)
         final = {layer: _from_aimet(group.get_candidate(modules))
                  for group, layer in groups.items()}
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from autoq.errors import QuantizationError
 from autoq.precision import TrialConfig, quantizable_layers
+from autoq.quant.logs import known_aimet_warnings
 from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv
 
 Calibration = Literal["min_max", "sqnr"]
@@ -114,7 +115,7 @@ def build_sim(
                                 f"{tuple(dummy_input.shape)}")
     # AIMET traces the network once at the dummy input's resolution; the tracer's warnings about
     # shape arithmetic turned into constants are expected for a fixed-resolution simulation.
-    with warnings.catch_warnings():
+    with known_aimet_warnings(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
         try:
@@ -154,11 +155,7 @@ def calibrate(qnet: QuantizedNetwork, batches: Iterable[torch.Tensor]) -> None:
             model(batch.to(device))
             seen += 1
 
-    # AIMET 2.42's bias-overflow check copies tensors with ``torch.tensor(tensor)``, which torch
-    # warns about; the copy is a correct (if slow) way to get a detached tensor.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="To copy construct from a tensor",
-                                category=UserWarning, module=r"aimet_torch\.")
+    with known_aimet_warnings():
         qnet.sim.compute_encodings(forward_all)
     if not seen:
         raise QuantizationError("calibrate needs at least one batch of network inputs, got none")

@@ -71,7 +71,7 @@ def test_spectral_coefficients_share_one_grid_of_both_parts() -> None:
     parts = torch.stack((coefficients.real, coefficients.imag))
     quantizer = qnet.model[0].input_quantizers[0]
     assert quantizer.bitwidth == 4 and not quantizer.symmetric
-    low, high = float(quantizer.get_min()), float(quantizer.get_max())
+    low, high = float(quantizer.get_min().detach()), float(quantizer.get_max().detach())
     step = (high - low) / 15
     # Min-max over both parts at once, up to AIMET's shift that puts zero on the grid.
     for part in parts:
