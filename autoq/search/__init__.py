@@ -17,10 +17,11 @@ load torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
+from autoq._lazy import lazy_exports
+
+_SOURCES = {
     "SearchSpec": "autoq.search.spec",
     "load_spec": "autoq.search.spec",
     "parse_spec": "autoq.search.spec",
@@ -114,13 +115,4 @@ if TYPE_CHECKING:
     from autoq.search.trial import TrialResult, TrialRunner
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'autoq.search' has no attribute {name!r}")
-    value = getattr(import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES, __all__)

@@ -6,8 +6,9 @@ without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from autoq._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from autoq.train.cache import FloatModel, FloatModelCache, default_cache_dir
@@ -61,13 +62,4 @@ _SOURCES = {
 """Each public name → the submodule defining it."""
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES, __all__)
