@@ -40,13 +40,15 @@ class SettingsError(AutoqError, ValueError):
 
 def describe_validation_error(error: ValidationError, *, prefix: str = "",
                               union_tags: Collection[str] = (),
+                              tag_choices: Collection[str] | None = None,
                               env_prefix: str | None = None) -> str:
     """Every problem of a pydantic error as ``key.path: message``, joined by ``; ``.
 
     The one formatter of validation errors (specs, model configs, settings). ``union_tags`` are
     the discriminator values of tagged unions: pydantic puts them in the path
-    (``model.fno.width``), the user wrote none (``model.width``). With ``env_prefix`` the key is
-    the environment variable a settings field is read from (``AUTOQ_THREADS``).
+    (``model.fno.width``), the user wrote none (``model.width``); ``tag_choices`` are the values
+    a user may write for the discriminator (default: ``union_tags``). With ``env_prefix`` the
+    key is the environment variable a settings field is read from (``AUTOQ_THREADS``).
     """
     parts = []
     for item in error.errors():
@@ -56,7 +58,7 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "",
         if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
             discriminator = str(item.get("ctx", {}).get("discriminator", "arch")).strip("'")
             loc.append(discriminator)
-            known = sorted(union_tags) or item.get("ctx", {}).get("expected_tags", "")
+            known = sorted(union_tags if tag_choices is None else tag_choices)
             message = (f"must be one of {known}, got {item['ctx']['tag']!r}"
                        if item["type"] == "union_tag_invalid" else
                        f"missing; must be one of {known}")

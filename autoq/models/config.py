@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArchConfig",
     "FNOConfig",
+    "FactoryConfig",
     "ModelConfig",
     "PadMode",
     "TransformerConfig",
@@ -37,6 +38,11 @@ class ArchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: str
+
+    @property
+    def title(self) -> str:
+        """What the model is, in a word, for listings."""
+        return self.arch
 
 
 class FNOConfig(ArchConfig):
@@ -112,3 +118,51 @@ def __getattr__(name: str) -> Any:
 
         return getattr(registry, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+FACTORY_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+
+class FactoryConfig(BaseModel):
+    """The user's own model: a callable that builds an ``nn.Module``, and its checkpoint.
+
+    The module maps ``(batch, input_steps·fields, *space)`` to ``(batch, target_steps·fields,
+    *space)`` in physical units (Darcy-like problems: coefficient channels → solution), at any
+    grid autoq runs it on; autoq adds no normalisation and no residual around it. One forward
+    pass checks the contract when the model is built.
+
+    Attributes:
+        factory: ``"package.module:callable"``; called with ``kwargs``, it returns the module (a
+            class is a callable too).
+        kwargs: keyword arguments of the factory (JSON values).
+        checkpoint: a ``state_dict`` of the built module (``torch.save``; a dict holding it
+            under ``"state_dict"`` works too). It replaces float training at scale 1.
+        rescale: at a scale factor below 1, ``finetune`` the checkpoint at the network's grid
+            for ``finetune_epochs`` (cached like trained float models) or use it ``as_is``.
+        finetune_epochs: epochs of that fine-tune (the ``train`` recipe's other settings apply).
+        channels_last: the module takes and returns ``(batch, *space, channels)``.
+        first_layer: ``named_modules()`` path (in the built module) of its first
+            matrix-multiplication layer; default: the first quantizable layer to run.
+        last_layer: the same for the last; default: the last quantizable layer to run.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    factory: str = Field(pattern=FACTORY_PATH, max_length=256)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = None
+    rescale: Literal["finetune", "as_is"] = "finetune"
+    finetune_epochs: PositiveInt = 3
+    channels_last: bool = False
+    first_layer: str | None = None
+    last_layer: str | None = None
+
+    @property
+    def title(self) -> str:
+        """What the model is, in a word, for listings."""
+        return self.factory
+
+    @property
+    def module_name(self) -> str:
+        """The module the factory is imported from."""
+        return self.factory.partition(":")[0]

@@ -16,10 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from autoq.errors import SpecError, describe_validation_error
-from autoq.models.config import ArchConfig, FNOConfig, TransformerConfig, UNetConfig
+from autoq.models.config import (
+    ArchConfig,
+    FactoryConfig,
+    FNOConfig,
+    TransformerConfig,
+    UNetConfig,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,15 +60,34 @@ MODELS: dict[str, Architecture] = {
 }
 """Every architecture by its config's ``arch``: the one list of them."""
 
+ARCHITECTURE_TAG, FACTORY_TAG = "architecture-config", "factory-config"
+"""The two kinds of ``model:`` block: an architecture of :data:`MODELS` (told apart by ``arch``)
+or the user's own model (:class:`~autoq.models.config.FactoryConfig`, told by ``factory``)."""
+UNION_TAGS = frozenset({*MODELS, ARCHITECTURE_TAG, FACTORY_TAG})
+"""The tags pydantic puts into error paths of a model block (the user wrote none of them)."""
+
+
+def _model_kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return FACTORY_TAG if "factory" in value else ARCHITECTURE_TAG
+    return FACTORY_TAG if isinstance(value, FactoryConfig) else ARCHITECTURE_TAG
+
+
 if TYPE_CHECKING:
-    # A union built at run time is opaque to mypy; to it, any model config is the common base.
-    ModelConfig: TypeAlias = ArchConfig
+    # A union built at run time is opaque to mypy; to it, an architecture's config is the base.
+    ModelConfig: TypeAlias = ArchConfig | FactoryConfig
 else:
-    ModelConfig = Annotated[
+    _ArchitectureConfig = Annotated[
         functools.reduce(operator.or_, (a.config for a in MODELS.values())),
         Field(discriminator="arch"),
     ]
-"""Any model config of :data:`MODELS`; the ``arch`` key picks the class."""
+    ModelConfig = Annotated[
+        Annotated[_ArchitectureConfig, Tag(ARCHITECTURE_TAG)]
+        | Annotated[FactoryConfig, Tag(FACTORY_TAG)],
+        Discriminator(_model_kind),
+    ]
+"""Any ``model:`` block: a config of :data:`MODELS` (the ``arch`` key picks the class) or a
+:class:`~autoq.models.config.FactoryConfig` (it has a ``factory`` key)."""
 
 _MODEL_CONFIG_ADAPTER: TypeAdapter[ModelConfig] = TypeAdapter(ModelConfig)
 
@@ -76,27 +101,38 @@ def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
     try:
         return _MODEL_CONFIG_ADAPTER.validate_python(data)
     except ValidationError as e:
-        described = describe_validation_error(e, prefix="model", union_tags=MODELS)
+        described = describe_validation_error(e, prefix="model", union_tags=UNION_TAGS,
+                                              tag_choices=MODELS)
         raise SpecError(f"invalid model config: {described}") from e
 
 
 def build_model(
-    config: ModelConfig, *, spatial_dims: int, in_channels: int, out_channels: int
+    config: ModelConfig, *, spatial_dims: int, in_channels: int, out_channels: int,
+    grid: tuple[int, ...] | None = None,
 ) -> nn.Module:
     """Build the model a config describes, for data of the given dimension and channels.
 
     Args:
-        config: a model config (:class:`~autoq.models.config.FNOConfig`, ...).
+        config: a model config (:class:`~autoq.models.config.FNOConfig`, ...), or the user's
+            own model (:class:`~autoq.models.config.FactoryConfig`).
         spatial_dims: 1 or 2, from the data.
         in_channels: channels of the input (e.g. input steps × fields, plus coefficients).
         out_channels: channels of the output (target steps × fields).
+        grid: the spatial shape a user's model is checked on (one forward pass); default 32
+            points per axis. autoq's own architectures need no check.
 
     Returns:
         A module mapping ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``.
 
     Raises:
-        SpecError: unknown architecture, unsupported ``spatial_dims`` or bad channel counts.
+        SpecError: unknown architecture, unsupported ``spatial_dims`` or bad channel counts; a
+            user's factory that cannot be imported, raises, or breaks the shape contract.
     """
+    if isinstance(config, FactoryConfig):
+        from autoq.models.factory import FactoryNetwork
+
+        return FactoryNetwork(config, spatial_dims=spatial_dims, in_channels=in_channels,
+                              out_channels=out_channels, grid=grid)
     arch = getattr(config, "arch", None)
     if arch not in MODELS:
         raise SpecError(f"model arch must be one of {sorted(MODELS)}, got {arch!r}")
@@ -108,13 +144,14 @@ def build_model(
 def first_and_last_layers(model: nn.Module) -> tuple[str, str]:
     """``named_modules()`` paths of a model's first and last matrix-multiplication layers.
 
-    The paper keeps these two in floating point by default.
+    The paper keeps these two in floating point by default. autoq's architectures name them as
+    class attributes, a user's model (:class:`~autoq.models.factory.FactoryNetwork`) per instance.
 
     Raises:
-        SpecError: the model is not one of :data:`MODELS` (it names no first and last layer).
+        SpecError: the model names no first and last layer.
     """
-    first = getattr(type(model), "first_layer", None)
-    last = getattr(type(model), "last_layer", None)
+    first = getattr(model, "first_layer", None)
+    last = getattr(model, "last_layer", None)
     if not isinstance(first, str) or not isinstance(last, str):
         raise SpecError(
             f"{type(model).__name__} names no first_layer/last_layer; models: {sorted(MODELS)}"

@@ -32,7 +32,8 @@ class SearchSpace:
         self.geometry: Geometry = geometry(spec)
         self.reference_network = build_model(
             spec.model, spatial_dims=len(self.geometry.data_shape),
-            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels)
+            in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels,
+            grid=self.geometry.data_shape)
         self.groups = layer_groups(self.reference_network, spec.space.granularity,
                                    first_last_float=spec.space.first_last_float)
 

@@ -29,7 +29,7 @@ from autoq.bits import MAX_BITS, MIN_BITS, Granularity
 from autoq.data.registry import PDES, solver_options
 from autoq.errors import SpecError, describe_validation_error
 from autoq.models.config import ModelConfig
-from autoq.models.registry import MODELS
+from autoq.models.registry import MODELS, UNION_TAGS
 from autoq.search.executors import EXECUTORS
 from autoq.search.samplers import SAMPLERS
 from autoq.settings import get_settings
@@ -194,7 +194,8 @@ def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpe
     try:
         return SearchSpec.model_validate(payload)
     except ValidationError as e:
-        raise SpecError(f"{source}: {describe_validation_error(e, union_tags=MODELS)}") from e
+        described = describe_validation_error(e, union_tags=UNION_TAGS, tag_choices=MODELS)
+        raise SpecError(f"{source}: {described}") from e
 
 
 def bundled_spaces(directory: Path | None = None) -> dict[str, Path]:

@@ -1,7 +1,9 @@
 """Float models, trained once per (data, split, model, recipe, scale, seed) and cached on disk.
 
 A search of a hundred trials fine-tunes a handful of float models (one per scale factor); each is
-trained on first use and loaded afterwards. Entries are keyed by a content hash, written under a
+trained on first use and loaded afterwards. A user's checkpoint (``model.checkpoint``) takes the
+place of training: used as it is at scale 1, and at a smaller scale fine-tuned at the network's
+grid or used as it is, as the config says. Entries are keyed by a content hash, written under a
 temporary name and renamed, so concurrent writers (parallel trials, several workers) can race
 without corrupting an entry: the last rename wins, and every version is a complete model.
 """
@@ -19,7 +21,9 @@ from pathlib import Path
 import torch
 
 from autoq.device import default_device
-from autoq.models.config import ModelConfig
+from autoq.errors import SpecError
+from autoq.models.config import FactoryConfig, ModelConfig
+from autoq.models.factory import FactoryNetwork
 from autoq.settings import get_settings
 from autoq.train.config import TrainConfig
 from autoq.train.loop import evaluate, fit
@@ -69,6 +73,7 @@ class FloatModelCache:
             "split": hashlib.sha256(json.dumps(split).encode()).hexdigest(),
             "window": [problem.input_steps, problem.target_steps],
             "model": model.model_dump(mode="json"),
+            "checkpoint": _checkpoint_digest(model),
             "train": train.model_dump(mode="json"),
             "scale": scale,
             "seed": seed,
@@ -89,12 +94,22 @@ class FloatModelCache:
             solver.load_state_dict(entry["state_dict"])
             solver.eval()
             return FloatModel(solver, entry["val_mse"], entry["train_seconds"], True, key)
-        result = fit(solver, problem.windows("train", unroll=train.unroll), train, seed=seed,
-                     description=description)
+        epochs = train.epochs
+        if isinstance(model, FactoryConfig) and model.checkpoint is not None:
+            if not isinstance(solver.network, FactoryNetwork):
+                raise SpecError(f"model.checkpoint: {type(solver.network).__name__} is not a "
+                                f"user's model")
+            load_checkpoint(solver.network.module, model.checkpoint)
+            epochs = model.finetune_epochs if scale < 1 and model.rescale == "finetune" else 0
+        seconds = 0.0
+        if epochs:
+            seconds = fit(solver, problem.windows("train", unroll=train.unroll),
+                          train.model_copy(update={"epochs": epochs}), seed=seed,
+                          description=description).seconds
         val_mse = evaluate(solver, problem.val_windows)
         self._write(path, {"state_dict": solver.state_dict(), "val_mse": val_mse,
-                           "train_seconds": result.seconds, "created": time.time()})
-        return FloatModel(solver, val_mse, result.seconds, False, key)
+                           "train_seconds": seconds, "created": time.time()})
+        return FloatModel(solver, val_mse, seconds, False, key)
 
     def _write(self, path: Path, entry: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,3 +119,35 @@ class FloatModelCache:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(module: torch.nn.Module, checkpoint: str | os.PathLike[str]) -> None:
+    """Load a user's ``state_dict`` (or ``{"state_dict": ...}``) into ``module``; a SpecError
+    names ``model.checkpoint`` and the keys that do not fit."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SpecError(f"model.checkpoint: file not found: {path}")
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SpecError(f"model.checkpoint: {path} is not a torch checkpoint "
+                        f"({type(e).__name__}: {e})") from e
+    state = entry.get("state_dict", entry) if isinstance(entry, dict) else None
+    if not isinstance(state, dict):
+        raise SpecError(f"model.checkpoint: {path} holds a {type(entry).__name__}, not a "
+                        f"state_dict")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise SpecError(f"model.checkpoint: {path} does not fit {type(module).__name__}: "
+                        f"{e}") from e
+
+
+def _checkpoint_digest(model: ModelConfig) -> str | None:
+    """SHA-256 of the user's checkpoint file: a changed file is a new float model."""
+    if not isinstance(model, FactoryConfig) or model.checkpoint is None:
+        return None
+    path = Path(model.checkpoint)
+    if not path.is_file():
+        raise SpecError(f"model.checkpoint: file not found: {path}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -3,7 +3,9 @@
 The wrapper owns everything around the network that the data dictates: (bi)linear resizing from
 the data grid to the network grid and back, per-field normalisation, and, for time-dependent
 problems, the residual form ``u_next = u_last + Δ``. The network itself only ever sees
-normalised tensors at its own resolution, which is what quantization wraps.
+normalised tensors at its own resolution, which is what quantization wraps. A user's own model
+(a network with ``physical_units = True``) works in physical units as it was trained: it gets
+the resizing only.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ScaledSolver(nn.Module):
         self.input_steps = input_steps
         self.target_steps = target_steps
         self.steady = steady
+        self.physical_units = bool(getattr(network, "physical_units", False))
         out_channels = target_steps * fields
         self.register_buffer("in_mean", torch.zeros(in_channels))
         self.register_buffer("in_std", torch.ones(in_channels))
@@ -69,7 +72,10 @@ class ScaledSolver(nn.Module):
     @torch.no_grad()
     def fit_normalisation(self, windows: TrajectoryWindows) -> None:
         """Per-field statistics of the training windows: of the inputs, and of the targets
-        (steady) or of the one-frame increments (time-dependent, the residual's scale)."""
+        (steady) or of the one-frame increments (time-dependent, the residual's scale). A
+        network in physical units keeps the identity."""
+        if self.physical_units:
+            return
         states = windows.states.double()  # (samples, time, fields, *space)
         if self.steady:
             if windows.coefficients is None:
@@ -110,7 +116,7 @@ class ScaledSolver(nn.Module):
         shape = (1, -1) + (1,) * len(self.net_shape)
         out = self.network(self.normalise(state))
         out = out * self.out_std.view(shape) + self.out_mean.view(shape)
-        if self.steady:
+        if self.steady or self.physical_units:
             return out
         last = state[:, -self.fields:]
         return out + last.repeat(1, self.target_steps, *(1,) * len(self.net_shape))

@@ -1,0 +1,135 @@
+"""The user's own model as an autoq network: built by their factory, checked, its layers found.
+
+A :class:`~autoq.models.config.FactoryConfig` names a callable (``"package.module:callable"``)
+that returns an ``nn.Module`` mapping ``(batch, input_steps·fields, *space)`` to ``(batch,
+target_steps·fields, *space)`` in physical units. :class:`FactoryNetwork` holds that module as
+``module`` (so its layers are ``module.<path>``), adapts a channels-last module, checks the shape
+contract with one forward pass, and finds the first and last matrix-multiplication layers by the
+order they run in (the paper keeps those two in float), unless the config names them.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoq.errors import SpecError
+from autoq.models.config import FactoryConfig
+
+PROBE_POINTS = 32
+"""Grid points per axis of the contract check when the data's grid is not known."""
+
+
+def load_factory(config: FactoryConfig) -> Callable[..., Any]:
+    """The callable ``config.factory`` names; a SpecError names the field and the cause."""
+    module_name, _, attribute = config.factory.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise SpecError(f"model.factory: cannot import {module_name!r} "
+                        f"({type(e).__name__}: {e})") from e
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise SpecError(f"model.factory: module {module_name!r} has no attribute "
+                            f"{attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise SpecError(f"model.factory: {config.factory} is a {type(target).__name__}, not a "
+                        f"callable that builds a torch.nn.Module")
+    return target
+
+
+def build_user_module(config: FactoryConfig) -> nn.Module:
+    """Call the factory with the config's kwargs; errors name ``model.factory``."""
+    factory = load_factory(config)
+    try:
+        module = factory(**config.kwargs)
+    except Exception as e:
+        raise SpecError(f"model.factory: {config.factory}(**{config.kwargs}) raised "
+                        f"{type(e).__name__}: {e}") from e
+    if not isinstance(module, nn.Module):
+        raise SpecError(f"model.factory: {config.factory} returned a {type(module).__name__}, "
+                        f"not a torch.nn.Module")
+    return module
+
+
+class FactoryNetwork(nn.Module):
+    """A user's module as autoq's network.
+
+    Args:
+        config: the factory, its kwargs and how to adapt the module.
+        spatial_dims: spatial axes of the data.
+        in_channels: ``input_steps · fields`` (or the coefficient channels).
+        out_channels: ``target_steps · fields``.
+        grid: the spatial shape of the contract check (default :data:`PROBE_POINTS` per axis).
+        module: an already built module to use (a deep copy is taken) instead of calling the
+            factory: the Python API's model instances.
+
+    Attributes:
+        module: the user's module.
+        first_layer, last_layer: ``named_modules()`` paths of the first and last
+            matrix-multiplication layers, as autoq's architectures name theirs.
+        physical_units: the module works in physical units: the solver around it adds no
+            normalisation and no residual.
+    """
+
+    physical_units = True
+
+    def __init__(self, config: FactoryConfig, *, spatial_dims: int, in_channels: int,
+                 out_channels: int, grid: tuple[int, ...] | None = None,
+                 module: nn.Module | None = None) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(module) if module is not None else build_user_module(config)
+        self.channels_last = config.channels_last
+        probe = torch.randn(1, in_channels, *(grid or (PROBE_POINTS,) * spatial_dims))
+        order = self._check_contract(probe, out_channels)
+        self.first_layer = self._layer("first_layer", config.first_layer, order[:1])
+        self.last_layer = self._layer("last_layer", config.last_layer, order[-1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, *space)`` → ``(batch, out_channels, *space)``."""
+        if not self.channels_last:
+            return self.module(x)
+        out = self.module(x.movedim(1, -1))
+        return out.movedim(-1, 1)
+
+    def _check_contract(self, probe: torch.Tensor, out_channels: int) -> list[str]:
+        """Run the module once; returns the quantizable layers in the order they ran."""
+        from autoq.precision import QUANTIZABLE_TYPES
+
+        order: list[str] = []
+        hooks = [layer.register_forward_hook(lambda *_, name=name: order.append(name))
+                 for name, layer in self.named_modules() if isinstance(layer, QUANTIZABLE_TYPES)]
+        expected = (1, out_channels, *probe.shape[2:])
+        try:
+            with torch.no_grad():
+                out = self(probe)
+        except Exception as e:
+            raise SpecError(f"model: a forward pass on {tuple(probe.shape)} = (batch, "
+                            f"input_steps·fields, *space) raised {type(e).__name__}: {e}") from e
+        finally:
+            for hook in hooks:
+                hook.remove()
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise SpecError(f"model: the model maps {tuple(probe.shape)} to {got}; expected "
+                            f"{expected} = (batch, target_steps·fields, *space)")
+        if not order:
+            raise SpecError(f"model: {type(self.module).__name__} ran no quantizable layer "
+                            f"(Linear, Conv*, ConvTranspose*, spectral convolutions)")
+        return order
+
+    def _layer(self, field: str, named: str | None, ran: list[str]) -> str:
+        if named is None:
+            return ran[0]
+        path = f"module.{named}"
+        if path not in dict(self.named_modules()):
+            raise SpecError(f"model.{field}: {type(self.module).__name__} has no layer "
+                            f"{named!r}")
+        return path
