@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from autoq.search.executors.plan import SearchRun
-    from autoq.search.records import TrialPoint
 
 
 def _cmd_datagen(args: argparse.Namespace) -> int:
@@ -214,16 +213,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_search)
 
 
-def _float_reference(points: Sequence[TrialPoint]) -> float | None:
-    """The float model's MSE at the largest scale searched, the natural yardstick."""
-    floats = [(p.scale, p.details["float_mse"]) for p in points
-              if p.complete and "float_mse" in p.details]
-    return max(floats)[1] if floats else None
-
-
 def _pareto_text(study: optuna.Study) -> str:
     from autoq.search import default_reference, hypervolume, pareto_front, study_points
     from autoq.search.report import pareto_table
+    from autoq.search.results import float_reference
 
     points = study_points(study)
     front = pareto_front(points)
@@ -238,7 +231,7 @@ def _pareto_text(study: optuna.Study) -> str:
     lines = [f"Pareto set of {study.study_name!r}: {len(front)} of {complete} complete trials "
              f"(hypervolume {volume:.3f} in log10 space, reference cost {reference[0]:.3e}, "
              f"MSE {reference[1]:.3e})",
-             pareto_table(front, reference_mse=_float_reference(points))]
+             pareto_table(front, reference_mse=float_reference(points))]
     return "\n".join(lines)
 
 
@@ -287,24 +280,28 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
     from autoq.search import best_mse_point, load_study, operating_point, study_points
     from autoq.search.report import bits_summary
+    from autoq.search.results import error_bound
 
     study = load_study(args.name, storage=args.storage)
     points = study_points(study)
-    chosen = operating_point(points, args.max_mse)
+    bound = error_bound(points, max_mse=args.max_mse, max_ratio=args.max_ratio)
+    asked = (f"MSE ≤ {bound:g}" if args.max_ratio is None else
+             f"MSE ≤ {args.max_ratio:g} × float = {bound:.3e}")
+    chosen = operating_point(points, bound)
     if chosen is None:
         best = best_mse_point(points)
         if args.json:
             print(json.dumps({"operating_point": None,
                               "best_mse": best.to_json() if best else None}, indent=2))
         else:
-            print(f"no trial of {study.study_name!r} has MSE ≤ {args.max_mse:g}; "
+            print(f"no trial of {study.study_name!r} has {asked}; "
                   + (f"the best is trial {best.number}: MSE {best.mse:.3e} at cost "
                      f"{best.cost:.3e}" if best else "no trial is complete yet"))
         return 1
     if args.json:
         print(json.dumps({"operating_point": chosen.to_json()}, indent=2))
     else:
-        print(f"cheapest trial with MSE ≤ {args.max_mse:g}: trial {chosen.number}, cost "
+        print(f"cheapest trial with {asked}: trial {chosen.number}, cost "
               f"{chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, scale {chosen.scale:g}, "
               f"{bits_summary(chosen.bits)}")
         for layer, bits in chosen.bits.items():
@@ -317,7 +314,11 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 def _add_pick(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pick", help="the cheapest trial whose MSE is within a bound")
     p.add_argument("name", help="search (study) name")
-    p.add_argument("--max-mse", type=float, required=True)
+    bound = p.add_mutually_exclusive_group(required=True)
+    bound.add_argument("--max-mse", type=float, help="an absolute bound on the error")
+    bound.add_argument("--max-ratio", type=float,
+                       help="a bound relative to the float model's error at full resolution "
+                            "(1.1: within 10 %%)")
     _storage_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_pick)
@@ -377,6 +378,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from autoq.search import operating_point, pareto_front, parse_spec, study_points
     from autoq.search.report import plot_front
+    from autoq.search.results import float_reference
 
     _quiet_libraries()
     spec = parse_spec(yaml.safe_load(files("autoq").joinpath("demo.yaml").read_text()),
@@ -388,7 +390,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     study = run.study
     print(_pareto_text(study))
     points = study_points(study)
-    reference = _float_reference(points)
+    reference = float_reference(points)
     if reference is not None:
         bound = 1.5 * reference
         chosen = operating_point(points, bound)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from autoq.settings import AutoqSettings, read_settings
 
@@ -31,6 +33,8 @@ class Settings(AutoqSettings):
         job_heartbeat_timeout: a running job whose stamp is older goes back to the queue.
         max_attempts: a job whose worker died this many times fails instead of re-queueing.
         poll_seconds: how long an idle worker sleeps between looks at the queue.
+        allowed_factories: modules (and their submodules) whose callables a submitted spec
+            may name as ``model.factory``; comma-separated in the environment. Empty: none.
     """
 
     api_token: SecretStr | None = None
@@ -42,6 +46,14 @@ class Settings(AutoqSettings):
     job_heartbeat_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1)
     poll_seconds: float = Field(1.0, gt=0)
+    allowed_factories: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_factories", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("api_token", mode="before")
     @classmethod

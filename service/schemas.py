@@ -145,9 +145,11 @@ class ParetoPublic(BaseModel):
 
 
 class OperatingPointPublic(BaseModel):
-    """The cheapest trial within the MSE bound."""
+    """The cheapest trial within the error bound."""
 
-    max_mse: float
+    max_mse: float = Field(description="the absolute bound applied")
+    max_ratio: float | None = Field(None, description="the bound relative to the float model's "
+                                                      "error, when one was asked")
     trial: TrialPublic
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from autoq.models.config import FactoryConfig
 from autoq.search import SearchSpec, bundled_spaces, load_spec
 from service.config import Settings
 from service.errors import InvalidRequestError, Loc, validation_errors
@@ -66,11 +67,12 @@ def confine(path: str, root: Path, *, loc: Loc) -> Path:
 
 
 def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
-    """The spec of a submission, validated, with its data path confined to the data root.
+    """The spec of a submission, validated, with its data path (and a user model's checkpoint)
+    confined to the data root, and a user model's factory in the server's allow-list.
 
     Raises:
-        InvalidRequestError: an unknown space, a bad override, or a data path outside the data
-            root; ``loc`` names the field.
+        InvalidRequestError: an unknown space, a bad override, a path outside the data root, or
+            a factory whose module is not allow-listed; ``loc`` names the field.
     """
     if isinstance(request, InlineSearchCreate):
         spec, prefix = request.spec, ("body", "spec")
@@ -80,7 +82,25 @@ def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
         prefix = ("body", "overrides")
     _require_finite(spec.model_dump(mode="python"), prefix)
     path = confine(spec.data.path, settings.data_root, loc=(*prefix, "data", "path"))
-    return spec.model_copy(update={"data": spec.data.model_copy(update={"path": str(path)})})
+    update: dict[str, Any] = {"data": spec.data.model_copy(update={"path": str(path)})}
+    if isinstance(spec.model, FactoryConfig):
+        update["model"] = _allowed_model(spec.model, settings, loc=(*prefix, "model"))
+    return spec.model_copy(update=update)
+
+
+def _allowed_model(model: FactoryConfig, settings: Settings, *, loc: Loc) -> FactoryConfig:
+    """A user model a request may run: its factory's module allow-listed (importing a module a
+    request names is running code of the request's choice), its checkpoint in the data root."""
+    module = model.module_name
+    if not any(module == allowed or module.startswith(f"{allowed}.")
+               for allowed in settings.allowed_factories):
+        allowed = sorted(settings.allowed_factories) or "none (AUTOQ_ALLOWED_FACTORIES is empty)"
+        raise InvalidRequestError(f"factory module {module!r} is not allowed on this server; "
+                                  f"allowed: {allowed}", loc=(*loc, "factory"))
+    if model.checkpoint is None:
+        return model
+    checkpoint = confine(model.checkpoint, settings.data_root, loc=(*loc, "checkpoint"))
+    return model.model_copy(update={"checkpoint": str(checkpoint)})
 
 
 def _bundled_with_overrides(name: str, overrides: dict[str, Any], directory: Path

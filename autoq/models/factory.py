@@ -11,8 +11,12 @@ order they run in (the paper keeps those two in float), unless the config names 
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
+import os
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,3 +137,52 @@ class FactoryNetwork(nn.Module):
             raise SpecError(f"model.{field}: {type(self.module).__name__} has no layer "
                             f"{named!r}")
         return path
+
+
+_REGISTERED: dict[str, nn.Module] = {}
+"""Module instances handed to the Python API in this process, by content hash."""
+
+
+def register_module(module: nn.Module, *, folder: Path) -> FactoryConfig:
+    """A factory config for a module instance: the instance is kept in this process (its
+    factory is :func:`registered_module`) and its weights are written to ``folder`` as the
+    checkpoint, so float models start from them. The config's key is a content hash of the
+    module's class and weights: the same module registers once, a changed one anew."""
+    state = {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+    sha = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for name, tensor in sorted(state.items()):
+        sha.update(name.encode())
+        sha.update(tensor.contiguous().numpy().tobytes())
+    key = sha.hexdigest()[:32]
+    _REGISTERED[key] = module
+    checkpoint = folder / f"{key}.pt"
+    if not checkpoint.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = checkpoint.with_name(f".{checkpoint.name}.{uuid.uuid4().hex}.tmp")
+        torch.save(state, temporary)
+        os.replace(temporary, checkpoint)
+    return FactoryConfig(factory=f"{__name__}:registered_module", kwargs={"key": key},
+                         checkpoint=str(checkpoint))
+
+
+def registered_module(key: str) -> nn.Module:
+    """A fresh copy of the module instance registered as ``key`` in this process."""
+    if key not in _REGISTERED:
+        raise SpecError(f"model.factory: the module instance {key} was handed to autoq.search in "
+                        f"another Python process; pass it again, or give a factory path "
+                        f"(\"package.module:callable\") to resume the search anywhere")
+    return copy.deepcopy(_REGISTERED[key])
+
+
+def factory_config_of(factory: Callable[..., Any], **kwargs: Any) -> FactoryConfig:
+    """The config of a factory callable (a class or a function defined at module level)."""
+    module = getattr(factory, "__module__", None) or ""
+    qualname = getattr(factory, "__qualname__", None) or ""
+    unreachable = SpecError(f"model: {factory!r} cannot be imported back by name; define it at "
+                            f"the top level of a module, or pass a built module instance")
+    if not module or not qualname or "<" in qualname:
+        raise unreachable
+    config = FactoryConfig(factory=f"{module}:{qualname}", kwargs=kwargs)
+    if load_factory(config) is not factory:
+        raise unreachable
+    return config

@@ -12,12 +12,15 @@ Layers, each one job, dependencies pointing down the list (see ``docs/design.md`
 - :mod:`~autoq.search.executors` — the executor registry, the shared set-up, local and Ray.
 
 Names are imported on first use, so ``import autoq.search`` (and its light layers) does not
-load torch.
+load torch. The package is also callable: ``autoq.search(space, ...)`` is
+:func:`autoq.api.search`, the Python API's one entry point.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 from autoq._lazy import lazy_exports
 
@@ -116,3 +119,16 @@ if TYPE_CHECKING:
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _SOURCES, __all__)
+
+
+class _CallableSearch(types.ModuleType):
+    """``autoq.search`` the package, callable as ``autoq.search(space, ...)``: a submodule is
+    always its package's attribute once imported, so a function of that name could not stay."""
+
+    def __call__(self, space: Any, **options: Any) -> Any:
+        from autoq.api import search
+
+        return search(space, **options)
+
+
+sys.modules[__name__].__class__ = _CallableSearch

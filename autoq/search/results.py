@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 import optuna
 
 from autoq.errors import SpecError
-from autoq.search.records import TrialPoint, complete_points, counts_towards_budget, trial_point
+from autoq.search.records import (
+    FLOAT_MSE_ATTR,
+    TrialPoint,
+    complete_points,
+    counts_towards_budget,
+    trial_point,
+)
 
 
 def study_points(study: optuna.Study) -> list[TrialPoint]:
@@ -78,6 +84,34 @@ def operating_point(points: Iterable[TrialPoint], max_mse: float) -> TrialPoint 
     qualifying = [c for c in complete_points(points) if c.point.feasible and c.mse <= max_mse]
     chosen = min(qualifying, key=lambda c: (c.cost, c.mse, c.point.number), default=None)
     return None if chosen is None else chosen.point
+
+
+def float_reference(points: Iterable[TrialPoint]) -> float | None:
+    """The float model's error at full resolution: the one recorded by complete trials at the
+    largest scale the search ran (``None`` before any trial completed)."""
+    recorded = [(c.point.scale, c.point.details[FLOAT_MSE_ATTR]) for c in complete_points(points)
+                if c.point.scale is not None and FLOAT_MSE_ATTR in c.point.details]
+    return max(recorded)[1] if recorded else None
+
+
+def error_bound(points: Iterable[TrialPoint], *, max_mse: float | None = None,
+                max_ratio: float | None = None) -> float:
+    """The absolute error bound of a request: ``max_mse`` as given, or ``max_ratio`` × the float
+    model's error at full resolution (:func:`float_reference`), as AIMET's
+    ``allowed_accuracy_drop`` is relative to the float model."""
+    if (max_mse is None) == (max_ratio is None):
+        raise SpecError("give exactly one of max_mse (an absolute bound) and max_ratio (relative "
+                        "to the float model's error)")
+    if max_mse is not None:
+        return max_mse
+    assert max_ratio is not None  # exactly one of the two is given
+    if not max_ratio > 0:
+        raise SpecError(f"max_ratio must be positive, got {max_ratio!r}")
+    reference = float_reference(points)
+    if reference is None:
+        raise SpecError("max_ratio needs the float model's error, which complete trials record; "
+                        "this search has none yet")
+    return max_ratio * reference
 
 
 def best_mse_point(points: Iterable[TrialPoint]) -> TrialPoint | None:

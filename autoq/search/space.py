@@ -25,11 +25,13 @@ class SearchSpace:
     Args:
         spec: the validated search spec (its data file need not exist yet: shapes then come from
             the generation recipe or the public defaults).
+        shapes: the data's shapes when they do not come from the spec's data (an in-memory
+            dataset).
     """
 
-    def __init__(self, spec: SearchSpec) -> None:
+    def __init__(self, spec: SearchSpec, *, shapes: Geometry | None = None) -> None:
         self.spec = spec
-        self.geometry: Geometry = geometry(spec)
+        self.geometry: Geometry = shapes or geometry(spec)
         self.reference_network = build_model(
             spec.model, spatial_dims=len(self.geometry.data_shape),
             in_channels=self.geometry.in_channels, out_channels=self.geometry.out_channels,

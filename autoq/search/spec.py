@@ -34,6 +34,7 @@ from autoq.search.executors import EXECUTORS
 from autoq.search.samplers import SAMPLERS
 from autoq.settings import get_settings
 from autoq.train.config import QATConfig, TrainConfig
+from autoq.train.metrics import METRICS
 
 
 def _registered(registry: Mapping[str, object], kind: str
@@ -56,6 +57,19 @@ _EXECUTOR_CHECK, _EXECUTOR_SCHEMA = _registered(EXECUTORS, "executor")
 PDEName = Annotated[str, _PDE_CHECK, _PDE_SCHEMA]
 SamplerName = Annotated[str, _SAMPLER_CHECK, _SAMPLER_SCHEMA]
 ExecutorName = Annotated[str, _EXECUTOR_CHECK, _EXECUTOR_SCHEMA]
+CUSTOM_METRIC_PREFIX = "custom:"
+"""A metric passed as a callable through the Python API is recorded as ``custom:<name>``."""
+
+
+def _check_metric(value: str) -> str:
+    if value not in METRICS and not value.startswith(CUSTOM_METRIC_PREFIX):
+        raise ValueError(f"unknown metric {value!r}; known: {sorted(METRICS)} (or a callable "
+                         f"through the Python API)")
+    return value
+
+
+MetricName = Annotated[str, AfterValidator(_check_metric),
+                       WithJsonSchema({"type": "string", "enum": sorted(METRICS)})]
 BitWidth = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
 
 
@@ -180,6 +194,7 @@ class SearchSpec(_Strict):
     description: str = ""
     data: DataSpec
     model: ModelConfig
+    metric: MetricName = Field("mse", description="the error the search minimises")
     train: TrainConfig = Field(default_factory=TrainConfig)
     qat: QATConfig = Field(default_factory=QATConfig)
     space: SpaceSpec = Field(default_factory=SpaceSpec)

@@ -27,11 +27,12 @@ from autoq.search.spec import SearchSpec
 from autoq.train import (
     FloatModel,
     FloatModelCache,
+    Problem,
     ScaledSolver,
-    evaluate,
     evaluate_rollout,
     fit,
 )
+from autoq.train.metrics import Metric, named_metric
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ class TrialResult:
     """What one trial measured.
 
     Attributes:
-        mse: one-step validation MSE of the QAT model at the data resolution.
+        mse: the QAT model's validation error in the search's metric (one-step MSE by default),
+            at the data resolution.
         cost: the configuration's bit-op cost report.
-        float_mse: validation MSE of the float model it started from.
+        float_mse: the same error of the float model it started from.
         rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
             whole trajectory from its first window; ``None`` for steady problems).
         timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
@@ -65,6 +67,10 @@ class TrialRunner:
         cache: where float models are kept (trained once per scale).
         artifact_dir: where each trial's quantized network is exported (``None``: not kept).
         progress: show progress bars for data generation and float training.
+        problem: the data already loaded (the Python API's in-memory datasets); default: read
+            the spec's data.
+        metric: the error to score trials by; default: the spec's named metric.
+        space: the search space, if already built.
     """
 
     def __init__(
@@ -74,14 +80,19 @@ class TrialRunner:
         cache: FloatModelCache | None = None,
         artifact_dir: Path | None = None,
         progress: bool = False,
+        problem: Problem | None = None,
+        metric: Metric | None = None,
+        space: SearchSpace | None = None,
     ) -> None:
         self.spec = spec
         self.cache = cache or FloatModelCache()
         self.artifact_dir = artifact_dir
         self.progress = progress
-        self.problem = load_spec_problem(spec, progress=progress)
-        self.space = SearchSpace(spec)
+        self.problem = problem or load_spec_problem(spec, progress=progress)
+        self.metric = metric or named_metric(spec.metric)
+        self.space = space or SearchSpace(spec)
         self._float_models: dict[float, FloatModel] = {}
+        self._float_errors: dict[float, float] = {}
 
     def float_model(self, scale: float) -> FloatModel:
         """The float model at ``scale``, from memory, the disk cache, or trained now."""
@@ -91,6 +102,12 @@ class TrialRunner:
                 seed=self.spec.search.float_seed,
                 description=f"float model, scale {scale:g}" if self.progress else None)
         return self._float_models[scale]
+
+    def float_error(self, scale: float) -> float:
+        """The float model's error at ``scale`` in the search's metric."""
+        if scale not in self._float_errors:
+            self._float_errors[scale] = self.metric(self.float_model(scale).solver, self.problem)
+        return self._float_errors[scale]
 
     def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None
             ) -> TrialResult:
@@ -114,7 +131,7 @@ class TrialRunner:
             qnet = None
             timings["calibration"] = timings["qat"] = 0.0
         started = time.perf_counter()
-        mse = evaluate(solver, self.problem.val_windows)
+        mse = self.metric(solver, self.problem)
         rollout_mse = None if self.problem.data.steady else evaluate_rollout(
             solver, self.problem.data, self.problem.split.val)
         cost = self.space.cost(config)
@@ -126,7 +143,7 @@ class TrialRunner:
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
                           "scale": config.scale,
                           "data_shape": list(self.space.geometry.data_shape)})
-        return TrialResult(mse=mse, cost=cost, float_mse=float_model.val_mse,
+        return TrialResult(mse=mse, cost=cost, float_mse=self.float_error(config.scale),
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 

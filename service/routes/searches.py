@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from optuna.storages import BaseStorage
 
+from autoq.errors import SpecError
 from autoq.search import (
     best_mse_point,
     default_reference,
@@ -15,9 +16,10 @@ from autoq.search import (
     operating_point,
     pareto_front,
 )
+from autoq.search.results import error_bound
 from service import jobs
 from service.deps import SessionDep, SettingsDep, StorageDep, TokenDep
-from service.errors import NotFoundError
+from service.errors import InvalidRequestError, NotFoundError
 from service.models import Job, utcnow
 from service.schemas import (
     ErrorBody,
@@ -132,20 +134,28 @@ def get_pareto(
 @router.get("/{search_id}/operating-point",
             responses={404: {"model": NoOperatingPoint,
                              "description": "no such search, or no trial within the bound"}})
-def get_operating_point(search_id: uuid.UUID, max_mse: PositiveFloat, session: SessionDep,
-                        storage: StorageDep) -> OperatingPointPublic:
-    """The cheapest complete trial whose MSE is at most ``max_mse``. When none is, a 404 whose
-    body carries the lowest-MSE trial as ``best``."""
+def get_operating_point(search_id: uuid.UUID, session: SessionDep, storage: StorageDep,
+                        max_mse: PositiveFloat | None = None,
+                        max_ratio: PositiveFloat | None = None) -> OperatingPointPublic:
+    """The cheapest complete, feasible trial whose error is at most ``max_mse``, or at most
+    ``max_ratio`` × the float model's error at full resolution (give one of the two). When none
+    is, a 404 whose body carries the lowest-error trial as ``best``."""
     job = jobs.get_job(session, job_id=str(search_id))
     points = study_trials(storage, name=job.name)
-    chosen = operating_point(points, max_mse)
+    loc = ("query", "max_mse" if max_ratio is None else "max_ratio")
+    try:
+        bound = error_bound(points, max_mse=max_mse, max_ratio=max_ratio)
+    except SpecError as e:
+        raise InvalidRequestError(str(e), loc=loc) from e
+    chosen = operating_point(points, bound)
     if chosen is None:
         best = best_mse_point(points)
-        message = (f"no complete trial has MSE ≤ {max_mse:g}" if best is None else
-                   f"no complete trial has MSE ≤ {max_mse:g}; the best MSE is {best.mse:g}")
-        raise NotFoundError(message, loc=("query", "max_mse"),
-                       extra={"best": None if best is None else best.to_json()})
-    return OperatingPointPublic(max_mse=max_mse, trial=TrialPublic(**chosen.to_json()))
+        message = (f"no complete trial has MSE ≤ {bound:g}" if best is None else
+                   f"no complete trial has MSE ≤ {bound:g}; the best MSE is {best.mse:g}")
+        raise NotFoundError(message, loc=loc,
+                            extra={"best": None if best is None else best.to_json()})
+    return OperatingPointPublic(max_mse=bound, max_ratio=max_ratio,
+                                trial=TrialPublic(**chosen.to_json()))
 
 
 @router.post("/{search_id}/cancel", status_code=202, dependencies=[TokenDep],

@@ -17,7 +17,7 @@ from optuna.storages import RDBStorage
 from autoq.cost import REGIMES
 from autoq.errors import SpecError
 from autoq.search import records
-from autoq.search.executors import ExecutorOptions, StudyCallback, get_executor
+from autoq.search.executors import Executor, ExecutorOptions, StudyCallback, get_executor
 from autoq.search.results import finished_trials
 from autoq.search.samplers import SAMPLERS, SamplerSettings
 from autoq.search.space import SearchSpace
@@ -129,11 +129,13 @@ def prepare_run(
     storage: str | RDBStorage | None = None,
     trials: int | None = None,
     baseline_regimes: Sequence[str] = (),
+    space: SearchSpace | None = None,
 ) -> SearchRun:
     """Open (or create) the search's study and queue the paper's ``baseline_regimes`` at the
-    space's scales; the budget is ``trials``, else the spec's."""
+    space's scales; the budget is ``trials``, else the spec's. ``space``: the search space if
+    already built (e.g. from an in-memory dataset's shapes)."""
     store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
-    study, created = open_search_study(spec, name=name, storage=store)
+    study, created = open_search_study(spec, name=name, storage=store, space=space)
     try:
         queued = enqueue_baseline_grid(study, spec, regimes=baseline_regimes) \
             if baseline_regimes else 0
@@ -149,20 +151,22 @@ def prepare_run(
 def execute(
     run: SearchRun,
     *,
-    executor: str | None = None,
+    executor: str | Executor | None = None,
     options: ExecutorOptions | None = None,
     artifact_dir: Path | None = None,
     callbacks: list[StudyCallback] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> optuna.Study:
-    """Run a prepared search's remaining trials with ``executor`` (default: the spec's).
+    """Run a prepared search's remaining trials with ``executor``: a registered name (default:
+    the spec's) or an executor object (e.g. a local executor holding prepared data).
 
     When the run fails before any trial was stored in a study it created, the study is
     deleted: a failed start leaves nothing behind.
     """
     if run.remaining == 0:
         return run.study
-    chosen = get_executor(executor or run.spec.search.executor, options)
+    chosen = (executor if executor is not None and not isinstance(executor, str)
+              else get_executor(executor or run.spec.search.executor, options))
     try:
         chosen.run(run, artifact_dir=artifact_dir, callbacks=list(callbacks or []),
                    should_stop=should_stop)
