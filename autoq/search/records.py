@@ -26,8 +26,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoq.bits import FLOAT, Bits
 
-OBJECTIVES = ("mse", "cost")
-"""The objectives' names, in the order of a trial's values."""
+COST_OBJECTIVE = "cost"
+
+
+def objective_names(metric: str) -> list[str]:
+    """The objectives' names, in the order of a trial's values: the search's error metric
+    (``mse`` by default) and the bit-op cost."""
+    return [metric, COST_OBJECTIVE]
+
+
 DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("minimize", "minimize")
 """Optuna's direction of each objective, in the same order (both are minimised)."""
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from autoq.errors import SpecError
 from autoq.extras import require
-from autoq.search.records import DIRECTIONS, OBJECTIVES, SPEC_ATTR
+from autoq.search.records import DIRECTIONS, SPEC_ATTR, objective_names
 from autoq.settings import get_settings
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def create_or_resume(
     # Metric names are experimental in Optuna 5; the dashboard labels the axes with them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        study.set_metric_names(list(OBJECTIVES))
+        study.set_metric_names(objective_names(spec.metric))
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, _spec_json(spec))
