@@ -20,13 +20,15 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from autoq.errors import AutoqError, SpecError
+from autoq.models.registry import UNION_TAGS
+from service.schemas import BUNDLED, INLINE
 
 log = logging.getLogger(__name__)
 
 Loc = Sequence[str | int]
-# Tags of discriminated unions (model architectures, submission kinds): pydantic puts them in
-# an error's location, but they are not keys of the request.
-_UNION_TAGS = {"fno", "unet", "transformer", "bundled-space", "inline-spec"}
+# Tags of discriminated unions (model kinds and architectures, submission kinds): pydantic puts
+# them in an error's location, but they are not keys of the request.
+_UNION_TAGS = {*UNION_TAGS, BUNDLED, INLINE}
 
 
 def error_item(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
@@ -94,10 +96,10 @@ class UnavailableError(ServiceError):
 
 
 def _located(error: Any, prefix: Loc) -> dict[str, Any]:
-    # A bad architecture tag is reported at its key, ``arch``.
+    # A bad tag is reported at its key (``arch``).
     loc = [p for p in error["loc"] if p not in _UNION_TAGS]
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc.append("arch")
+        loc.append(str(error.get("ctx", {}).get("discriminator", "arch")).strip("'"))
     return error_item([*prefix, *loc], error["msg"], error["type"])
 
 

@@ -25,7 +25,8 @@ def storage(workdir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def api(workdir: Path, storage: str, float_cache: Path) -> Iterator[Api]:
-    service = Service(storage, service_env(workdir, storage, float_cache), workdir)
+    service = Service(storage, service_env(workdir, storage, float_cache,
+                                           allowed_factories="neuralop"), workdir)
     try:
         yield service.api(workers=1)
     finally:
@@ -141,6 +142,10 @@ def _bad(spec_changes: dict[str, Any]) -> dict[str, Any]:
     return {"spec": spec}
 
 
+def _own_model(model: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {**tiny_spec("own"), "model": model}}
+
+
 BAD_REQUESTS = [
     pytest.param({"spec": {"name": "x", "model": {"arch": "fno"}}}, {}, 422,
                  ["body", "spec", "data"], id="malformed-spec"),
@@ -155,6 +160,12 @@ BAD_REQUESTS = [
     pytest.param({"space": "burgers-fno-small", "overrides": {"data": {"path": "../../x.h5"}}},
                  {}, 422, ["body", "overrides", "data", "path"], id="dotdot-path"),
     pytest.param({"space": "no-such-space"}, {}, 422, ["body", "space"], id="unknown-space"),
+    pytest.param(_own_model({"factory": "os:system", "kwargs": {"command": "true"}}), {},
+                 422, ["body", "spec", "model", "factory"], id="factory-not-allowed"),
+    pytest.param(_own_model({"factory": "neuralop_evil:FNO"}), {}, 422,
+                 ["body", "spec", "model", "factory"], id="factory-prefix-is-not-a-package"),
+    pytest.param(_own_model({"factory": "neuralop.models:FNO", "checkpoint": "/etc/passwd"}),
+                 {}, 422, ["body", "spec", "model", "checkpoint"], id="checkpoint-outside"),
     pytest.param({"space": "burgers-fno-small", "trials": 100_000}, {}, 422,
                  ["body", "trials"], id="over-the-trial-cap"),
     pytest.param({"spec": tiny_spec(), "name": "tiny-sqlite"}, {}, 409, ["body", "name"],
@@ -185,6 +196,19 @@ def test_bad_submission_is_4xx_naming_the_field_and_changes_nothing(
     assert loc in [item["loc"] for item in response.json()["detail"]], response.text
     assert snapshot() == before
     engine.dispose()
+
+
+def test_operating_point_relative_to_the_float_model(api: Api, finished: dict[str, Any]
+                                                    ) -> None:
+    url = f"/api/v1/searches/{finished['id']}/operating-point"
+    relative = api.client.get(url, params={"max_ratio": 1e6})
+    assert relative.status_code == 200, relative.text
+    body = relative.json()
+    assert body["max_ratio"] == 1e6 and body["max_mse"] > 0
+    absolute = api.client.get(url, params={"max_mse": body["max_mse"]}).json()
+    assert absolute["trial"] == body["trial"]
+    both = api.client.get(url, params={"max_ratio": 2, "max_mse": 1})
+    assert both.status_code == 422 and "exactly one" in both.json()["detail"][0]["msg"]
 
 
 def test_errors_are_json_naming_the_field(api: Api) -> None:
