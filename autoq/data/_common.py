@@ -1,4 +1,5 @@
-"""What every PDE data family shares: the in-memory form and safe HDF5 writing/reading."""
+"""What every PDE data family and file layout shares: the in-memory form, the selection of what
+to read, and safe HDF5 writing/reading."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ class PDEData:
     """A PDE data set in memory, whatever file layout it came from.
 
     Attributes:
-        pde: family name (``burgers``, ``diffsorp``, ``darcy``, ``ns2d``).
+        pde: what the data are: the family name (``burgers``, ``diffsorp``, ``darcy``, ``ns2d``),
+            the PDE of another public layout (``advection``, ``cfd2d``, …) or a user's name.
         trajectories: ``(samples, time, *space, fields)`` float32. Steady problems (Darcy) hold
             the solution as a single frame: ``(samples, 1, *space, fields)``.
         coords: one 1D array of cell-centre coordinates per spatial axis.
-        times: ``(time,)`` frame times, or ``None`` for steady problems.
+        times: ``(time,)`` frame times (frame indices when the source has none), or ``None``
+            for steady problems.
         coefficients: ``(samples, *space, channels)`` time-independent model input (Darcy's
             a(x)), or ``None`` for time-dependent problems.
         attrs: physical parameters read from the file (``nu``, ``beta``, ...).
@@ -81,7 +84,8 @@ class PDEFamily:
         spatial_dims: 1 or 2.
         generate: ``generate(out, *, samples, resolution, seed, progress, **params) -> Path``;
             writes the public layout atomically. ``resolution=None`` means the public default.
-        read: ``read(path) -> PDEData`` for a file in this family's public layout.
+        read: ``read(path, selection=None) -> PDEData`` for a file in this family's public
+            layout (all of it, or the selected part).
         detect: ``detect(h5file) -> bool``: does an open file look like this family's layout?
         default_resolution: the public data set's grid size per axis.
         default_samples: the public data set's sample count.
@@ -93,7 +97,7 @@ class PDEFamily:
     name: str
     spatial_dims: int
     generate: Callable[..., Path]
-    read: Callable[[Path], PDEData]
+    read: Callable[..., PDEData]
     detect: Callable[[h5py.File], bool]
     default_resolution: int
     default_samples: int
@@ -104,6 +108,77 @@ class PDEFamily:
     def steady(self) -> bool:
         """True when the task is coefficient → solution rather than time stepping."""
         return self.coefficient_channels > 0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which part of a data file to read; everything by default.
+
+    Every ``sample_stride``-th sample from the first, at most ``max_samples`` of them; every
+    ``time_stride``-th frame from the first; every ``space_stride``-th grid point from the first,
+    along each spatial axis. Readers pass these as slices to h5py (or to a memory map), so only
+    the selected values are ever read from disk.
+
+    Raises:
+        SpecError: a value is not a positive integer; the message names it.
+    """
+
+    max_samples: int | None = None
+    sample_stride: int = 1
+    time_stride: int = 1
+    space_stride: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_samples is not None:
+            check_int("max_samples", self.max_samples, minimum=1)
+        for name in ("sample_stride", "time_stride", "space_stride"):
+            check_int(name, getattr(self, name), minimum=1)
+
+    @property
+    def everything(self) -> bool:
+        """True when the selection is the whole file."""
+        return self == Selection()
+
+    def samples(self, count: int) -> slice:
+        """The selected samples of ``count``."""
+        stop = count if self.max_samples is None else min(count,
+                                                          self.max_samples * self.sample_stride)
+        return slice(0, stop, self.sample_stride)
+
+    def frames(self, count: int) -> slice:
+        """The selected frames of ``count``."""
+        return slice(0, count, self.time_stride)
+
+    def space(self, spatial_shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """The selected grid points, one slice per spatial axis."""
+        return tuple(slice(0, n, self.space_stride) for n in spatial_shape)
+
+
+def selected(part: slice, count: int) -> int:
+    """How many of ``count`` items the slice ``part`` selects."""
+    return len(range(count)[part])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A public file layout autoq reads as it is (keys, dtypes and axis orders of the files).
+
+    Attributes:
+        name: registry key and the spec's ``data.layout`` (``pdebench-burgers``).
+        read: ``read(path, selection, **options) -> PDEData``, reading only the selected part;
+            a file that does not hold this layout is a DataError naming the file and the key.
+        files: the public files in this layout, named in messages.
+        family: the :data:`~autoq.data.registry.PDES` family whose generator writes this
+            layout, or ``None`` when autoq has no generator for it.
+        options: the keyword options ``read`` takes beyond the selection (the generic layout's
+            array names); other layouts take none.
+    """
+
+    name: str
+    read: Callable[..., PDEData]
+    files: str
+    family: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -151,6 +226,24 @@ def require_dataset(
     if item.ndim != ndim:
         raise DataError(f"{source}: {key!r} has shape {item.shape}, expected {ndim} axes")
     return item
+
+
+def read_float(
+    dataset: h5py.Dataset, index: tuple[Any, ...], *, key: str, source: str | os.PathLike[str]
+) -> np.ndarray:
+    """``dataset[index]`` as float32, converted by HDF5 while reading (no float64 copy).
+
+    Raises:
+        DataError: the dataset does not hold real floating-point numbers; names file and key.
+    """
+    require_float(dataset, key=key, source=source)
+    return np.asarray(dataset.astype(np.float32)[index])
+
+
+def require_float(dataset: h5py.Dataset, *, key: str, source: str | os.PathLike[str]) -> None:
+    """A DataError naming file and key unless ``dataset`` holds real floating-point numbers."""
+    if dataset.dtype.kind != "f":
+        raise DataError(f"{source}: {key!r} has dtype {dataset.dtype}, expected floating point")
 
 
 def cell_centres(n: int, length: float = 1.0) -> np.ndarray:

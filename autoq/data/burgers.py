@@ -18,22 +18,22 @@ keeps the time step at the advective CFL limit for every ν; an explicit viscous
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from autoq.data._common import (
+    Layout,
     PDEData,
     PDEFamily,
     Progress,
+    Selection,
     atomic_h5,
     cell_centres,
-    open_h5,
-    require_dataset,
 )
-from autoq.errors import DataError, SpecError
+from autoq.data.pdebench import SCALAR_1D, read_scalar_1d, scalar_1d_evidence
+from autoq.errors import SpecError
 
 T_END = 2.0
 DEFAULT_FRAMES = 201
@@ -45,7 +45,6 @@ CFL = 0.8
 # Samples solved together. Larger batches amortise numpy's per-call overhead, but one step size
 # serves the batch, so its fastest sample sets the pace; 8 to 32 ran alike at 1024 cells.
 _BATCH = 16
-_NU_IN_NAME = re.compile(r"_Nu([0-9.eE+-]+?)(?:\.hdf5|\.h5)?$")
 
 
 def _mc_slopes(u_ext: np.ndarray) -> np.ndarray:
@@ -254,24 +253,13 @@ def generate(
     return target
 
 
-def _nu_of(handle: h5py.File, source: Path) -> float | None:
-    if "Nu" in handle.attrs:
-        return float(handle.attrs["Nu"])
-    match = _NU_IN_NAME.search(source.name)
-    if match is None:
-        return None
-    try:
-        return float(match.group(1))
-    except ValueError:
-        return None
-
-
-def read(path: str | Path) -> PDEData:
-    """Read a Burgers file in the PDEBench layout, unchanged.
+def read(path: str | Path, selection: Selection | None = None) -> PDEData:
+    """Read a Burgers file in the PDEBench layout, unchanged (all of it, or the selection).
 
     Args:
         path: HDF5 file with ``tensor`` ``(N, T, X)``, ``x-coordinate`` ``(X,)`` and
             ``t-coordinate`` with at least T entries.
+        selection: the samples, frames and grid points to read; ``None`` reads everything.
 
     Returns:
         ``PDEData`` with ``trajectories`` ``(N, T, X, 1)`` float32, ``times`` the first T
@@ -279,38 +267,15 @@ def read(path: str | Path) -> PDEData:
         ``_Nu{ν}`` part of the file name) when known.
 
     Raises:
-        DataError: the file is missing or unreadable, or a key is missing or mis-shaped.
+        DataError: the file is missing or unreadable, a key is missing or mis-shaped, or its
+            attributes or name are those of a PDEBench Advection or Reaction–Diffusion file.
     """
-    source = Path(path)
-    with open_h5(source) as handle:
-        tensor = require_dataset(handle, "tensor", ndim=3, source=source)
-        x = require_dataset(handle, "x-coordinate", ndim=1, source=source)
-        t = require_dataset(handle, "t-coordinate", ndim=1, source=source)
-        _, frames, cells = tensor.shape
-        if x.shape[0] != cells:
-            raise DataError(
-                f"{source}: 'x-coordinate' has {x.shape[0]} entries, 'tensor' has {cells} cells"
-            )
-        if t.shape[0] < frames:
-            raise DataError(
-                f"{source}: 't-coordinate' has {t.shape[0]} entries, fewer than the "
-                f"{frames} frames of 'tensor'"
-            )
-        trajectories = np.asarray(tensor[...], dtype=np.float32)[..., np.newaxis]
-        coords = (np.asarray(x[...], dtype=np.float32),)
-        times = np.asarray(t[:frames], dtype=np.float32)
-        nu = _nu_of(handle, source)
-    return PDEData(
-        pde="burgers",
-        trajectories=trajectories,
-        coords=coords,
-        times=times,
-        attrs={} if nu is None else {"nu": nu},
-    )
+    return read_scalar_1d(path, selection, layout=LAYOUT.name)
 
 
 def detect(h5file: h5py.File) -> bool:
-    """True if an open file has the PDEBench 1D layout: rank-3 ``tensor`` and ``x-coordinate``.
+    """True if an open file has the PDEBench 1D layout: rank-3 ``tensor`` and ``x-coordinate``,
+    and neither the attributes nor the name of PDEBench's Advection or Reaction–Diffusion files.
 
     Darcy files also hold ``tensor`` but with rank 4 and a ``y-coordinate``.
     """
@@ -321,8 +286,12 @@ def detect(h5file: h5py.File) -> bool:
         and isinstance(h5file.get("x-coordinate"), h5py.Dataset)
         and isinstance(h5file.get("t-coordinate"), h5py.Dataset)
         and "y-coordinate" not in h5file
+        and all(owner == LAYOUT.name
+                for _, owner in scalar_1d_evidence(h5file, Path(h5file.filename).name))
     )
 
+
+LAYOUT = Layout("pdebench-burgers", read, SCALAR_1D["pdebench-burgers"].files, family="burgers")
 
 FAMILY = PDEFamily(
     name="burgers",

@@ -33,14 +33,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from autoq.data._common import (
+    Layout,
     PDEData,
     PDEFamily,
     Progress,
+    Selection,
     atomic_h5,
     cell_centres,
     check_int,
     check_real,
     open_h5,
+    read_float,
     require_dataset,
 )
 from autoq.errors import DataError, SpecError
@@ -199,14 +202,21 @@ def generate(
     return target
 
 
-def read(path: str | os.PathLike[str]) -> PDEData:
+def read(path: str | os.PathLike[str], selection: Selection | None = None) -> PDEData:
     """Read a file in PDEBench's Darcy layout (ours or the public one) unchanged.
+
+    Args:
+        path: HDF5 file with ``nu`` ``(N, H, W)``, ``tensor`` ``(N, 1, H, W)``,
+            ``x-coordinate`` ``(H,)`` and ``y-coordinate`` ``(W,)``.
+        selection: the samples and grid points to read (the single frame is always read);
+            ``None`` reads everything.
 
     Returns:
         ``PDEData`` with ``trajectories`` ``(N, 1, H, W, 1)`` (the solution), ``coefficients``
         ``(N, H, W, 1)`` (a), ``coords`` ``(x, y)``, ``times=None`` and ``attrs={"beta": β}``
         when the file has the attribute.
     """
+    select = selection or Selection()
     with open_h5(path) as handle:
         nu = require_dataset(handle, "nu", ndim=3, source=path)
         tensor = require_dataset(handle, "tensor", ndim=4, source=path)
@@ -223,13 +233,19 @@ def read(path: str | os.PathLike[str]) -> PDEData:
                 f"{path}: 'x-coordinate' {x.shape} / 'y-coordinate' {y.shape} do not match the "
                 f"grid {(nx, ny)} of 'nu'"
             )
+        if samples == 0:
+            raise DataError(f"{path}: 'nu' holds no samples")
+        rows = select.samples(samples)
+        sx, sy = select.space((nx, ny))
         attrs = {"beta": float(handle.attrs["beta"])} if "beta" in handle.attrs else {}
         return PDEData(
             pde="darcy",
-            trajectories=tensor[...].astype(np.float32, copy=False)[..., None],
-            coords=(x[...].astype(np.float32), y[...].astype(np.float32)),
+            trajectories=read_float(tensor, (rows, slice(0, 1), sx, sy), key="tensor",
+                                    source=path)[..., None],
+            coords=(read_float(x, (sx,), key="x-coordinate", source=path),
+                    read_float(y, (sy,), key="y-coordinate", source=path)),
             times=None,
-            coefficients=nu[...].astype(np.float32, copy=False)[..., None],
+            coefficients=read_float(nu, (rows, sx, sy), key="nu", source=path)[..., None],
             attrs=attrs,
         )
 
@@ -245,6 +261,8 @@ def detect(handle: h5py.File) -> bool:
     )
 
 
+LAYOUT = Layout("pdebench-darcy", read, "PDEBench 2D_DarcyFlow_beta{β}_Train.hdf5",
+                family="darcy")
 
 
 FAMILY = PDEFamily(

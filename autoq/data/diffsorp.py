@@ -18,7 +18,7 @@ tridiagonal, so a batch costs one banded factorisation per Jacobian update.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import h5py
 import numpy as np
@@ -26,15 +26,16 @@ import yaml
 from scipy.integrate import solve_ivp
 
 from autoq.data._common import (
+    Layout,
     PDEData,
     PDEFamily,
     Progress,
+    Selection,
     atomic_h5,
     cell_centres,
-    open_h5,
-    require_dataset,
 )
-from autoq.errors import AutoqError, DataError, SpecError
+from autoq.data.pdebench import read_sample_groups, sample_keys
+from autoq.errors import AutoqError, SpecError
 
 T_END = 500.0
 DEFAULT_FRAMES = 101
@@ -305,42 +306,14 @@ def generate(
     return target
 
 
-def _sample_keys(handle: h5py.File) -> list[str]:
-    keys = [key for key in handle if isinstance(handle[key], h5py.Group)]
-    if all(key.isdigit() for key in keys):
-        return sorted(keys, key=int)
-    return sorted(keys)
-
-
-def _physics_of(group: h5py.Group, source: Path, key: str) -> dict[str, Any]:
-    text = group.attrs.get("config")
-    if text is None:
-        return {}
-    if isinstance(text, bytes):
-        text = text.decode()
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise DataError(f"{source}: '{key}' attribute 'config' is not YAML: {e}") from e
-    sim = config.get("sim") if isinstance(config, dict) else None
-    if not isinstance(sim, dict):
-        return {}
-    physics = {}
-    for ours, theirs in _CONFIG_NAMES.items():
-        # PyYAML reads PDEBench's ``5E-4`` (no dot) as text, hence float() on strings too.
-        try:
-            physics[ours] = float(sim[theirs])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return physics
-
-
-def read(path: str | Path) -> PDEData:
+def read(path: str | Path, selection: Selection | None = None) -> PDEData:
     """Read a diffusion–sorption file in the PDEBench layout, unchanged.
 
     Args:
         path: HDF5 file with one group per sample, each holding ``data`` ``(T, X, 1)``,
             ``grid/x`` ``(X,)`` and ``grid/t`` ``(T,)``.
+        selection: the samples, frames and grid points to read; only the selected groups are
+            opened. ``None`` reads everything.
 
     Returns:
         ``PDEData`` with ``trajectories`` ``(N, T, X, 1)`` float32 in sorted group order,
@@ -351,31 +324,8 @@ def read(path: str | Path) -> PDEData:
         DataError: the file is missing or unreadable, holds no sample groups, or a group's
             key is missing or mis-shaped.
     """
-    source = Path(path)
-    with open_h5(source) as handle:
-        keys = _sample_keys(handle)
-        if not keys:
-            raise DataError(f"{source}: no sample groups (found: {sorted(handle.keys())})")
-        x = require_dataset(handle, f"{keys[0]}/grid/x", ndim=1, source=source)[...]
-        t = require_dataset(handle, f"{keys[0]}/grid/t", ndim=1, source=source)[...]
-        shape = (t.shape[0], x.shape[0], 1)
-        trajectories = np.empty((len(keys), *shape), dtype=np.float32)
-        for i, key in enumerate(keys):
-            data = require_dataset(handle, f"{key}/data", ndim=3, source=source)
-            if data.shape != shape:
-                raise DataError(
-                    f"{source}: '{key}/data' has shape {data.shape}, expected {shape} "
-                    "from grid/t and grid/x"
-                )
-            data.read_direct(trajectories, dest_sel=np.s_[i])
-        attrs = _physics_of(handle[keys[0]], source, keys[0])
-    return PDEData(
-        pde="diffsorp",
-        trajectories=trajectories,
-        coords=(np.asarray(x, dtype=np.float32),),
-        times=np.asarray(t, dtype=np.float32),
-        attrs=attrs,
-    )
+    return read_sample_groups(path, selection, pde="diffsorp", spatial_dims=1, fields=1,
+                              field_names="u", config=_CONFIG_NAMES)
 
 
 def detect(h5file: h5py.File) -> bool:
@@ -383,11 +333,14 @@ def detect(h5file: h5py.File) -> bool:
 
     PDEBench's 2D reaction–diffusion files share the group layout but hold rank-4 ``data``.
     """
-    keys = _sample_keys(h5file)
+    keys = sample_keys(h5file)
     if not keys:
         return False
     data = h5file[keys[0]].get("data")
     return isinstance(data, h5py.Dataset) and data.ndim == 3 and "grid" in h5file[keys[0]]
+
+
+LAYOUT = Layout("pdebench-diffsorp", read, "PDEBench 1D_diff-sorp_NA_NA.h5", family="diffsorp")
 
 
 FAMILY = PDEFamily(

@@ -50,14 +50,19 @@ import numpy as np
 import scipy.fft as sfft
 
 from autoq.data._common import (
+    Layout,
     PDEData,
     PDEFamily,
     Progress,
+    Selection,
     atomic_h5,
     check_int,
     check_real,
     open_h5,
+    read_float,
     require_dataset,
+    require_float,
+    selected,
 )
 from autoq.errors import DataError, SpecError
 
@@ -342,16 +347,22 @@ def _create_split(
     return group
 
 
-def read(path: str | os.PathLike[str]) -> PDEData:
+def read(path: str | os.PathLike[str], selection: Selection | None = None) -> PDEData:
     """Read a file in PDEArena's Navier–Stokes layout (ours or a public one) unchanged.
 
-    The groups present among ``train``, ``valid``, ``test`` are concatenated in that order.
+    The groups present among ``train``, ``valid``, ``test`` are concatenated in that order; a
+    selection counts samples across them in that order.
+
+    Args:
+        path: the HDF5 file.
+        selection: the samples, frames and grid points to read; ``None`` reads everything.
 
     Returns:
         ``PDEData`` with ``trajectories`` ``(N, T, X, Y, 3)`` float32, fields (smoke, vx, vy);
         ``coords`` ``(x, y)`` and ``times`` ``(T,)`` of the first sample; ``attrs`` with
         ``buoyancy`` (from the root attribute or ``buo_y``) and ``nu`` when the file has it.
     """
+    select = selection or Selection()
     with open_h5(path) as handle:
         groups = [name for name in SPLITS if name in handle]
         if not groups:
@@ -366,13 +377,24 @@ def read(path: str | os.PathLike[str]) -> PDEData:
             if group["u"].shape[1:] != shape:
                 raise DataError(f"{path}: group {group.name!r} has frames×grid "
                                 f"{group['u'].shape[1:]}, {first.name!r} has {shape}")
-        trajectories = np.empty((sum(count for _, count in filled), *shape, len(FIELDS)),
+        for group, _ in filled:
+            for key in FIELDS:
+                require_float(group[key], key=f"{group.name}/{key}", source=path)
+        total = sum(count for _, count in filled)
+        rows = range(total)[select.samples(total)]
+        frames, *space = (select.frames(shape[0]), *select.space(shape[1:]))
+        grid = tuple(selected(part, n) for part, n in zip(space, shape[1:], strict=True))
+        trajectories = np.empty((len(rows), selected(frames, shape[0]), *grid, len(FIELDS)),
                                 dtype=np.float32)
-        start = 0
+        start = written = 0
         for group, count in filled:
+            local = _within(rows, start, count)
+            n = selected(local, count)
             for i, key in enumerate(FIELDS):
-                trajectories[start:start + count, ..., i] = group[key].astype(np.float32)[()]
-            start += count
+                if n:
+                    group[key].read_direct(trajectories, source_sel=(local, frames, *space),
+                                           dest_sel=np.s_[written:written + n, ..., i])
+            start, written = start + count, written + n
         attrs: dict[str, Any] = {}
         if "buoyancy" in handle.attrs:
             attrs["buoyancy"] = float(handle.attrs["buoyancy"])
@@ -383,10 +405,23 @@ def read(path: str | os.PathLike[str]) -> PDEData:
         return PDEData(
             pde="ns2d",
             trajectories=trajectories,
-            coords=(first["x"][0].astype(np.float32), first["y"][0].astype(np.float32)),
-            times=first["t"][0].astype(np.float32),
+            coords=(read_float(first["x"], (0, space[0]), key="x", source=path),
+                    read_float(first["y"], (0, space[1]), key="y", source=path)),
+            times=read_float(first["t"], (0, frames), key="t", source=path),
             attrs=attrs,
         )
+
+
+def _within(rows: range, start: int, count: int) -> slice:
+    """The rows (a range with a positive step) among ``start … start + count - 1``, as a slice
+    of that block."""
+    first = rows.start
+    if first < start:
+        first += -(-(start - first) // rows.step) * rows.step
+    stop = min(rows.stop, start + count)
+    if first >= stop:
+        return slice(0, 0)
+    return slice(first - start, stop - start, rows.step)
 
 
 def _check_split(handle: h5py.File, name: str, path: str | os.PathLike[str]
@@ -419,6 +454,7 @@ def detect(handle: h5py.File) -> bool:
     )
 
 
+LAYOUT = Layout("pdearena-ns2d", read, "PDEArena NavierStokes2D_*.h5", family="ns2d")
 
 
 FAMILY = PDEFamily(

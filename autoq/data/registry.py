@@ -1,14 +1,23 @@
-"""The PDE families autoq knows, by name, and reading a data file of any of them."""
+"""The PDE families autoq knows and the file layouts it reads, by name, and reading a data file.
+
+:data:`PDES` holds the families autoq can generate (a classical solver and the public layout it
+writes); :data:`LAYOUTS` every file layout autoq reads: the four families' and more of PDEBench's
+public files, read as they are, plus ``generic`` for one ``(samples, time, *space, fields)``
+array in an HDF5, ``.npy`` or ``.npz`` file. :func:`read_data` reads a file in a named layout,
+only the selected part of it.
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from autoq.data import burgers, darcy, diffsorp, ns2d
-from autoq.data._common import PDEData, PDEFamily, open_h5
+from autoq.data import burgers, darcy, diffsorp, generic, ns2d, pdebench
+from autoq.data._common import Layout, PDEData, PDEFamily, Selection, open_h5
 from autoq.errors import DataError, SpecError
 
 PDES: dict[str, PDEFamily] = {
@@ -17,6 +26,21 @@ PDES: dict[str, PDEFamily] = {
     "darcy": darcy.FAMILY,
     "ns2d": ns2d.FAMILY,
 }
+
+LAYOUTS: dict[str, Layout] = {
+    "pdebench-burgers": burgers.LAYOUT,
+    "pdebench-diffsorp": diffsorp.LAYOUT,
+    "pdebench-darcy": darcy.LAYOUT,
+    "pdearena-ns2d": ns2d.LAYOUT,
+    "pdebench-advection": pdebench.ADVECTION,
+    "pdebench-reacdiff1d": pdebench.REACDIFF_1D,
+    "pdebench-reacdiff2d": pdebench.REACDIFF_2D,
+    "pdebench-swe2d": pdebench.SWE_2D,
+    "pdebench-cfd1d": pdebench.CFD_1D,
+    "pdebench-cfd2d": pdebench.CFD_2D,
+    "generic": generic.LAYOUT,
+}
+"""Every file layout autoq reads, by the name a spec's ``data.layout`` takes."""
 
 
 def get_family(name: str) -> PDEFamily:
@@ -49,22 +73,84 @@ def detect_family(path: str | os.PathLike[str]) -> PDEFamily:
                     f"{sorted(PDES)} in the PDEBench/PDEArena layout")
 
 
-def read_pde_file(path: str | os.PathLike[str], pde: str | None = None) -> PDEData:
-    """Read a data file, checking it against ``pde`` when given, else detecting its layout.
+def get_layout(name: str) -> Layout:
+    """The layout registered as ``name``; a SpecError lists the known names otherwise."""
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise SpecError(f"unknown layout {name!r}; known: {sorted(LAYOUTS)}") from None
 
-    Reads are cached per (path, size, modification time), so a search that builds many trials on
-    the same file reads it once per process.
+
+def family_layout(pde: str) -> str:
+    """The name of the layout family ``pde``'s generator writes (``burgers`` →
+    ``pdebench-burgers``)."""
+    get_family(pde)
+    return next(name for name, layout in LAYOUTS.items() if layout.family == pde)
+
+
+def read_data(
+    path: str | os.PathLike[str],
+    layout: str,
+    *,
+    selection: Selection | None = None,
+    **options: Any,
+) -> PDEData:
+    """Read the selected part of a data file in the named layout.
+
+    Reads are cached per (path, size, modification time, layout, selection, options), so a
+    search that builds many trials on the same file reads it once per process.
+
+    Args:
+        path: the data file.
+        layout: a key of :data:`LAYOUTS`.
+        selection: the samples, frames and grid points to read; ``None`` reads everything.
+        **options: the layout's options (the generic layout's ``key``, ``coord_keys``,
+            ``time_key``, ``coefficient_key``); ``None`` values are left out.
+
+    Raises:
+        SpecError: an unknown layout, or an option the layout does not take.
+        DataError: the file is missing, or does not hold the layout; the message names the
+            file, the key and the layout.
     """
+    entry = get_layout(layout)
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = sorted(set(given) - set(entry.options))
+    if unknown:
+        takers = sorted(name for name, other in LAYOUTS.items() if other.options)
+        raise SpecError(f"layout {layout!r} takes no {', '.join(unknown)} (only {takers} do)")
     source = Path(path)
     if not source.is_file():
         raise DataError(f"data file not found: {source}")
     stat = source.stat()
-    return _read_cached(str(source.resolve()), stat.st_size, stat.st_mtime_ns, pde)
+    frozen = tuple(sorted((name, _hashable(value)) for name, value in given.items()))
+    return _read_cached(str(source.resolve()), stat.st_size, stat.st_mtime_ns, layout,
+                        selection or Selection(), frozen)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(value)
+    return value
 
 
 @lru_cache(maxsize=8)
-def _read_cached(path: str, size: int, mtime_ns: int, pde: str | None) -> PDEData:
-    family = detect_family(path)
-    if pde is not None and family.name != pde:
-        raise DataError(f"{path} holds {family.name!r} data, but the spec says pde={pde!r}")
-    return family.read(Path(path))
+def _read_cached(path: str, size: int, mtime_ns: int, layout: str, selection: Selection,
+                 options: tuple[tuple[str, Any], ...]) -> PDEData:
+    entry = LAYOUTS[layout]
+    try:
+        return entry.read(Path(path), selection, **dict(options))
+    except DataError as e:
+        raise DataError(f"{e} (read as layout {layout!r}: {entry.files})") from e
+
+
+def read_pde_file(path: str | os.PathLike[str], pde: str | None = None) -> PDEData:
+    """Read a whole data file of a PDE family: the layout of ``pde`` when given, else the
+    family whose layout the file follows (detected).
+
+    Reads are cached like :func:`read_data`'s.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"data file not found: {source}")
+    family = pde if pde is not None else detect_family(source).name
+    return read_data(source, family_layout(family))
