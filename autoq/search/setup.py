@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from autoq.data import get_family, read_pde_file
+from autoq.data import PDEData, get_family, read_data
 from autoq.errors import DataError
 from autoq.search.spec import SearchSpec
 from autoq.train import Problem, load_problem
@@ -34,9 +34,11 @@ def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
     path = Path(spec.data.path)
     if path.is_file():
         return path
-    if spec.data.generate is None:
-        raise DataError(f"data file not found: {path} (add a data.generate block to make it "
-                        f"with autoq's {spec.data.pde} solver, or point data.path at your file)")
+    if spec.data.generate is None or spec.data.pde is None:
+        how = (f"add a data.generate block to make it with autoq's {spec.data.pde} solver, or "
+               if spec.data.pde is not None else "")
+        raise DataError(f"data file not found: {path} ({how}point data.path at your file in "
+                        f"layout {spec.data.layout!r})")
     recipe = spec.data.generate
     family = get_family(spec.data.pde)
     options = dict(recipe.options)
@@ -48,28 +50,46 @@ def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
                                seed=recipe.seed, progress=bar, **options)
 
 
+def read_spec_data(spec: SearchSpec, *, max_samples: int | None = None) -> PDEData:
+    """The part of the spec's data file its selection names, read in its layout (the file must
+    exist); ``max_samples`` caps the samples further (shapes need only one)."""
+    selection = spec.data.selection
+    if max_samples is not None:
+        cap = max_samples if selection.max_samples is None else min(max_samples,
+                                                                    selection.max_samples)
+        selection = replace(selection, max_samples=cap)
+    return read_data(spec.data.path, spec.data.layout, selection=selection,
+                     **spec.data.read_options)
+
+
 def geometry(spec: SearchSpec) -> Geometry:
-    """The spec's shapes: read from the data file when it exists, else from the generation
-    recipe or the public defaults."""
-    family = get_family(spec.data.pde)
+    """The spec's shapes: read from the data file when it exists (one sample of it, with the
+    spec's strides), else from the generation recipe or the public defaults."""
     path = Path(spec.data.path)
     if path.is_file():
-        data = read_pde_file(path, spec.data.pde)
+        data = read_spec_data(spec, max_samples=1)
         shape, fields = data.spatial_shape, data.fields
         coefficient_channels = 0 if data.coefficients is None else data.coefficients.shape[-1]
-    else:
+    elif spec.data.pde is not None:
+        family = get_family(spec.data.pde)
         recipe = spec.data.generate
         resolution = (recipe.resolution if recipe and recipe.resolution
                       else family.default_resolution)
-        shape, fields = (resolution,) * family.spatial_dims, family.fields
+        points = len(range(0, resolution, spec.data.space_stride))
+        shape, fields = (points,) * family.spatial_dims, family.fields
         coefficient_channels = family.coefficient_channels
+    else:
+        raise DataError(f"data file not found: {path} (layout {spec.data.layout!r} has no "
+                        f"generator, so its shapes come from the file)")
     if coefficient_channels:
         return Geometry(shape, coefficient_channels, fields)
     return Geometry(shape, spec.data.input_steps * fields, spec.data.target_steps * fields)
 
 
 def load_spec_problem(spec: SearchSpec, *, progress: bool = True) -> Problem:
-    """The spec's learning problem, generating its data file first if needed."""
+    """The spec's learning problem (its layout, the part of the file its selection names),
+    generating its data file first if needed."""
     path = ensure_data(spec, progress=progress)
-    return load_problem(path, pde=spec.data.pde, input_steps=spec.data.input_steps,
+    return load_problem(path, layout=spec.data.layout, selection=spec.data.selection,
+                        options=spec.data.read_options, input_steps=spec.data.input_steps,
                         target_steps=spec.data.target_steps, split_seed=spec.data.split_seed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import (
@@ -26,7 +26,8 @@ from pydantic import (
 )
 
 from autoq.bits import MAX_BITS, MIN_BITS, Granularity
-from autoq.data.registry import PDES, solver_options
+from autoq.data import Selection
+from autoq.data.registry import LAYOUTS, PDES, family_layout, solver_options
 from autoq.errors import SpecError, describe_validation_error
 from autoq.models.config import ModelConfig
 from autoq.models.registry import MODELS, UNION_TAGS
@@ -52,9 +53,11 @@ def _registered(registry: Mapping[str, object], kind: str
 
 
 _PDE_CHECK, _PDE_SCHEMA = _registered(PDES, "pde")
+_LAYOUT_CHECK, _LAYOUT_SCHEMA = _registered(LAYOUTS, "layout")
 _SAMPLER_CHECK, _SAMPLER_SCHEMA = _registered(SAMPLERS, "sampler")
 _EXECUTOR_CHECK, _EXECUTOR_SCHEMA = _registered(EXECUTORS, "executor")
 PDEName = Annotated[str, _PDE_CHECK, _PDE_SCHEMA]
+LayoutName = Annotated[str, _LAYOUT_CHECK, _LAYOUT_SCHEMA]
 SamplerName = Annotated[str, _SAMPLER_CHECK, _SAMPLER_SCHEMA]
 ExecutorName = Annotated[str, _EXECUTOR_CHECK, _EXECUTOR_SCHEMA]
 CUSTOM_METRIC_PREFIX = "custom:"
@@ -97,27 +100,93 @@ class GenerateSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """The data: a file in a public layout, and the window the model sees.
+    """The data: a file in a named layout, the part of it to read, and the window the model sees.
 
     Attributes:
-        pde: the PDE family; the file must hold that family's layout.
-        path: the HDF5 file (relative paths resolve against the working directory).
-        input_steps: past states in (1 for Darcy).
-        target_steps: future states out per pass (1 for Darcy).
+        layout: the file's layout, a key of :data:`~autoq.data.LAYOUTS`
+            (``pdebench-advection``, ``generic``, …); implied by ``pde`` when not given.
+        pde: a PDE family autoq can generate (a key of :data:`~autoq.data.PDES`), standing for
+            its layout (``burgers`` → ``pdebench-burgers``); filled in from a family's layout.
+            When both are given they must agree.
+        path: the data file (relative paths resolve against the working directory).
+        key: generic layout: the name of the ``(samples, time, *space, fields)`` array (an
+            HDF5 dataset or an ``.npz`` member; an ``.npy`` file takes none).
+        coord_keys: generic layout: names of the 1D coordinate arrays, one per spatial axis.
+        time_key: generic layout: name of the ``(time,)`` frame times.
+        coefficient_key: generic layout: name of a steady problem's ``(samples, *space,
+            channels)`` input (the trajectories then hold one frame, the solution).
+        max_samples: read at most this many samples (every ``sample_stride``-th from the
+            first); ``None``: all. At least 3, for the train/val/test split.
+        sample_stride: read every n-th sample.
+        time_stride: read every n-th frame.
+        space_stride: read every n-th grid point along each spatial axis.
+        input_steps: past states in (1 for steady problems such as Darcy).
+        target_steps: future states out per pass (1 for steady problems).
         split_seed: seed of the train/val/test split by sample.
-        generate: if given and the file is missing, generate it with autoq's solver.
+        generate: if given and the file is missing, generate it with autoq's solver (needs a
+            ``pde``, or the layout of one).
     """
 
-    pde: PDEName
+    layout: LayoutName
+    pde: PDEName | None = None
     path: str
+    key: str | None = Field(None, min_length=1)
+    coord_keys: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
+    time_key: str | None = Field(None, min_length=1)
+    coefficient_key: str | None = Field(None, min_length=1)
+    max_samples: int | None = Field(None, ge=3)
+    sample_stride: int = Field(1, ge=1)
+    time_stride: int = Field(1, ge=1)
+    space_stride: int = Field(1, ge=1)
     input_steps: int = Field(1, ge=1)
     target_steps: int = Field(1, ge=1)
     split_seed: int = 0
     generate: GenerateSpec | None = None
 
+    LAYOUT_OPTIONS: ClassVar[tuple[str, ...]] = ("key", "coord_keys", "time_key",
+                                                 "coefficient_key")
+    """The fields that are options of some layout's reader."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout_of_pde(cls, data: Any) -> Any:
+        """``pde`` stands for its family's layout; a family's layout names its ``pde``."""
+        if not isinstance(data, Mapping):
+            return data
+        pde, layout = data.get("pde"), data.get("layout")
+        if pde is None and layout is None:
+            raise ValueError(f"give layout (one of {sorted(LAYOUTS)}) or pde (one of "
+                             f"{sorted(PDES)}, standing for its layout)")
+        filled = dict(data)
+        if isinstance(pde, str) and pde in PDES:
+            named = family_layout(pde)
+            if layout is None:
+                filled["layout"] = named
+            elif layout != named:
+                raise ValueError(f"pde {pde!r} reads layout {named!r}, but layout is "
+                                 f"{layout!r}; give one of them, or both agreeing")
+        elif pde is None and isinstance(layout, str) and layout in LAYOUTS:
+            filled["pde"] = LAYOUTS[layout].family
+        return filled
+
+    @model_validator(mode="after")
+    def _options_fit_the_layout(self) -> DataSpec:
+        given = [name for name in self.LAYOUT_OPTIONS if getattr(self, name) is not None]
+        refused = [name for name in given if name not in LAYOUTS[self.layout].options]
+        if refused:
+            takers = sorted(name for name, layout in LAYOUTS.items() if layout.options)
+            raise ValueError(f"layout {self.layout!r} takes no {', '.join(refused)} (only "
+                             f"{takers} do)")
+        return self
+
     @model_validator(mode="after")
     def _solver_knows_options(self) -> DataSpec:
-        if self.generate is None or not self.generate.options:
+        if self.generate is None:
+            return self
+        if self.pde is None:
+            raise ValueError(f"generate: autoq has no generator for layout {self.layout!r}; "
+                             f"generate needs a pde (one of {sorted(PDES)}) or its layout")
+        if not self.generate.options:
             return self
         accepted = solver_options(self.pde)
         unknown = sorted(set(self.generate.options) - set(accepted))
@@ -125,6 +194,18 @@ class DataSpec(_Strict):
             raise ValueError(f"generate.options: unknown parameter(s) {unknown} for the "
                              f"{self.pde} solver; allowed: {sorted(accepted)}")
         return self
+
+    @property
+    def selection(self) -> Selection:
+        """The part of the file to read."""
+        return Selection(max_samples=self.max_samples, sample_stride=self.sample_stride,
+                         time_stride=self.time_stride, space_stride=self.space_stride)
+
+    @property
+    def read_options(self) -> dict[str, Any]:
+        """The layout's options as its reader takes them (unset ones left out)."""
+        return {name: getattr(self, name) for name in LAYOUTS[self.layout].options
+                if getattr(self, name) is not None}
 
 
 class SpaceSpec(_Strict):

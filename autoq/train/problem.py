@@ -1,16 +1,30 @@
-"""A learning problem: a data file, its split and the window shape, and solvers built for it."""
+"""A learning problem: a data set (from a file or from memory), its split and the window shape,
+and solvers built for it."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from autoq.data import PDEData, Split, TrajectoryWindows, check_window, read_pde_file
+import numpy as np
+
+from autoq.data import (
+    PDEData,
+    Selection,
+    Split,
+    TrajectoryWindows,
+    check_window,
+    detect_family,
+    family_layout,
+    read_data,
+)
 from autoq.data import split_samples as make_split
+from autoq.errors import SpecError
 from autoq.models import build_model
 from autoq.models.config import ModelConfig
 from autoq.train.solver import ScaledSolver
@@ -27,7 +41,8 @@ class Problem:
         split: sample indices per subset.
         input_steps: past states the model sees.
         target_steps: future states it predicts per pass.
-        data_digest: SHA-256 of the data file, part of every cache key built on it.
+        data_digest: SHA-256 of the data (of the file when it was read whole, else of the
+            arrays), part of every cache key built on it.
     """
 
     data: PDEData
@@ -75,16 +90,85 @@ def load_problem(
     path: str | os.PathLike[str],
     *,
     pde: str | None = None,
+    layout: str | None = None,
+    selection: Selection | None = None,
+    options: Mapping[str, Any] | None = None,
     input_steps: int,
     target_steps: int,
     split_seed: int = 0,
 ) -> Problem:
-    """Read the data file at ``path`` and split it; errors name the file or argument."""
-    data = read_pde_file(path, pde)
+    """Read the data file at ``path`` in its layout and split it; errors name the file or
+    argument.
+
+    Args:
+        path: the data file.
+        pde: a family of :data:`~autoq.data.PDES`: the file holds its layout.
+        layout: a key of :data:`~autoq.data.LAYOUTS`; with neither, the family's layout is
+            detected.
+        selection: the samples, frames and grid points to read; ``None`` reads everything.
+        options: the layout's options (the generic layout's array names).
+        input_steps: past states the model sees.
+        target_steps: future states it predicts per pass.
+        split_seed: seed of the train/val/test split by sample.
+
+    Returns:
+        The problem. Its ``data_digest`` is the file's SHA-256 when the whole file was read
+        without options (as before selections existed, so cached float models stay valid),
+        else the SHA-256 of the arrays read.
+    """
+    if pde is not None:
+        named = family_layout(pde)
+        if layout is not None and layout != named:
+            raise SpecError(f"pde={pde!r} reads layout {named!r}, not layout={layout!r}")
+        layout = named
+    if layout is None:
+        layout = family_layout(detect_family(path).name)
+    options = {name: value for name, value in (options or {}).items() if value is not None}
+    data = read_data(path, layout, selection=selection, **options)
+    whole = (selection is None or selection.everything) and not options
+    return problem_from_data(data, input_steps=input_steps, target_steps=target_steps,
+                             split_seed=split_seed,
+                             digest=file_digest(path) if whole else None)
+
+
+def problem_from_data(
+    data: PDEData,
+    *,
+    input_steps: int,
+    target_steps: int,
+    split_seed: int = 0,
+    digest: str | None = None,
+) -> Problem:
+    """A problem on data already in memory (e.g. from :func:`autoq.data.from_arrays`).
+
+    Args:
+        data: the data set.
+        input_steps: past states the model sees (1 for steady data).
+        target_steps: future states it predicts per pass (1 for steady data).
+        split_seed: seed of the train/val/test split by sample (at least 3 samples).
+        digest: the data's identity in the float-model cache; ``None``: the SHA-256 of its
+            arrays (:func:`data_digest`).
+
+    Raises:
+        SpecError: the window does not fit the trajectories, or too few samples to split.
+    """
     check_window(data, input_steps=input_steps, target_steps=target_steps)
     return Problem(data=data, split=make_split(data.samples, seed=split_seed),
                    input_steps=input_steps, target_steps=target_steps,
-                   data_digest=file_digest(path))
+                   data_digest=digest if digest is not None else data_digest(data))
+
+
+def data_digest(data: PDEData) -> str:
+    """SHA-256 of what training sees of a data set: the trajectories and the coefficients
+    (shape, dtype and values)."""
+    sha = hashlib.sha256()
+    for name, array in (("trajectories", data.trajectories), ("coefficients", data.coefficients)):
+        if array is None:
+            continue
+        values = np.ascontiguousarray(array)
+        sha.update(f"{name}:{values.dtype.str}:{values.shape};".encode())
+        sha.update(values.data)
+    return sha.hexdigest()
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
