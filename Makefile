@@ -12,7 +12,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 	# torch comes from this machine's disk with the exact pins; the lock pins everything else.
 	$(BIN)/pip install --quiet -r requirements.lock
 	# The lock already holds every extra's packages: naming them here resolves nothing more.
-	$(BIN)/pip install --quiet --no-deps -e '.[service,ray,test,dev]'
+	$(BIN)/pip install --quiet --no-deps -e '.[service,ray,test,dev,neuralop]'
 	touch $@
 
 demo: $(INSTALLED)
