@@ -155,7 +155,6 @@ def search(
     from autoq.settings import get_settings
     from autoq.train.metrics import from_callable
 
-    spec = _as_spec(space)
     updates: dict[str, Any] = {}
     if model is not None:
         updates["model"] = _model_config(model).model_dump(mode="json")
@@ -165,8 +164,7 @@ def search(
         updates["metric"] = f"{CUSTOM_METRIC_PREFIX}{metric_function.__name__}"
     elif metric is not None:
         updates["metric"] = metric
-    if updates:
-        spec = parse_spec({**spec.model_dump(mode="json"), **updates}, source="autoq.search")
+    spec = _as_spec(space, updates)
     settings = get_settings()
     artifacts = Path(artifact_dir) if artifact_dir is not None else settings.artifact_dir
     run_here = dataset is not None or metric_function is not None
@@ -192,12 +190,18 @@ def load(name: str, *, storage: str | None = None) -> SearchResult:
     return SearchResult(study=study, spec=study_spec(study))
 
 
-def _as_spec(space: str | Path | Mapping[str, Any] | SearchSpec) -> SearchSpec:
-    if isinstance(space, SearchSpec):
-        return space
+def _as_spec(space: str | Path | Mapping[str, Any] | SearchSpec, updates: Mapping[str, Any]
+             ) -> SearchSpec:
+    """The spec of ``space`` with the top-level ``updates`` (a mapping may leave out what the
+    updates give, e.g. ``model`` when the caller passes one)."""
     if isinstance(space, Mapping):
-        return parse_spec(space, source="autoq.search")
-    return load_spec(space)
+        payload = dict(space)
+    else:
+        spec = space if isinstance(space, SearchSpec) else load_spec(space)
+        if not updates:
+            return spec
+        payload = spec.model_dump(mode="json")
+    return parse_spec({**payload, **updates}, source="autoq.search")
 
 
 def _model_config(model: Any) -> ModelConfig:

@@ -46,6 +46,7 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
                         {name: layer.cost for name, layer in result.cost.layers.items()})
     trial.set_user_attr(records.FLOPS_ATTR, result.cost.flops)
     trial.set_user_attr(records.FLOAT_MSE_ATTR, result.float_mse)
+    trial.set_user_attr(records.FLOAT_REFERENCE_ATTR, result.float_reference)
     if result.rollout_mse is not None:
         trial.set_user_attr(records.ROLLOUT_MSE_ATTR, result.rollout_mse)
     trial.set_user_attr(records.TIMINGS_ATTR, result.timings)

@@ -15,7 +15,7 @@ import optuna
 
 from autoq.errors import SpecError
 from autoq.search.records import (
-    FLOAT_MSE_ATTR,
+    FLOAT_REFERENCE_ATTR,
     TrialPoint,
     complete_points,
     counts_towards_budget,
@@ -87,11 +87,11 @@ def operating_point(points: Iterable[TrialPoint], max_mse: float) -> TrialPoint 
 
 
 def float_reference(points: Iterable[TrialPoint]) -> float | None:
-    """The float model's error at full resolution: the one recorded by complete trials at the
-    largest scale the search ran (``None`` before any trial completed)."""
-    recorded = [(c.point.scale, c.point.details[FLOAT_MSE_ATTR]) for c in complete_points(points)
-                if c.point.scale is not None and FLOAT_MSE_ATTR in c.point.details]
-    return max(recorded)[1] if recorded else None
+    """The float model's error at full resolution (the space's largest scale), as complete trials
+    record it (``None`` before any trial completed)."""
+    recorded = [c.point.details[FLOAT_REFERENCE_ATTR] for c in complete_points(points)
+                if FLOAT_REFERENCE_ATTR in c.point.details]
+    return recorded[-1] if recorded else None
 
 
 def error_bound(points: Iterable[TrialPoint], *, max_mse: float | None = None,

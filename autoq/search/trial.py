@@ -44,6 +44,7 @@ class TrialResult:
             at the data resolution.
         cost: the configuration's bit-op cost report.
         float_mse: the same error of the float model it started from.
+        float_reference: the same error of the float model at the space's largest scale.
         rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
             whole trajectory from its first window; ``None`` for steady problems).
         timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
@@ -54,6 +55,7 @@ class TrialResult:
     mse: float
     cost: CostReport
     float_mse: float
+    float_reference: float
     rollout_mse: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     artifact: Path | None = None
@@ -144,6 +146,7 @@ class TrialRunner:
                           "scale": config.scale,
                           "data_shape": list(self.space.geometry.data_shape)})
         return TrialResult(mse=mse, cost=cost, float_mse=self.float_error(config.scale),
+                           float_reference=self.float_error(max(self.spec.space.scales)),
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 
