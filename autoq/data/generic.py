@@ -158,7 +158,8 @@ def read(
         rows = select.samples(samples)
         time = select.frames(frames)
         trajectories = _take(main, (rows, time, *space, slice(None)), label)
-        axes = None
+        axes: list[np.ndarray] = [cell_centres(n)[part] for n, part in zip(grid, space,
+                                                                            strict=True)]
         if coord_keys is not None:
             if isinstance(coord_keys, str) or len(coord_keys) != len(grid):
                 raise DataError(f"{source}: coord_keys={coord_keys!r}: need one name per spatial "
@@ -170,7 +171,7 @@ def read(
                     raise DataError(f"{source}: {name!r} has shape {array.shape}, expected "
                                     f"({n},): the length of spatial axis {axis} of {label}")
                 axes.append(_take(array, (part,), f"{source}: {name!r}"))
-        times = None
+        times: np.ndarray | None = np.arange(frames, dtype=np.float32)[time]
         if time_key is not None:
             array = _named(arrays, time_key, source)
             if array.shape != (frames,):
@@ -185,6 +186,8 @@ def read(
                                 f"expected ({samples}, {', '.join(map(str, grid))}, channels) "
                                 f"to match {label} {main.shape}")
             coefficients = _take(array, (rows, *space, slice(None)), labels["coefficients"])
+            if time_key is None:
+                times = None  # a steady problem has no frame times
     return _assemble(source.stem, trajectories, axes, times, coefficients, labels=labels)
 
 
@@ -329,6 +332,9 @@ def _take(array: _Array, index: tuple[Any, ...], label: str) -> np.ndarray:
     if isinstance(array, h5py.Dataset):
         # HDF5 converts while reading, so a float64 dataset never sits in memory as float64.
         return np.ascontiguousarray(array.astype(np.float32)[index])
+    if isinstance(array, np.memmap):
+        # A copy, so the data live in memory like every other read, not in the mapped file.
+        return np.array(array[index], dtype=np.float32, order="C")
     return np.ascontiguousarray(array[index], dtype=np.float32)
 
 
@@ -386,12 +392,12 @@ class _CompressedMember:
         return len(self.shape)
 
     def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
+        if self.fortran or self.ndim < 2:
+            # Fortran order puts the first axis last in memory; 1D arrays are small: read whole.
+            with self.archive.open(self.info) as handle:
+                return np.asarray(npy_format.read_array(handle, allow_pickle=False)[index])
         with self.archive.open(self.info) as handle:
             _header(handle, self.source)
-            if self.fortran or self.ndim < 2:
-                # Fortran order puts the first axis last in memory; small arrays are read whole.
-                data = npy_format.read_array(handle, allow_pickle=False)
-                return np.asarray(data[index])
             rows = range(self.shape[0])[index[0]]
             rest = index[1:]
             row_shape = self.shape[1:]

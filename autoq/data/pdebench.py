@@ -123,8 +123,8 @@ def _check_scalar_1d(handle: h5py.File, source: Path, kind: Scalar1D) -> None:
             raise DataError(f"{source}: {evidence} belong to no PDEBench 1D layout; "
                             f"{kind.layout} files carry {list(kind.attributes)}")
         other = SCALAR_1D[owner]
-        raise DataError(f"{source}: {evidence} mark a {owner} file ({other.files}), not a "
-                        f"{kind.layout} one ({kind.files}, attribute(s) {list(kind.attributes)})")
+        raise DataError(f"{source}: {evidence} mark a {owner} file ({other.files}); "
+                        f"{kind.layout} files carry {list(kind.attributes)}")
 
 
 def _parameters(handle: h5py.File, source: Path, kind: Scalar1D) -> dict[str, float]:
@@ -166,10 +166,11 @@ def read_scalar_1d(path: str | Path, selection: Selection | None, *, layout: str
     kind, source = SCALAR_1D[layout], Path(path)
     select = selection or Selection()
     with open_h5(source) as handle:
-        _check_scalar_1d(handle, source, kind)
         tensor = require_dataset(handle, "tensor", ndim=3, source=source)
         x = require_dataset(handle, "x-coordinate", ndim=1, source=source)
         t = require_dataset(handle, "t-coordinate", ndim=1, source=source)
+        # The keys are those of all three 1D layouts; the attributes and name tell which.
+        _check_scalar_1d(handle, source, kind)
         samples, frames, cells = tensor.shape
         if x.shape[0] != cells:
             raise DataError(
