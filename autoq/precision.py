@@ -3,17 +3,20 @@
 A trial is a spatial scale factor plus, for every quantizable layer (by its ``named_modules()``
 path), a pair ``(weight_bits, act_bits)`` or ``None`` for float. Quantizable layers are those whose
 work is a matrix multiplication (the paper, section 3.3): linear layers, convolutions and
-transposed convolutions, FNO spectral convolutions, and products of two activations
-(:class:`~autoq.models.layers.MatMul`). For a ``MatMul`` the right operand plays the weight's part:
-``weight_bits`` is its bitwidth and ``act_bits`` that of the left operand.
+transposed convolutions, FNO spectral convolutions (autoq's, and neuraloperator's when a model
+holds one), and products of two activations (:class:`~autoq.models.layers.MatMul`). For a
+``MatMul`` the right operand plays the weight's part: ``weight_bits`` is its bitwidth and
+``act_bits`` that of the left operand.
 
 This module is the vocabulary shared by :mod:`autoq.quant` (which builds the quantized model) and
-:mod:`autoq.cost` (which prices it); it imports neither AIMET nor a profiler.
+:mod:`autoq.cost` (which prices it); it imports neither AIMET nor a profiler, nor an optional
+library (:data:`OPTIONAL_TYPES`).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,18 +30,48 @@ from autoq.errors import QuantizationError
 from autoq.models import first_and_last_layers
 from autoq.models.layers import MatMul, SpectralConv
 
-QUANTIZABLE_TYPES: tuple[type[nn.Module], ...] = (
+_OWN_TYPES: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.modules.conv._ConvNd,
     SpectralConv,
     MatMul,
 )
 
+OPTIONAL_TYPES: tuple[tuple[str, str], ...] = (
+    ("neuralop.layers.spectral_convolution", "SpectralConv"),  # neuraloperator 2.0 (extra)
+)
+"""Quantizable layers of optional libraries, as ``(module, class)``: a model can only hold one
+once its library is imported, so they are looked up among the imported modules and their library
+is never imported here."""
+
+
+def optional_types() -> tuple[type[nn.Module], ...]:
+    """The :data:`OPTIONAL_TYPES` whose library is imported."""
+    found = []
+    for module_name, class_name in OPTIONAL_TYPES:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.append(cls)
+    return tuple(found)
+
+
+def quantizable_types() -> tuple[type[nn.Module], ...]:
+    """The layer types a trial gives bits to: torch's linear layers and convolutions, autoq's
+    spectral convolution and activation product, and the :func:`optional_types`."""
+    return (*_OWN_TYPES, *optional_types())
+
+
+def __getattr__(name: str) -> tuple[type[nn.Module], ...]:
+    # QUANTIZABLE_TYPES is computed when read: the optional libraries may be imported later.
+    if name == "QUANTIZABLE_TYPES":
+        return quantizable_types()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def quantizable_layers(model: nn.Module) -> list[str]:
     """Names of every matrix-multiplication layer of ``model``, in module order."""
-    return [name for name, module in model.named_modules()
-            if isinstance(module, QUANTIZABLE_TYPES)]
+    types = quantizable_types()
+    return [name for name, module in model.named_modules() if isinstance(module, types)]
 
 
 def _check_bits(layer: str, bits: Any) -> Bits:
