@@ -4,6 +4,9 @@ Build a simulation of a trained float network with :func:`build_sim` (per-layer 
 :class:`~autoq.precision.TrialConfig`), set its ranges with :func:`calibrate`, fine-tune
 ``qnet.model`` like any module (QAT: the ranges are trainable), and keep the result with
 :func:`export_artifact`; :func:`load_artifact` rebuilds it. AIMET is imported only in this package.
+
+neuraloperator's spectral convolution (the ``neuralop`` extra) has its quantized definition in
+:mod:`autoq.quant.neuralop`, which :func:`build_sim` imports when neuraloperator is imported.
 """
 
 import warnings

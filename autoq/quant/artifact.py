@@ -27,7 +27,10 @@ and the graphs are valid at the traced resolution only, which is the network res
 trial (the resampling around the network is not part of it).
 
 ONNX quantized integer types exist for 2, 4, 8 and 16 bits here (32-bit quantizers overflow
-AIMET's exporter), so :func:`export_artifact` refuses other bitwidths before writing anything.
+AIMET's exporter), so :func:`export_artifact` refuses other bitwidths before writing anything. It
+also refuses ONNX for a network holding neuraloperator's spectral convolution (complex tensors
+and ``torch.fft`` have no ONNX export, and it has no DFT form); its artifact is the state dict and
+the manifest, whose model config (``factory`` and ``kwargs``) rebuilds the network.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from torch import nn
 
 from autoq.errors import QuantizationError
 from autoq.models import ModelConfig, build_model, parse_model_config
-from autoq.precision import TrialConfig
+from autoq.precision import TrialConfig, optional_types
 from autoq.quant.sim import QuantizedNetwork, build_sim
 
 FORMAT = "autoq-quantized-network/1"
@@ -91,7 +94,7 @@ def export_artifact(
     if uncalibrated:
         raise QuantizationError(f"calibrate before exporting: {uncalibrated[0]} has no range")
     if onnx:
-        _check_exportable(qnet.config)
+        _check_exportable(qnet.config, qnet.model)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = qnet.model
@@ -104,7 +107,7 @@ def export_artifact(
     try:
         with torch.no_grad():
             out_channels = model(dummy).shape[1]
-        torch.save(model.state_dict(), directory / STATE_DICT)
+        torch.save(_without_metadata(model.state_dict()), directory / STATE_DICT)
         if onnx:
             _export_onnx(qnet, dummy, directory)
     finally:
@@ -178,7 +181,22 @@ def load_artifact(
     return qnet.model.eval()
 
 
-def _check_exportable(config: TrialConfig) -> None:
+def _without_metadata(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``state_dict`` without neuraloperator's ``_metadata`` entry: its models add their
+    constructor's arguments (functions among them) under that key, which
+    ``torch.load(weights_only=True)`` refuses and ``load_state_dict`` does not need."""
+    return {name: value for name, value in state.items()
+            if not (name.rpartition(".")[2] == "_metadata" and not torch.is_tensor(value))}
+
+
+def _check_exportable(config: TrialConfig, model: nn.Module) -> None:
+    for layer, module in model.named_modules():
+        for cls in optional_types():
+            if isinstance(module, cls):
+                raise QuantizationError(
+                    f"cannot export layer {layer!r} to ONNX: {cls.__module__}.{cls.__qualname__} "
+                    "computes on complex tensors with torch.fft, which torch.onnx cannot export "
+                    "(export with onnx=False to keep the weights and encodings alone)")
     for layer, bits in config.quantized_layers.items():
         for role, value in zip(("weight", "activation"), bits, strict=True):
             if value not in EXPORT_BITS:

@@ -8,12 +8,18 @@ keeps float and every module that is not a matrix multiplication (norms, activat
 additions and resampling written as functions) carry no quantizer at all. AIMET's default
 configuration puts output quantizers everywhere and per-channel weight quantizers on
 convolutions; :func:`build_sim` removes them all and then places exactly the quantizers above.
+Modules AIMET has no quantized definition of (a user's model may hold any) stay as they are;
+every matrix-multiplication layer has one (neuraloperator's spectral convolution in
+:mod:`autoq.quant.neuralop`, registered when neuraloperator is imported).
 Quantizer ranges are ``nn.Parameter`` s (``min``/``max``), so QAT on :attr:`QuantizedNetwork.model`
 trains them with the straight-through estimator.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +27,7 @@ from typing import Literal
 
 import torch
 from aimet_torch import QuantizationSimModel
-from aimet_torch.nn import BaseQuantizationMixin
+from aimet_torch.nn import BaseQuantizationMixin, QuantizationMixin
 from aimet_torch.quantization.affine import QuantizeDequantize
 from aimet_torch.quantization.encoding_analyzer import (
     EncodingAnalyzer,
@@ -41,6 +47,13 @@ or ``sqnr`` (AIMET's ``tf_enhanced``: the range that maximizes the signal-to-qua
 ratio on a histogram, which clips outliers)."""
 
 CALIBRATIONS: tuple[str, ...] = ("min_max", "sqnr")
+
+OPTIONAL_DEFINITIONS: dict[str, str] = {
+    "neuralop.layers.spectral_convolution": "autoq.quant.neuralop",
+}
+"""Quantized definitions of optional libraries' layers: library module → autoq module that
+registers them with AIMET, imported by :func:`build_sim` when the library is (a network can only
+hold such a layer then)."""
 
 
 @dataclass(frozen=True)
@@ -113,21 +126,25 @@ def build_sim(
     if dummy_input.dim() < 3:
         raise QuantizationError(f"dummy_input must be (batch, channels, *spatial), got shape "
                                 f"{tuple(dummy_input.shape)}")
+    _register_optional_definitions()
     # AIMET traces the network once at the dummy input's resolution; the tracer's warnings about
     # shape arithmetic turned into constants are expected for a fixed-resolution simulation.
-    with known_aimet_warnings(), warnings.catch_warnings():
+    with known_aimet_warnings(), warnings.catch_warnings(), _unknown_modules_stay_float():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
         try:
             sim = QuantizationSimModel(network, dummy_input)
-        except RuntimeError as e:  # e.g. a module type AIMET has no quantized definition of
+        except RuntimeError as e:  # e.g. a module AIMET cannot trace
             raise QuantizationError(f"AIMET cannot simulate {type(network).__name__}: {e}") from e
     for _, module in sim.named_qmodules():
         _remove_quantizers(module)
     modules = dict(sim.model.named_modules())
     for layer, (weight_bits, act_bits) in config.quantized_layers.items():
-        _place_quantizers(modules[layer], weight_bits, act_bits, calibration,
-                          device=dummy_input.device)
+        module = modules[layer]
+        if not isinstance(module, BaseQuantizationMixin):
+            raise QuantizationError(f"AIMET has no quantized definition of layer {layer!r} "
+                                    f"({type(module).__module__}.{type(module).__qualname__})")
+        _place_quantizers(module, weight_bits, act_bits, calibration, device=dummy_input.device)
     return QuantizedNetwork(sim=sim, config=config, input_shape=tuple(dummy_input.shape[1:]),
                             calibration=calibration)
 
@@ -173,6 +190,30 @@ def _check_request(network: nn.Module, config: TrialConfig, calibration: str) ->
         raise QuantizationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
 
 
+def _register_optional_definitions() -> None:
+    for library, definitions in OPTIONAL_DEFINITIONS.items():
+        if library in sys.modules:
+            importlib.import_module(definitions)
+
+
+@contextlib.contextmanager
+def _unknown_modules_stay_float() -> Iterator[None]:
+    """AIMET leaves modules it has no quantized definition of as they are, while inside.
+
+    The paper's scheme quantizes matrix-multiplication layers only (every one has a definition,
+    checked after the sim is built); anything else a user's model holds (neuraloperator's
+    positional embedding and soft gating, tensorly-torch's factorized weights, ...) would carry no
+    quantizer anyway, and AIMET would otherwise refuse the whole model. AIMET's switch is a class
+    attribute: it is restored on the way out.
+    """
+    before = QuantizationMixin._ignore_unknown_modules
+    QuantizationMixin.ignore_unknown_modules(True)
+    try:
+        yield
+    finally:
+        QuantizationMixin.ignore_unknown_modules(before)
+
+
 def _remove_quantizers(module: BaseQuantizationMixin) -> None:
     for name in module.param_quantizers:
         module.param_quantizers[name] = None
@@ -206,13 +247,17 @@ def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits:
     if isinstance(module, QuantizedMatMul):
         module.input_quantizers[0] = activation()
         module.input_quantizers[1] = weight()
-    elif isinstance(module, QuantizedSpectralConv):
-        module.param_quantizers["weight_real"] = weight()
-        module.param_quantizers["weight_imag"] = weight()
-        module.input_quantizers[0] = activation()
-    else:  # linear layers and convolutions, AIMET's own quantized modules
-        module.param_quantizers["weight"] = weight()
-        module.input_quantizers[0] = activation()
+        return
+    # Spectral convolutions name the tensors of their spectral weight (autoq's: real and
+    # imaginary parts; neuraloperator's: the dense tensor or the factors); linear layers and
+    # convolutions, AIMET's own quantized modules, have one weight.
+    if isinstance(module, QuantizedSpectralConv):
+        slots: tuple[str, ...] = ("weight_real", "weight_imag")
+    else:
+        slots = getattr(module, "weight_slots", ("weight",))
+    for slot in slots:
+        module.param_quantizers[slot] = weight()
+    module.input_quantizers[0] = activation()
 
 
 def _device_of(model: nn.Module) -> torch.device:
