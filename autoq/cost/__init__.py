@@ -9,6 +9,12 @@ activations, norms) is priced at 16/16 bits. Counts:
   one addition per output for a linear layer's bias, which DeepSpeed counts for convolutions only;
 - spectral convolutions: four real products per complex multiply-accumulate on the modes kept at
   that grid (``4·C_in·C_out·K`` MACs) plus two additions per output coefficient;
+- neuraloperator's spectral convolutions (FNO, TFNO): the contractions they run, as they run them
+  (:mod:`autoq.cost._contractions`): the dense weight's einsum with the kept coefficients (the
+  same count as above); a factorized weight's pairwise contractions along opt-einsum's path
+  (``implementation="factorized"``), or the mode products that rebuild the weight plus the dense
+  einsum (``"reconstructed"``); each output of a complex contraction of ``K`` terms is ``4K``
+  MACs and two additions, a real × complex one ``2K`` MACs;
 - FFTs: every ``torch.fft`` transform a module runs, with the shapes it runs on, as the entries
   ``<path>.fft`` (forward) and ``<path>.ifft`` (inverse); ``5 N log2 N`` real operations per
   complex transform of ``N`` points, split ``2 N log2 N`` multiplications and ``3 N log2 N``

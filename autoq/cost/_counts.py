@@ -81,6 +81,28 @@ def spectral_mixing_operations(
     return Operations(macs, macs + 2 * batch * out_channels * modes)
 
 
+def contraction_operations(*, outputs: int, terms: int, complex_operands: int) -> Operations:
+    """Real operations of a tensor contraction: ``outputs`` dot products of ``terms`` terms each.
+
+    Real operands: one multiply-accumulate per term. A complex operand doubles the real products
+    (real × complex: two real dot products, one per part of the complex operand); two complex
+    operands make four real dot products per output, as in
+    :func:`spectral_mixing_operations`, then one subtraction (real part) and one addition
+    (imaginary part) per output combine them. A product with nothing summed is a dot product of
+    one term.
+
+    Args:
+        outputs: elements of the result (batch included).
+        terms: products summed into each output element (1 when no index is summed).
+        complex_operands: how many of the two operands are complex (0, 1 or 2).
+    """
+    if complex_operands not in (0, 1, 2):
+        raise ValueError(f"complex_operands must be 0, 1 or 2, got {complex_operands}")
+    products = (1, 2, 4)[complex_operands]
+    macs = products * outputs * terms
+    return Operations(macs, macs + (2 * outputs if complex_operands == 2 else 0))
+
+
 def matmul_operations(*, batch: int, n: int, k: int, m: int) -> Operations:
     """Real operations of ``(batch, n, k) @ (batch, k, m)``: ``n·k·m`` MACs per batch entry.
 

@@ -8,6 +8,10 @@ it counts ``torch.einsum`` as FLOPs without MACs and never sees ``torch.fft``. S
 forward pass:
 
 - a spectral convolution's channel mixing is counted from the modes it keeps on the grid;
+- a layer of an optional library (:func:`autoq.precision.optional_types`: neuraloperator's
+  spectral convolution) is counted from the contractions it runs: every ``torch.einsum``,
+  ``tensordot``, ``matmul``, ``mm`` and ``bmm`` call inside it, with its operands
+  (:mod:`autoq.cost._contractions`), bypassing DeepSpeed's patches of them;
 - every ``torch.fft`` call is recorded with the shapes it ran on and charged to the innermost
   module running, as ``<module>.fft`` (forward transforms) and ``<module>.ifft`` (inverse), so
   the count follows whatever transforms the layer really does (e.g. truncated axis by axis);
@@ -39,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from autoq.cost._contractions import CONTRACTIONS, call_operations
 from autoq.cost._counts import (
     Operations,
     fft_operations,
@@ -48,7 +53,7 @@ from autoq.cost._counts import (
 from autoq.device import pin_deepspeed_accelerator
 from autoq.errors import SpecError
 from autoq.models.layers import MatMul, SpectralConv
-from autoq.precision import quantizable_layers
+from autoq.precision import optional_types, quantizable_layers
 
 FFT_SUFFIX = ".fft"
 IFFT_SUFFIX = ".ifft"
@@ -163,6 +168,7 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
 
     analytic: dict[str, Operations] = {}
     running: list[str] = []  # the modules whose forward is running, innermost last
+    contracting = _contracting_layers(network)
 
     def leave(*_: Any) -> None:
         running.pop()
@@ -174,6 +180,8 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         if isinstance(module, SpectralConv | MatMul):
             handles.append(module.register_forward_hook(_recorder(name, analytic)))
     training = {module: module.training for module in network.modules()}
+    # Taken before DeepSpeed patches them: the contracting layers' calls bypass its counts.
+    unpatched = {name: getattr(torch, name) for name in CONTRACTIONS}
     profiler = ds_profiler.FlopsProfiler(network)
     try:
         network.eval()  # a training-mode norm would update running statistics
@@ -185,7 +193,8 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         )
         profiler.start_profile()
         try:
-            with torch.no_grad(), _counting_ffts(running, analytic):
+            with (torch.no_grad(), _counting_ffts(running, analytic),
+                  _counting_contractions(running, contracting, analytic, unpatched)):
                 output = network(x)
         except (RuntimeError, AssertionError) as e:  # DeepSpeed asserts on conv input channels
             raise SpecError(
@@ -206,7 +215,8 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         for module, mode in training.items():
             module.training = mode
     return NetworkOperations(
-        layers=tuple(_entries(profiled, analytic, set(quantizable_layers(network)))),
+        layers=tuple(_entries(profiled, analytic, set(quantizable_layers(network)),
+                              analytic_only=contracting)),
         out_channels=int(output.shape[1]),
     )
 
@@ -260,6 +270,48 @@ def _counting_ffts(running: list[str], analytic: dict[str, Operations]) -> Itera
     finally:
         for name, function in originals.items():
             setattr(torch.fft, name, function)
+
+
+def _contracting_layers(network: nn.Module) -> frozenset[str]:
+    """Paths of the layers whose work is the contractions they run (:func:`optional_types`)."""
+    types = optional_types()
+    if not types:
+        return frozenset()
+    return frozenset(name for name, module in network.named_modules()
+                     if isinstance(module, types))
+
+
+@contextlib.contextmanager
+def _counting_contractions(
+    running: list[str],
+    layers: frozenset[str],
+    analytic: dict[str, Operations],
+    unpatched: dict[str, Callable[..., torch.Tensor]],
+) -> Iterator[None]:
+    """Wrap the :data:`CONTRACTIONS` so that a call made while one of ``layers`` is the innermost
+    running module is charged to it and runs unpatched; other calls go on to DeepSpeed."""
+    if not layers:
+        yield
+        return
+    patched = {name: getattr(torch, name) for name in CONTRACTIONS}
+
+    def counting(name: str) -> Callable[..., torch.Tensor]:
+        def wrapper(*args: Any, **kwargs: Any) -> torch.Tensor:
+            owner = running[-1] if running else None
+            if owner not in layers:
+                return patched[name](*args, **kwargs)
+            _add(analytic, owner, call_operations(name, args, kwargs))
+            return unpatched[name](*args, **kwargs)
+
+        return wrapper
+
+    try:
+        for name in CONTRACTIONS:
+            setattr(torch, name, counting(name))
+        yield
+    finally:
+        for name, function in patched.items():
+            setattr(torch, name, function)
 
 
 def _transform_operations(
@@ -317,11 +369,13 @@ def _entries(
     profiled: dict[str, tuple[int, int, nn.Module]],
     analytic: dict[str, Operations],
     quantizable: set[str],
+    *,
+    analytic_only: frozenset[str] = frozenset(),
 ) -> list[LayerOperations]:
     entries = []
     for name, (flops, macs, module) in profiled.items():
         entry = name or ROOT_NAME
-        if isinstance(module, SpectralConv | MatMul):
+        if isinstance(module, SpectralConv | MatMul) or name in analytic_only:
             entries.append(LayerOperations(entry, analytic.get(name, Operations(0, 0)), True))
         else:
             additions = flops - macs
