@@ -91,7 +91,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
                                    for scale, report in by_scale.items()}
                           for regime, by_scale in costs.items()}, indent=2))
     else:
-        print(f"{spec.name}: {spec.model.title} on {spec.data.pde} "
+        print(f"{spec.name}: {spec.model.title} on {spec.data.layout} "
               f"{'×'.join(map(str, shape.data_shape))}, {shape.in_channels} → "
               f"{shape.out_channels} channels; bit operations per forward pass\n")
         print(format_cost_table(costs))

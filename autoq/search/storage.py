@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -114,7 +114,7 @@ def create_or_resume(
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, _spec_json(spec))
-    elif not _same_space(json.loads(stored), spec.model_dump(mode="json")):
+    elif not _same_space(stored, spec):
         raise SpecError(f"search {study_name!r} already exists in the storage with a different "
                         f"spec; choose another --name to start a new search")
     return study
@@ -142,11 +142,20 @@ def _spec_json(spec: SearchSpec) -> str:
 _EXECUTION_SETTINGS = ("trials", "timeout", "executor", "resources", "max_concurrent")
 
 
-def _same_space(stored: dict[str, Any], current: dict[str, Any]) -> bool:
-    for payload in (stored, current):
+def _same_space(stored: str, spec: SearchSpec) -> bool:
+    """Whether a stored spec describes the same search as ``spec``; both are compared as
+    validated now, so a spec stored before a field was added (with its default) still is."""
+    from autoq.search.spec import parse_spec
+
+    try:
+        earlier = parse_spec(json.loads(stored), source="stored spec")
+    except SpecError:
+        return False
+    payloads = [earlier.model_dump(mode="json"), spec.model_dump(mode="json")]
+    for payload in payloads:
         for key in _EXECUTION_SETTINGS:
             payload.get("search", {}).pop(key, None)
-    return stored == current
+    return payloads[0] == payloads[1]
 
 
 def load_study(name: str, *, storage: str | optuna.storages.BaseStorage | None = None

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         mse,
         persistence_mse,
     )
-    from autoq.train.problem import Problem, file_digest, load_problem
+    from autoq.train.problem import Problem, file_digest, load_problem, problem_from_data
     from autoq.train.solver import ScaledSolver
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "load_problem",
     "mse",
     "persistence_mse",
+    "problem_from_data",
 ]
 
 _SOURCES = {
@@ -56,6 +57,7 @@ _SOURCES = {
     "file_digest": "problem",
     "fit": "loop",
     "load_problem": "problem",
+    "problem_from_data": "problem",
     "mse": "loop",
     "persistence_mse": "loop",
 }
