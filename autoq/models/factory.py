@@ -89,6 +89,7 @@ class FactoryNetwork(nn.Module):
                  out_channels: int, grid: tuple[int, ...] | None = None,
                  module: nn.Module | None = None) -> None:
         super().__init__()
+        self.config = config
         self.module = copy.deepcopy(module) if module is not None else build_user_module(config)
         self.channels_last = config.channels_last
         probe = torch.randn(1, in_channels, *(grid or (PROBE_POINTS,) * spatial_dims))
@@ -143,12 +144,20 @@ _REGISTERED: dict[str, nn.Module] = {}
 """Module instances handed to the Python API in this process, by content hash."""
 
 
+def tensor_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` without the entries that are not tensors (neuraloperator adds its
+    constructor arguments as ``_metadata``), so that ``torch.load(weights_only=True)`` reads it
+    back; ``load_state_dict`` does not need them."""
+    return {name: value for name, value in module.state_dict().items()
+            if isinstance(value, torch.Tensor)}
+
+
 def register_module(module: nn.Module, *, folder: Path) -> FactoryConfig:
     """A factory config for a module instance: the instance is kept in this process (its
     factory is :func:`registered_module`) and its weights are written to ``folder`` as the
     checkpoint, so float models start from them. The config's key is a content hash of the
     module's class and weights: the same module registers once, a changed one anew."""
-    state = {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+    state = {name: tensor.detach().cpu() for name, tensor in tensor_state(module).items()}
     sha = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
     for name, tensor in sorted(state.items()):
         sha.update(name.encode())

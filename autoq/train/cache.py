@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch
 from autoq.device import default_device
 from autoq.errors import SpecError
 from autoq.models.config import FactoryConfig, ModelConfig
-from autoq.models.factory import FactoryNetwork
+from autoq.models.factory import FactoryNetwork, tensor_state
 from autoq.settings import get_settings
 from autoq.train.config import TrainConfig
 from autoq.train.loop import evaluate, fit
@@ -107,7 +108,7 @@ class FloatModelCache:
                           train.model_copy(update={"epochs": epochs}), seed=seed,
                           description=description).seconds
         val_mse = evaluate(solver, problem.val_windows)
-        self._write(path, {"state_dict": solver.state_dict(), "val_mse": val_mse,
+        self._write(path, {"state_dict": tensor_state(solver), "val_mse": val_mse,
                            "train_seconds": seconds, "created": time.time()})
         return FloatModel(solver, val_mse, seconds, False, key)
 
@@ -129,6 +130,11 @@ def load_checkpoint(module: torch.nn.Module, checkpoint: str | os.PathLike[str])
         raise SpecError(f"model.checkpoint: file not found: {path}")
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise SpecError(f"model.checkpoint: {path} holds Python objects besides tensors (e.g. "
+                        f"neuraloperator's '_metadata'), which autoq does not unpickle; save "
+                        f"{{name: value for name, value in model.state_dict().items() if "
+                        f"isinstance(value, torch.Tensor)}} instead") from e
     except Exception as e:
         raise SpecError(f"model.checkpoint: {path} is not a torch checkpoint "
                         f"({type(e).__name__}: {e})") from e
