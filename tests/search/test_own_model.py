@@ -130,3 +130,30 @@ def test_callable_metric_names_the_objective(tiny_spec_payload: dict[str, Any],
     assert result.study.metric_names == ["custom:max_abs_error", "cost"]
     (trial,) = result.trials()
     assert trial.complete and trial.mse > 0
+
+
+class ChannelsLastMLP(nn.Module):
+    """A pointwise model written for ``(batch, *space, channels)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(4, 8)
+        self.outer = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., -1:] + self.outer(F.gelu(self.inner(x)))
+
+
+def test_channels_last_model_is_adapted() -> None:
+    from autoq.models import build_model
+    from autoq.models.config import FactoryConfig
+
+    config = FactoryConfig(factory="test_own_model:ChannelsLastMLP", channels_last=True)
+    network = build_model(config, spatial_dims=1, in_channels=4, out_channels=1)
+    x = torch.randn(2, 4, 64)
+    expected = network.module(x.movedim(1, -1)).movedim(-1, 1)
+    assert torch.equal(network(x), expected) and network(x).shape == (2, 1, 64)
+    assert (network.first_layer, network.last_layer) == ("module.inner", "module.outer")
+    with pytest.raises(SpecError, match=r"model: a forward pass on \(1, 4, 32\)"):
+        build_model(config.model_copy(update={"channels_last": False}), spatial_dims=1,
+                    in_channels=4, out_channels=1)
