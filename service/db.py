@@ -15,10 +15,12 @@ from typing import Any
 import optuna
 from alembic import command
 from alembic.config import Config
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from autoq.search.storage import rdb_storage
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "autoq_alembic_version"
@@ -96,7 +98,7 @@ class Database:
         API and the dashboard)."""
         with self._lock:
             if self._storage is None:
-                rdb = RDBStorage(self.url, engine_kwargs=engine_options(self.url))
+                rdb = rdb_storage(self.url, engine_kwargs=engine_options(self.url))
                 self._storage = optuna.storages.get_storage(rdb)
             return self._storage
 

@@ -8,15 +8,16 @@ Opening and reading studies needs no torch; validating a stored spec does (its m
 from __future__ import annotations
 
 import json
+import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
 from autoq.errors import SpecError
 from autoq.extras import require
@@ -55,6 +56,26 @@ def _require_driver(url: str) -> None:
         require("psycopg", extra="service", feature="storage postgresql")
 
 
+_CREATE_ATTEMPTS = 3
+
+
+def rdb_storage(url: str, **options: Any) -> RDBStorage:
+    """Optuna's RDB storage on ``url``, which creates Optuna's tables on first use.
+
+    Two processes opening a new database at once (an API and a worker) both try to create
+    them; on PostgreSQL the slower one fails with a duplicate type or table. The tables then
+    exist, so opening again succeeds.
+    """
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            return RDBStorage(url, **options)
+        except (IntegrityError, ProgrammingError):
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str | None = None, *, heartbeat: int | None = None) -> RDBStorage:
     """Optuna's RDB storage with heartbeats: a trial whose process died is failed after two
     missed heartbeats and run again (once per trial) by the next worker of the search.
@@ -66,7 +87,7 @@ def open_storage(url: str | None = None, *, heartbeat: int | None = None) -> RDB
     # Optuna 5 marks trial heartbeats experimental; the search's resume relies on them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RDBStorage(
+        return rdb_storage(
             storage_url(url),
             heartbeat_interval=interval,
             grace_period=2 * interval,
