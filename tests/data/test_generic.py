@@ -4,7 +4,6 @@ is all they read."""
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,6 @@ X, Y, T = np.linspace(0, 2, 8), np.linspace(-1, 1, 4), np.linspace(0, 0.4, 5)
 SELECTION = Selection(max_samples=2, sample_stride=2, time_stride=2, space_stride=3)
 
 
-def _peak_bytes(read: Callable[[], Any]) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        result = read()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 def _write(path: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -84,17 +75,17 @@ def test_generic_selection_matches_slicing_by_hand(tmp_path: Path, name: str) ->
 
 @pytest.mark.parametrize("name", ["big.h5", "big.npy", "big.npz", "big.z.npz"])
 def test_generic_selection_of_a_large_file_reads_no_more_than_it_keeps(
-        tmp_path: Path, name: str) -> None:
+        tmp_path: Path, name: str, peak_bytes: Callable[..., tuple[Any, int]]) -> None:
     # 300 samples × 20 frames × 64 × 16 × 1 float32 = 24.6 MB; the selection keeps 8 KB.
     big = np.random.default_rng(2).normal(size=(300, 20, 64, 16, 1)).astype(np.float32)
     path = _write(tmp_path / name, {"u": big})
     keys = {} if name.endswith(".npy") else {"key": "u"}
     selection = Selection(max_samples=4, sample_stride=50, time_stride=4, space_stride=4)
     read = LAYOUTS["generic"].read
-    data, peak = _peak_bytes(lambda: read(path, selection, **keys))
+    data, peak = peak_bytes(lambda: read(path, selection, **keys))
     np.testing.assert_array_equal(data.trajectories, big[0:200:50, ::4, ::4, ::4])
     assert peak < 1_500_000, peak
-    _, whole = _peak_bytes(lambda: read(path, None, **keys))
+    _, whole = peak_bytes(lambda: read(path, None, **keys))
     assert whole > big.nbytes
 
 

@@ -10,7 +10,6 @@ Expected values come from the arrays written, rearranged by hand, never from a r
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -265,15 +264,6 @@ def test_public_advection_file_is_not_taken_for_burgers_when_detecting(tmp_path:
 # --- Only the selection is read. ---------------------------------------------------------------
 
 
-def _peak_bytes(read: Callable[[], Any]) -> tuple[Any, int]:
-    """``read()`` and the peak of the Python/numpy memory it allocated."""
-    tracemalloc.start()
-    try:
-        result = read()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 SELECTION = Selection(max_samples=3, sample_stride=2, time_stride=2, space_stride=3)
@@ -329,24 +319,27 @@ def test_selection_counts_ns2d_samples_across_the_splits(tmp_path: Path) -> None
         assert data.trajectories[:, 0, 0, 0, 0].tolist() == rows, selection
 
 
-def test_a_selection_of_a_large_file_reads_no_more_than_it_keeps(tmp_path: Path) -> None:
+def test_a_selection_of_a_large_file_reads_no_more_than_it_keeps(
+    tmp_path: Path, peak_bytes: Callable[..., tuple[Any, int]]
+) -> None:
     # 400 samples × 50 frames × 256 cells = 20 MB of float32; the selection keeps 10 KB.
     tensor = np.random.default_rng(1).normal(size=(400, 50, 256)).astype(np.float32)
     path = write_scalar_1d(tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5", tensor, Nu=0.01)
     selection = Selection(max_samples=4, sample_stride=3, time_stride=5, space_stride=4)
-    data, peak = _peak_bytes(lambda: LAYOUTS["pdebench-burgers"].read(path, selection))
+    data, peak = peak_bytes(lambda: LAYOUTS["pdebench-burgers"].read(path, selection))
     np.testing.assert_array_equal(data.trajectories[..., 0], tensor[:12:3, ::5, ::4])
     assert peak < 1_000_000, peak
     # The same measure sees a whole read, so it would see one that sliced after reading.
-    _, whole = _peak_bytes(lambda: LAYOUTS["pdebench-burgers"].read(path, None))
+    _, whole = peak_bytes(lambda: LAYOUTS["pdebench-burgers"].read(path, None))
     assert whole > tensor.nbytes
 
 
 @pytest.mark.parametrize("name", sorted(NEW_LAYOUTS))
 def test_one_sample_of_each_layout_allocates_about_one_sample(
-    name: str, files: dict[str, tuple[Path, np.ndarray]]
+    name: str, files: dict[str, tuple[Path, np.ndarray]],
+    peak_bytes: Callable[..., tuple[Any, int]],
 ) -> None:
     path, expected = files[name]
-    data, peak = _peak_bytes(lambda: LAYOUTS[name].read(path, Selection(max_samples=1)))
+    data, peak = peak_bytes(lambda: LAYOUTS[name].read(path, Selection(max_samples=1)))
     assert data.samples == 1
     assert peak < expected[0].nbytes + 200_000, (peak, expected[0].nbytes)
