@@ -8,6 +8,11 @@ holds one), and products of two activations (:class:`~autoq.models.layers.MatMul
 ``MatMul`` the right operand plays the weight's part: ``weight_bits`` is its bitwidth and
 ``act_bits`` that of the left operand.
 
+Any other module that multiplies by learned weights (``nn.MultiheadAttention``, ``nn.Bilinear``,
+a recurrent layer, a custom module with its own weight matrix used through ``@``, ``einsum`` or
+``F.linear``) is not quantized: :func:`unquantized_weight_modules` names those modules, the cost
+model prices their work as float work, and :func:`warn_unquantized` says so once.
+
 This module is the vocabulary shared by :mod:`autoq.quant` (which builds the quantized model) and
 :mod:`autoq.cost` (which prices it); it imports neither AIMET nor a profiler, nor an optional
 library (:data:`OPTIONAL_TYPES`).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +74,104 @@ def __getattr__(name: str) -> tuple[type[nn.Module], ...]:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_FUNCTIONAL_OWNERS: tuple[type[nn.Module], ...] = (nn.MultiheadAttention,)
+"""Modules that use their children's weights through functionals, without calling the children:
+``nn.MultiheadAttention`` passes ``out_proj.weight`` to ``F.multi_head_attention_forward`` and
+never runs ``out_proj``. Their children are part of them: not layers of their own."""
+
+_NO_PRODUCT_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Embedding,  # a lookup: rows selected, nothing multiplied
+    nn.EmbeddingBag,
+    nn.modules.batchnorm._NormBase,  # BatchNorm*, InstanceNorm*: element-wise scale and shift
+    nn.LayerNorm,  # element-wise, even over a normalized_shape of two axes or more
+    nn.GroupNorm,
+    nn.RMSNorm,
+)
+"""Modules whose weights, whatever their shape, never enter a matrix product."""
+
+
+def _inside(name: str, roots: list[str]) -> bool:
+    """Whether module path ``name`` lies strictly inside one of the module paths ``roots``."""
+    return any((root == "" and name != "") or name.startswith(root + ".") for root in roots)
+
+
 def quantizable_layers(model: nn.Module) -> list[str]:
-    """Names of every matrix-multiplication layer of ``model``, in module order."""
+    """Names of every matrix-multiplication layer of ``model``, in module order.
+
+    A layer inside a module that reads its weights without running it (``nn.MultiheadAttention``'s
+    ``out_proj``) is not one: its work is its parent's, which stays float.
+    """
     types = quantizable_types()
-    return [name for name, module in model.named_modules() if isinstance(module, types)]
+    owners = [name for name, module in model.named_modules()
+              if isinstance(module, _FUNCTIONAL_OWNERS)]
+    return [name for name, module in model.named_modules()
+            if isinstance(module, types) and not _inside(name, owners)]
+
+
+def _is_weight_matrix(parameter: nn.Parameter) -> bool:
+    """At least two axes longer than one: a matrix (or a stack of them) that a product can run
+    over. A ``(1, C, 1)`` per-channel gate (neuraloperator's ``SoftGating``) is a broadcast scale,
+    a 1-D bias or norm weight a vector."""
+    return sum(1 for size in parameter.shape if size > 1) >= 2
+
+
+def unquantized_weight_modules(model: nn.Module) -> list[str]:
+    """Paths of the modules that multiply by learned weights autoq does not quantize.
+
+    Every module that owns (directly, not through a child) a learned parameter with at least two
+    axes longer than one, and is not a quantizable layer (:func:`quantizable_layers`) nor inside
+    one: ``nn.MultiheadAttention`` (its ``in_proj_weight``), ``nn.Bilinear``, recurrent layers, a
+    custom module whose own ``nn.Parameter`` of shape ``(out, in)`` goes through ``@``,
+    ``einsum`` or ``F.linear`` in its forward. Lookups (``nn.Embedding``) and normalisation
+    layers do no products and are not named; nor are the children of a module that uses their
+    weights itself (``nn.MultiheadAttention.out_proj``). In module order. The cost model prices
+    these modules' work as float work (:mod:`autoq.cost`); they stay float in every trial.
+    """
+    types = quantizable_types()
+    modules = list(model.named_modules())
+    covered = [name for name, module in modules if isinstance(module, types + _FUNCTIONAL_OWNERS)]
+    return [
+        name
+        for name, module in modules
+        if not isinstance(module, types + _NO_PRODUCT_TYPES)
+        and not _inside(name, covered)
+        and any(_is_weight_matrix(p) for p in module.parameters(recurse=False))
+    ]
+
+
+class UnquantizedWeightWarning(UserWarning):
+    """A model holds modules that multiply by learned weights autoq does not quantize
+    (:func:`unquantized_weight_modules`): they stay float and are priced as float work."""
+
+
+def _describe_modules(model: nn.Module, names: list[str]) -> str:
+    """``'path' (package.Class), ...`` for the modules of ``model`` named ``names``."""
+    modules = dict(model.named_modules())
+    return ", ".join(f"{name or '(root)'!r} ({type(modules[name]).__module__}."
+                     f"{type(modules[name]).__qualname__})" for name in names)
+
+
+def warn_unquantized(model: nn.Module, names: list[str] | None = None, *,
+                     stacklevel: int = 2) -> list[str]:
+    """Emit one :class:`UnquantizedWeightWarning` naming the model's unquantized weight modules
+    (their paths and types), if it has any; returns their paths.
+
+    Args:
+        model: the network.
+        names: its :func:`unquantized_weight_modules`, when already known.
+        stacklevel: as for :func:`warnings.warn`.
+    """
+    names = unquantized_weight_modules(model) if names is None else names
+    if names:
+        warnings.warn(
+            f"{type(model).__name__} has {len(names)} module(s) that multiply by learned weights "
+            f"autoq does not quantize: {_describe_modules(model, names)}. They stay float in "
+            f"every trial, and their products are priced as float work (16/16 bits) in the cost "
+            f"breakdown, under their paths.",
+            UnquantizedWeightWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return names
 
 
 def _check_bits(layer: str, bits: Any) -> Bits:
