@@ -23,7 +23,20 @@ activations, norms) is priced at 16/16 bits. Counts:
 - products of two activations (:class:`~autoq.models.layers.MatMul`): ``n·k·m`` MACs per batch
   entry and head, counted like DeepSpeed counts a linear layer;
 - the (bi)linear resizes before and after the network when it runs on a coarser grid: one MAC per
-  tap (2 in 1D, 4 in 2D) per output point and channel.
+  tap (2 in 1D, 4 in 2D) per output point and channel;
+- modules that multiply by learned weights autoq does not quantize
+  (:func:`autoq.precision.unquantized_weight_modules`: ``nn.MultiheadAttention``, ``nn.Bilinear``,
+  recurrent layers, a custom module's own weight matrix used through ``@``, ``einsum`` or
+  ``F.linear``): an entry each, by module path, always float work (16/16 bits) and listed in
+  :attr:`CostReport.unquantized`. Their products are counted at the aten level as torch runs them
+  (:mod:`autoq.cost._aten`), ``M`` = matmul/convolution FLOPs / 2, one addition per MAC, one per
+  output element for a bias (fused into the product or added after); what DeepSpeed counted of
+  the same calls is taken out of its count so that nothing is counted twice, and its count of
+  their other functionals (softmax, activations) stays. Recurrent layers: ``gates · (inputs +
+  hidden)`` MACs per step, layer and direction, plus two biases. Torch's attention fast path is
+  off while profiling, so attention runs as separate, countable operators. The first profile of
+  a network with such modules emits one :class:`~autoq.precision.UnquantizedWeightWarning` that
+  names them (paths and types).
 
 Counts are profiled once per (architecture, grid) and cached.
 

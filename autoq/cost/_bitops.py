@@ -66,19 +66,24 @@ class LayerCost:
 class CostReport:
     """The bit-operation cost of one trial config, per entry and in total.
 
-    Entries, in order: ``resize.in`` (when the network runs on a coarser grid), every layer and
-    every other module with counted work by its ``named_modules()`` path, each spectral
-    convolution's ``<path>.fft`` and ``<path>.ifft``, then ``resize.out``.
+    Entries, in order: ``resize.in`` (when the network runs on a coarser grid), every layer,
+    every unquantized weight module and every other module with counted work by its
+    ``named_modules()`` path, each spectral convolution's ``<path>.fft`` and ``<path>.ifft``,
+    then ``resize.out``.
 
     Attributes:
         scale: the trial's scale factor.
         network_shape: the grid the network runs on.
         layers: entry name → its :class:`LayerCost`.
+        unquantized: the entries of modules that multiply by learned weights autoq does not
+            quantize (:func:`autoq.precision.unquantized_weight_modules`): float work in every
+            trial.
     """
 
     scale: float
     network_shape: tuple[int, ...]
     layers: Mapping[str, LayerCost]
+    unquantized: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -92,12 +97,13 @@ class CostReport:
 
     def to_json(self) -> dict[str, Any]:
         """``{scale, network_shape, total, flops, layers: {name: cost}, operations: {name:
-        {multiplications, additions, bits: [w, a] or "float"}}}``."""
+        {multiplications, additions, bits: [w, a] or "float"}}, unquantized: [name]}``."""
         return {
             "scale": self.scale,
             "network_shape": list(self.network_shape),
             "total": self.total,
             "flops": self.flops,
+            "unquantized": list(self.unquantized),
             "layers": {name: layer.cost for name, layer in self.layers.items()},
             "operations": {
                 name: {
@@ -117,8 +123,11 @@ def bitops(
 
     Per entry ``M · b_w · b_a + A · b_a``, float work at 16/16 bits, summed; with the resizes
     before and after the network when ``config.scale`` puts it on a coarser grid. Operation
-    counts come from DeepSpeed's flops profiler plus analytic counts (see :mod:`autoq.cost`),
-    profiled once per (architecture, grid) and cached, so pricing is cheap after the first call.
+    counts come from DeepSpeed's flops profiler plus analytic and aten-level counts (see
+    :mod:`autoq.cost`), profiled once per (architecture, grid) and cached, so pricing is cheap
+    after the first call. Modules that multiply by learned weights autoq does not quantize are
+    float entries of their own; the first profile of such a network warns, naming them
+    (:class:`~autoq.precision.UnquantizedWeightWarning`).
 
     Args:
         network: the float model (any module mapping ``(1, in_channels, *grid)`` to
@@ -162,4 +171,5 @@ def bitops(
         layers[RESIZE_OUT] = LayerCost.priced(
             resize_operations(channels=counts.out_channels, out_shape=data_shape), None
         )
-    return CostReport(scale=config.scale, network_shape=grid, layers=MappingProxyType(layers))
+    return CostReport(scale=config.scale, network_shape=grid, layers=MappingProxyType(layers),
+                      unquantized=counts.unquantized)

@@ -16,14 +16,30 @@ forward pass:
   module running, as ``<module>.fft`` (forward transforms) and ``<module>.ifft`` (inverse), so
   the count follows whatever transforms the layer really does (e.g. truncated axis by axis);
 - a product of two activations is counted from its operand shapes, independent of which matmul
-  function a (quantized) layer calls.
+  function a (quantized) layer calls;
+- a module that multiplies by learned weights autoq does not quantize
+  (:func:`autoq.precision.unquantized_weight_modules`: ``nn.MultiheadAttention``, ``nn.Bilinear``,
+  a custom module with its own weight matrix) is an entry of its own, float work, always listed:
+  its products (and the additions of its biases) are counted at the aten level as they run
+  (:mod:`autoq.cost._aten`), and what DeepSpeed attributed to it for the product functions it
+  patches (``F.linear``, ``F.conv*``,
+  ``torch.matmul``/``mm``/``bmm``/``addmm``/``baddbmm``/``einsum``, ``@``,
+  ``F.scaled_dot_product_attention``) is taken out of its DeepSpeed count, so nothing is counted
+  twice; the rest of that count (softmax, activations: additions) stays. Both counts charge a call
+  to the innermost module running, so a child's work stays the child's. A recurrent layer
+  (``nn.RNN``/``LSTM``/``GRU`` and their cells, which DeepSpeed prices with a formula of its own
+  and torch runs in one native kernel) is counted analytically: ``gates · (inputs + hidden)`` MACs
+  per step, layer and direction, plus its two biases. The first profile of a network with such
+  modules emits one :class:`~autoq.precision.UnquantizedWeightWarning` naming them.
 
 DeepSpeed counts a convolution's bias (one addition per output) but not a linear layer's; the
 linear layer's is added here, so that a 1×1 convolution and the equivalent ``nn.Linear`` cost the
 same. Operations written as Python operators (``x + y``, ``x / n``) are not counted, as in
 DeepSpeed.
 
-Profiling monkey-patches ``torch.nn.functional``, ``torch`` and ``torch.fft`` globally, so it runs
+Profiling monkey-patches ``torch.nn.functional``, ``torch`` and ``torch.fft`` globally and turns
+torch's attention fast path off (``torch.backends.mha``: ``nn.MultiheadAttention`` and
+``nn.TransformerEncoderLayer`` would otherwise run one native kernel nothing can count), so it runs
 under a lock and always restores the originals (DeepSpeed's ``end_profile`` for its patches). A
 thread running a model meanwhile would see the patches: price configs before training starts, as
 the search does. Results are cached per (architecture, grid), so pricing thousands of trial
@@ -41,8 +57,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
+from autoq.cost._aten import ProductCounter, decomposed_attention, parameter_storages
 from autoq.cost._contractions import CONTRACTIONS, call_operations
 from autoq.cost._counts import (
     Operations,
@@ -53,7 +72,12 @@ from autoq.cost._counts import (
 from autoq.device import pin_deepspeed_accelerator
 from autoq.errors import SpecError
 from autoq.models.layers import MatMul, SpectralConv
-from autoq.precision import optional_types, quantizable_layers
+from autoq.precision import (
+    optional_types,
+    quantizable_layers,
+    unquantized_weight_modules,
+    warn_unquantized,
+)
 
 FFT_SUFFIX = ".fft"
 IFFT_SUFFIX = ".ifft"
@@ -65,6 +89,20 @@ _FFT_FUNCTIONS = (
     "fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn",
     "irfftn",
 )  # fmt: skip
+
+_DEEPSPEED_PRODUCTS: tuple[tuple[Any, str], ...] = (
+    (F, "linear"), (F, "conv1d"), (F, "conv2d"), (F, "conv3d"), (F, "conv_transpose1d"),
+    (F, "conv_transpose2d"), (F, "conv_transpose3d"), (F, "scaled_dot_product_attention"),
+    (torch, "matmul"), (torch, "mm"), (torch, "bmm"), (torch, "addmm"), (torch, "baddbmm"),
+    (torch, "einsum"), (torch.Tensor, "matmul"), (torch.Tensor, "__matmul__"),
+    (torch.Tensor, "mm"), (torch.Tensor, "bmm"), (torch.Tensor, "addmm"),
+)  # fmt: skip
+"""The product functions DeepSpeed patches: what it counts of them inside an unquantized weight
+module is replaced by the aten count, one convention whatever path the module takes (DeepSpeed
+counts ``einsum`` as FLOPs without MACs, ignores ``F.linear``'s bias and sees no product it does
+not patch: ``torch.bilinear``, ``tensordot``, ``mv``...)."""
+
+_RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 @dataclass(frozen=True)
@@ -88,14 +126,17 @@ class NetworkOperations:
     """A network's counts on one grid, batch size 1.
 
     Attributes:
-        layers: every quantizable layer (even if it did no work), every other module that did
-            counted work (activations, norms, pooling), each followed by its transforms, in
-            module order.
+        layers: every quantizable layer (even if it did no work), every unquantized weight
+            module (float work, even if it did none), every other module that did counted work
+            (activations, norms, pooling), each followed by its transforms, in module order.
         out_channels: channels of the network's output (resized back when the scale is below 1).
+        unquantized: entry names of the unquantized weight modules
+            (:func:`autoq.precision.unquantized_weight_modules`), in module order.
     """
 
     layers: tuple[LayerOperations, ...]
     out_channels: int
+    unquantized: tuple[str, ...] = ()
 
     @property
     def quantizable(self) -> frozenset[str]:
@@ -107,6 +148,8 @@ _BY_ARCHITECTURE: dict[Hashable, NetworkOperations] = {}
 _BY_MODULE: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, NetworkOperations]] = (
     weakref.WeakKeyDictionary()
 )
+_WARNED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+"""Networks whose unquantized weight modules were warned about: once per network."""
 
 
 def network_operations(
@@ -116,12 +159,15 @@ def network_operations(
 
     Models from :func:`~autoq.models.build_model` are cached by their class, config and channels,
     so a rebuilt model of the same architecture is not profiled again; other modules by identity.
+    The first profile of a network that has unquantized weight modules emits one
+    :class:`~autoq.precision.UnquantizedWeightWarning` naming them (not one per grid or trial).
 
     Raises:
         SpecError: the network does not run on that input.
     """
     grid = (tuple(shape), in_channels)
     architecture = _architecture_key(network)
+    warn = False
     with _LOCK:
         if architecture is not None:
             cache = _BY_ARCHITECTURE
@@ -131,7 +177,13 @@ def network_operations(
             key = grid
         if key not in cache:
             cache[key] = _profile(network, shape=tuple(shape), in_channels=in_channels)
-        return cache[key]
+            warn = bool(cache[key].unquantized) and network not in _WARNED
+            if warn:
+                _WARNED.add(network)
+        counts = cache[key]
+    if warn:
+        warn_unquantized(network, stacklevel=3)  # the caller of bitops
+    return counts
 
 
 def clear_cache() -> None:
@@ -139,6 +191,7 @@ def clear_cache() -> None:
     with _LOCK:
         _BY_ARCHITECTURE.clear()
         _BY_MODULE.clear()
+        _WARNED.clear()
 
 
 def _architecture_key(network: nn.Module) -> Hashable | None:
@@ -169,9 +222,23 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
     analytic: dict[str, Operations] = {}
     running: list[str] = []  # the modules whose forward is running, innermost last
     contracting = _contracting_layers(network)
+    unquantized = unquantized_weight_modules(network)
+    modules = dict(network.named_modules())
+    recurrent = frozenset(name for name in unquantized
+                          if isinstance(modules[name], nn.RNNBase | nn.RNNCellBase))
+    aten_counted = frozenset(unquantized) - recurrent
+    aten: dict[str, Operations] = {}  # aten-level products of the unquantized weight modules
+    biases = {name: parameter_storages(modules[name]) for name in aten_counted}
+    deepspeed_products: dict[str, Operations] = {}  # what DeepSpeed counted of the same calls
+    # DeepSpeed names a patched function's records by the original's __str__ (taken before it
+    # patches them).
+    product_names = {getattr(owner, attribute).__str__ for owner, attribute in _DEEPSPEED_PRODUCTS}
 
     def leave(*_: Any) -> None:
         running.pop()
+
+    def innermost_unquantized() -> str | None:
+        return running[-1] if running and running[-1] in aten_counted else None
 
     handles = []
     for name, module in network.named_modules():
@@ -179,6 +246,14 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         handles.append(module.register_forward_hook(leave))
         if isinstance(module, SpectralConv | MatMul):
             handles.append(module.register_forward_hook(_recorder(name, analytic)))
+        elif name in recurrent:
+            handles.append(module.register_forward_hook(_recurrent_recorder(name, analytic)))
+        elif name in aten_counted:
+            # Runs before DeepSpeed's own forward hook (registered later), which sums and pops
+            # this module's records.
+            handles.append(module.register_forward_hook(
+                _deepspeed_products_recorder(name, deepspeed_products, product_names,
+                                             ds_profiler)))
     training = {module: module.training for module in network.modules()}
     # Taken before DeepSpeed patches them: the contracting layers' calls bypass its counts.
     unpatched = {name: getattr(torch, name) for name in CONTRACTIONS}
@@ -193,8 +268,10 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         )
         profiler.start_profile()
         try:
-            with (torch.no_grad(), _counting_ffts(running, analytic),
-                  _counting_contractions(running, contracting, analytic, unpatched)):
+            with (torch.no_grad(), decomposed_attention(), _counting_ffts(running, analytic),
+                  _counting_contractions(running, contracting, analytic, unpatched),
+                  ProductCounter(innermost_unquantized, aten, biases) if aten_counted
+                  else contextlib.nullcontext()):
                 output = network(x)
         except (RuntimeError, AssertionError) as e:  # DeepSpeed asserts on conv input channels
             raise SpecError(
@@ -214,10 +291,20 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
             handle.remove()
         for module, mode in training.items():
             module.training = mode
+    for name in aten_counted:  # the aten count replaces DeepSpeed's count of the products
+        counted = deepspeed_products.get(name, Operations(0, 0))
+        flops, macs, module = profiled[name]
+        profiled[name] = (flops - counted.multiplications - counted.additions,
+                          macs - counted.multiplications, module)
+        _add(analytic, name, aten.get(name, Operations(0, 0)))
+    for name in recurrent:  # DeepSpeed's own formula (FLOPs, no MACs) is replaced
+        flops, macs, module = profiled[name]
+        profiled[name] = (0, 0, module)
     return NetworkOperations(
         layers=tuple(_entries(profiled, analytic, set(quantizable_layers(network)),
-                              analytic_only=contracting)),
+                              analytic_only=contracting, unquantized=frozenset(unquantized))),
         out_channels=int(output.shape[1]),
+        unquantized=tuple(name or ROOT_NAME for name in unquantized),
     )
 
 
@@ -247,6 +334,58 @@ def _recorder(name: str, analytic: dict[str, Operations]) -> Callable[..., None]
             _add(analytic, name, matmul_operations(batch=batch, n=a[-2], k=a[-1], m=b[-1]))
 
     return hook
+
+
+def _deepspeed_products_recorder(
+    name: str, store: dict[str, Operations], product_names: set[Any], ds_profiler: Any
+) -> Callable[..., None]:
+    """A forward hook adding what DeepSpeed counted of the module's own product calls (its
+    records on top of DeepSpeed's per-module stack, before DeepSpeed's hook pops them)."""
+
+    def hook(*_: Any) -> None:
+        if not ds_profiler.module_flop_count:
+            return
+        flops = sum(f for n, f in ds_profiler.module_flop_count[-1] if n in product_names)
+        macs = sum(m for n, m in ds_profiler.module_mac_count[-1] if n in product_names)
+        _add(store, name, Operations(macs, flops - macs))
+
+    return hook
+
+
+def _recurrent_recorder(name: str, analytic: dict[str, Operations]) -> Callable[..., None]:
+    """A forward hook adding a recurrent layer's products (:func:`_recurrent_operations`)."""
+
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        _add(analytic, name, _recurrent_operations(module, inputs[0]))
+
+    return hook
+
+
+def _recurrent_operations(module: nn.Module, x: Any) -> Operations:
+    """Products of ``nn.RNN``/``LSTM``/``GRU`` (every layer, direction and step) or of one of
+    their cells: ``gates · (inputs + hidden)`` MACs per step (plus an LSTM projection's
+    ``hidden · proj_size``), each with its addition, and one addition per gate for each of the
+    two biases. Gate non-linearities and element-wise state updates are not products."""
+    if isinstance(module, nn.RNNCellBase):
+        steps = x.shape[0] if x.dim() == 2 else 1
+        gates = module.weight_ih.shape[0]
+        macs = steps * gates * (module.input_size + module.hidden_size)
+        return Operations(macs, macs + (2 * steps * gates if module.bias else 0))
+    assert isinstance(module, nn.RNNBase)
+    if isinstance(x, PackedSequence):
+        steps = x.data.shape[0]  # every sequence's steps
+    else:
+        steps = x.shape[0] if x.dim() == 2 else x.shape[0] * x.shape[1]
+    directions = 2 if module.bidirectional else 1
+    gates = _RECURRENT_GATES[module.mode] * module.hidden_size
+    state = module.proj_size or module.hidden_size
+    macs = bias = 0
+    for layer in range(module.num_layers):
+        inputs = module.input_size if layer == 0 else state * directions
+        macs += gates * (inputs + state) + module.hidden_size * module.proj_size
+        bias += 2 * gates if module.bias else 0
+    scale = steps * directions
+    return Operations(scale * macs, scale * (macs + bias))
 
 
 @contextlib.contextmanager
@@ -371,12 +510,16 @@ def _entries(
     quantizable: set[str],
     *,
     analytic_only: frozenset[str] = frozenset(),
+    unquantized: frozenset[str] = frozenset(),
 ) -> list[LayerOperations]:
     entries = []
     for name, (flops, macs, module) in profiled.items():
         entry = name or ROOT_NAME
         if isinstance(module, SpectralConv | MatMul) or name in analytic_only:
             entries.append(LayerOperations(entry, analytic.get(name, Operations(0, 0)), True))
+        elif name in unquantized:  # always listed, float work
+            operations = Operations(macs, flops - macs) + analytic.get(name, Operations(0, 0))
+            entries.append(LayerOperations(entry, operations, False))
         else:
             additions = flops - macs
             if isinstance(module, nn.Linear) and module.bias is not None:
