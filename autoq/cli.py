@@ -71,6 +71,15 @@ def _add_datagen(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_datagen)
 
 
+def _importable_working_directory() -> None:
+    """Let a space's ``model.factory`` name a module in the working directory, as ``python``
+    run from there would (a console script's import path starts at its own folder)."""
+    import os
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _cmd_cost(args: argparse.Namespace) -> int:
     import json
 
@@ -78,6 +87,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     from autoq.search.setup import geometry
     from autoq.search.spec import load_spec
 
+    _importable_working_directory()
     spec = load_spec(args.spec)
     shape = geometry(spec)
     costs = regime_costs(
@@ -179,6 +189,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from autoq.search import load_spec
 
     _quiet_libraries()
+    _importable_working_directory()
     spec = load_spec(args.spec)
     run, ran, completed = _run_search(
         spec, name=args.name, storage=args.storage, trials=args.trials, executor=args.executor,

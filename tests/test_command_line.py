@@ -149,3 +149,25 @@ def test_bad_environment_is_a_clear_error(workdir: Path, capsys, monkeypatch: py
     monkeypatch.setenv(variable, value)
     assert main(["studies"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_space_with_a_factory_in_the_working_directory(workdir: Path, capsys,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the command extends it; undo afterwards
+    (workdir / "my_models_cli.py").write_text(
+        "from torch import nn\n\n\n"
+        "class Pointwise(nn.Module):\n"
+        "    def __init__(self, width=8):\n"
+        "        super().__init__()\n"
+        "        self.a = nn.Conv1d(4, width, 1)\n"
+        "        self.b = nn.Conv1d(width, width, 1)\n"
+        "        self.c = nn.Conv1d(width, 1, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        return x[:, -1:] + self.c(self.b(self.a(x)).tanh())\n")
+    space = {**TINY_SPACE, "model": {"factory": "my_models_cli:Pointwise", "kwargs": {"width": 8}}}
+    (workdir / "mine.yaml").write_text(yaml.safe_dump(space))
+    assert main(["cost", "mine.yaml", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["w4a8"]["1.0"]["layers"]
+    assert {"module.a", "module.b", "module.c"} <= set(layers)
