@@ -33,7 +33,8 @@ class LocalExecutor:
         callbacks: list[StudyCallback],
         should_stop: Callable[[], bool] | None,
     ) -> None:
-        runner = self.runner or TrialRunner(run.spec, artifact_dir=artifact_dir, progress=True)
+        runner = self.runner or TrialRunner(run.spec, artifact_dir=artifact_dir, progress=True,
+                                            space=run.space)
 
         def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if run.done >= run.budget or (should_stop is not None and should_stop()):

@@ -39,6 +39,7 @@ class SearchRun:
         spec: the search's spec.
         study: its study, with the spec's sampler.
         storage: the storage the study is in.
+        space: the search space the sampler prices (trials in this process reuse it).
         budget: finished trials the search should reach.
         created: the study was created by this set-up (not resumed).
         queued: baseline trials this set-up queued.
@@ -47,6 +48,7 @@ class SearchRun:
     spec: SearchSpec
     study: optuna.Study
     storage: RDBStorage
+    space: SearchSpace
     budget: int
     created: bool
     queued: int = 0
@@ -135,6 +137,7 @@ def prepare_run(
     space's scales; the budget is ``trials``, else the spec's. ``space``: the search space if
     already built (e.g. from an in-memory dataset's shapes)."""
     store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
+    space = space or SearchSpace(spec)
     study, created = open_search_study(spec, name=name, storage=store, space=space)
     try:
         queued = enqueue_baseline_grid(study, spec, regimes=baseline_regimes) \
@@ -144,7 +147,8 @@ def prepare_run(
             delete_if_empty(store, study.study_name)
         raise
     budget = trials if trials is not None else spec.search.trials
-    return SearchRun(spec=spec, study=study, storage=store, budget=budget, created=created,
+    return SearchRun(spec=spec, study=study, storage=store, space=space, budget=budget,
+                     created=created,
                      queued=queued)
 
 
