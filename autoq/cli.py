@@ -382,6 +382,34 @@ def _add_trials(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_trials)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from autoq.deploy import export_trial
+
+    _quiet_libraries()
+    _importable_working_directory()
+    out = export_trial(args.name, args.trial, args.out, storage=args.storage)
+    manifest = json.loads((out / "manifest.json").read_text())
+    check = manifest["check"]
+    print(f"trial {args.trial} of {args.name!r} exported to {out}: {manifest['files']['onnx']} "
+          f"{manifest['input']['shape']} → {manifest['output']['shape']}, opset "
+          f"{manifest['onnx']['opset']}, network grid {manifest['network_shape']}; onnxruntime "
+          f"matches torch on {check['inputs']} validation windows (relative difference "
+          f"{check['relative_difference']:.1e})")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a trial as a deployable ONNX folder: raw input → raw "
+                                      "output (normalisation, resizing, quantized network)")
+    p.add_argument("name", help="search (study) name")
+    p.add_argument("--trial", type=int, required=True, help="the trial's number")
+    p.add_argument("--out", type=Path, required=True, help="folder to write")
+    _storage_arg(p)
+    p.set_defaults(run=_cmd_export)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
@@ -423,7 +451,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_datagen, _add_cost, _add_search, _add_studies, _add_trials, _add_pareto, _add_pick,
-    _add_demo,
+    _add_export, _add_demo,
 ]
 
 

@@ -23,7 +23,12 @@ warnings.filterwarnings("ignore", message=r".*_allow_overwrite is deprecated",
                         category=DeprecationWarning, module=r"aimet_torch\.nn\.base")
 
 from autoq.quant.amp import AMPPoint, AMPResult, amp_front  # noqa: E402
-from autoq.quant.artifact import EXPORT_BITS, export_artifact, load_artifact  # noqa: E402
+from autoq.quant.artifact import (  # noqa: E402
+    EXPORT_BITS,
+    export_artifact,
+    load_artifact,
+    load_quantized,
+)
 from autoq.quant.logs import quiet_aimet_logs  # noqa: E402
 from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices  # noqa: E402
 from autoq.quant.sim import (  # noqa: E402
@@ -49,5 +54,6 @@ __all__ = [
     "dft_matrices",
     "export_artifact",
     "load_artifact",
+    "load_quantized",
     "quiet_aimet_logs",
 ]

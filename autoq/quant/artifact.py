@@ -154,6 +154,21 @@ def load_artifact(
         QuantizationError: the directory holds no artifact of this format, or neither a model
             config nor a ``network_factory`` says how to build the network.
     """
+    return load_quantized(directory, network_factory=network_factory, device=device).model
+
+
+def load_quantized(
+    directory: str | Path,
+    *,
+    network_factory: Callable[[], nn.Module] | None = None,
+    device: torch.device | str | None = None,
+) -> QuantizedNetwork:
+    """Like :func:`load_artifact`, but the whole simulation (its ``model`` in eval mode): what
+    an exporter needs besides the module (AIMET's encodings, the trial config).
+
+    Raises:
+        QuantizationError: as :func:`load_artifact`.
+    """
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
@@ -178,7 +193,8 @@ def load_artifact(
     state = torch.load(directory / manifest["files"]["state_dict"], map_location=device,
                        weights_only=True)
     qnet.model.load_state_dict(state)
-    return qnet.model.eval()
+    qnet.model.eval()
+    return qnet
 
 
 def _without_metadata(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,254 @@
+"""One trial as a deployable folder: an ONNX graph from raw data to raw prediction.
+
+A trial's quantized network alone (:func:`autoq.quant.export_artifact`) runs at the network's
+grid on normalised tensors, so nobody can feed it a data file. :func:`export_deployable` exports
+the whole :class:`~autoq.train.ScaledSolver` instead: the per-channel normalisation, the
+(bi)linear resizing from the data grid to the network grid, the quantized network (its quantizers
+as standard QuantizeLinear/DequantizeLinear nodes at any width, :mod:`autoq.deploy.qdq`), the
+resizing back, the de-normalisation and, for time-dependent problems, the residual. The folder::
+
+    model.onnx        (batch, input_steps·fields, *data_shape) → (batch, target_steps·fields,
+                      *data_shape), raw values in and out; batch is dynamic
+    model.encodings   AIMET's encodings of every quantized tensor, by module (JSON)
+    manifest.json     what it is: search, trial, bits, scale, metric and errors, shapes, opset,
+                      every quantizer's grid and ONNX container, normalisation, versions
+    network/          the trial's quantized network as :func:`autoq.quant.export_artifact`
+                      writes it (manifest + state dict; :func:`autoq.quant.load_artifact`)
+
+:func:`load_deployable` rebuilds the torch solver from ``network/`` and the manifest, exactly;
+:mod:`autoq.deploy.runtime` runs ``model.onnx`` with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+import autoq
+from autoq.deploy.qdq import OPSET, export_qdq_onnx
+from autoq.errors import QuantizationError
+from autoq.models import ModelConfig
+from autoq.precision import optional_types
+from autoq.quant import QuantizedNetwork, export_artifact, load_artifact
+from autoq.train.solver import ScaledSolver
+
+FORMAT = "autoq-deployable/1"
+MANIFEST = "manifest.json"
+ONNX_MODEL = "model.onnx"
+ENCODINGS = "model.encodings"
+NETWORK_DIR = "network"
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+TOLERANCE = 1e-3
+"""Largest relative L2 difference between onnxruntime's and torch's outputs that
+:func:`export_deployable` accepts on its check inputs."""
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """What the search knows about the trial, kept in the manifest.
+
+    Attributes:
+        search: the search's (study's) name.
+        trial: the trial's number in the study (``None`` outside a search).
+        metric: the name of the error metric (``mse``, ``relative_l2``, …).
+        error: the trial's validation error in that metric (the QAT model).
+        float_error: the float model's error at the trial's scale.
+        float_reference: the float model's error at the space's largest scale.
+        cost: the configuration's bit-op cost.
+        extra: any other JSON-serializable facts.
+    """
+
+    search: str
+    trial: int | None = None
+    metric: str = "mse"
+    error: float | None = None
+    float_error: float | None = None
+    float_reference: float | None = None
+    cost: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for the manifest."""
+        return {**asdict(self), "extra": dict(self.extra)}
+
+
+def export_deployable(
+    solver: ScaledSolver,
+    qnet: QuantizedNetwork,
+    directory: str | Path,
+    *,
+    info: DeploymentInfo,
+    model_config: ModelConfig | None = None,
+    check_inputs: torch.Tensor | None = None,
+) -> Path:
+    """Write the deployable folder of a trial (layout in the module's docstring).
+
+    Args:
+        solver: the trial's solver, its ``network`` being ``qnet.model`` (as the trial runs it:
+            calibrated and QAT-trained).
+        qnet: the quantized network inside ``solver``.
+        directory: created if missing; files of an earlier export are overwritten.
+        info: the trial's facts for the manifest.
+        model_config: the network's model config (default: the network's own ``config``), so
+            that ``network/`` reloads without a factory.
+        check_inputs: raw inputs ``(batch, in_channels, *data_shape)``; when given, onnxruntime
+            runs the written graph on them and its output must match the torch solver's within
+            :data:`TOLERANCE` (relative L2), and the difference is kept in the manifest.
+
+    Returns:
+        The directory.
+
+    Raises:
+        QuantizationError: ``solver.network`` is not ``qnet.model``; a quantizer has no range;
+            the network holds a layer with no ONNX form (neuraloperator's spectral convolution:
+            complex weights and ``torch.fft``); or onnxruntime's output differs from torch's
+            on ``check_inputs``. Nothing is written in the first three cases.
+    """
+    if solver.network is not qnet.model:
+        raise QuantizationError("solver.network must be the quantized network qnet.model "
+                                "(as TrialRunner sets it before QAT)")
+    _refuse_unexportable(qnet)
+    directory = Path(directory)
+    device = next(qnet.model.parameters()).device
+    in_channels = int(solver.in_mean.numel())
+    dummy = torch.zeros(1, in_channels, *solver.data_shape, device=device)
+    was_training = solver.training
+    solver.eval()
+    try:
+        with torch.no_grad():
+            out_channels = int(solver(dummy).shape[1])
+        directory.mkdir(parents=True, exist_ok=True)
+        encodings = export_qdq_onnx(solver, dummy, directory / ONNX_MODEL,
+                                    input_name=INPUT_NAME, output_name=OUTPUT_NAME)
+        check = None if check_inputs is None else _check(solver, directory / ONNX_MODEL,
+                                                         check_inputs)
+    finally:
+        solver.train(was_training)
+    activations, params = qnet.sim.get_activation_param_encodings()
+    (directory / ENCODINGS).write_text(json.dumps(
+        {"activation_encodings": activations, "param_encodings": params}, indent=2,
+        sort_keys=True, default=_plain) + "\n")
+    export_artifact(qnet, directory / NETWORK_DIR, model_config=model_config, onnx=False,
+                    metadata=info.to_json())
+    graph = onnx.load(str(directory / ONNX_MODEL), load_external_data=False)
+    manifest = {
+        "format": FORMAT,
+        **info.to_json(),
+        "trial_config": qnet.config.to_json(),
+        "scale": qnet.config.scale,
+        "input": {"name": INPUT_NAME, "shape": ["batch", in_channels, *solver.data_shape]},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", out_channels, *solver.data_shape]},
+        "network_shape": list(solver.net_shape),
+        "solver": {
+            "data_shape": list(solver.data_shape), "scale": solver.scale,
+            "fields": solver.fields, "input_steps": solver.input_steps,
+            "target_steps": solver.target_steps, "steady": solver.steady,
+            "in_channels": in_channels, "physical_units": solver.physical_units,
+            "normalisation": {name: getattr(solver, name).detach().cpu().tolist()
+                              for name in ("in_mean", "in_std", "out_mean", "out_std")},
+        },
+        "onnx": {"opset": OPSET, "ir_version": graph.ir_version,
+                 "ops": sorted({node.op_type for node in graph.graph.node})},
+        "quantizers": [encoding.to_json() for encoding in encodings],
+        "check": check,
+        "files": {"onnx": ONNX_MODEL, "encodings": ENCODINGS, "network": NETWORK_DIR},
+        "versions": _versions(),
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return directory
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of a deployable folder.
+
+    Raises:
+        QuantizationError: the folder holds no deployable manifest of this format.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise QuantizationError(f"no {MANIFEST} in {directory}: not a deployable folder") from e
+    if manifest.get("format") != FORMAT:
+        raise QuantizationError(f"{path} has format {manifest.get('format')!r}, expected "
+                                f"{FORMAT!r}")
+    return manifest
+
+
+def load_deployable(directory: str | Path, *, device: torch.device | str | None = None
+                    ) -> ScaledSolver:
+    """The torch solver a deployable folder holds (eval mode): the same normalisation, grids
+    and quantized network, from raw input to raw output like ``model.onnx``."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    network = load_artifact(directory / manifest["files"]["network"], device=device)
+    geometry = manifest["solver"]
+    solver = ScaledSolver(
+        network, data_shape=tuple(geometry["data_shape"]), scale=geometry["scale"],
+        fields=geometry["fields"], input_steps=geometry["input_steps"],
+        target_steps=geometry["target_steps"], steady=geometry["steady"],
+        in_channels=geometry["in_channels"])
+    solver.physical_units = geometry["physical_units"]
+    for name, values in geometry["normalisation"].items():
+        getattr(solver, name).copy_(torch.tensor(values, dtype=torch.float32))
+    return solver.to(device or "cpu").eval()
+
+
+def _refuse_unexportable(qnet: QuantizedNetwork) -> None:
+    for layer, module in qnet.model.named_modules():
+        for cls in optional_types():
+            if isinstance(module, cls):
+                raise QuantizationError(
+                    f"cannot export layer {layer!r} to ONNX: {cls.__module__}.{cls.__qualname__} "
+                    "computes on complex weights with torch.fft, which has no ONNX form and no "
+                    "real-DFT export path in autoq yet; the trial's artifact (state dict and "
+                    "manifest, autoq.quant.export_artifact) is all that can be kept")
+
+
+def _check(solver: ScaledSolver, path: Path, inputs: torch.Tensor) -> dict[str, Any]:
+    """Run the written graph with onnxruntime on ``inputs`` against the torch solver."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    device = next(solver.parameters()).device
+    with torch.no_grad():
+        expected = solver(inputs.to(device)).cpu().numpy()
+    got, = session.run(None, {INPUT_NAME: inputs.cpu().numpy().astype(np.float32)})
+    norm = float(np.linalg.norm(expected))
+    difference = float(np.linalg.norm(got - expected)) / max(norm, 1e-30)
+    if not difference <= TOLERANCE:
+        raise QuantizationError(f"onnxruntime's output of {path} differs from the torch "
+                                f"solver's by {difference:.3g} (relative L2; at most "
+                                f"{TOLERANCE:g} allowed)")
+    return {"inputs": len(inputs), "relative_difference": difference,
+            "max_abs_difference": float(np.abs(got - expected).max())}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    versions = {"autoq": autoq.__version__, "torch": torch.__version__,
+                "aimet_torch": version("aimet-torch"), "onnx": onnx.__version__,
+                "python": platform.python_version()}
+    try:
+        import onnxruntime
+    except ImportError:
+        return versions
+    return {**versions, "onnxruntime": onnxruntime.__version__}
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for AIMET's encodings (tensors and numpy scalars)."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,0 +1,329 @@
+"""ONNX export of an AIMET-quantized module at any bitwidth, with QuantizeLinear/DequantizeLinear.
+
+Why our own QDQ exporter rather than ``aimet_torch.onnx.export``: AIMET's exporter accepts 2, 4, 8,
+16 and 32 bits only (the search's menus offer 3, 5, 6, 7 … too), and writes 2 bits as ONNX
+``INT2``/``UINT2`` (opset 25), which onnxruntime 1.32 refuses to load with its default graph
+optimisations (constant folding: "Element type mismatch"). Here every quantizer is written with
+the smallest ONNX integer *container* that holds its grid, and with the grid's own range:
+
+=============  =======================================================================
+bits           what the graph computes (``s`` scale, ``z`` zero point = −AIMET offset)
+=============  =======================================================================
+2 … 4          ``DequantizeLinear(QuantizeLinear(Clip(x, lo, hi), s, z:int4|uint4))``
+5 … 8          the same with an int8/uint8 container
+9 … 16         the same with an int16/uint16 container
+17 … 32        ``(Clip(Round(x / s) + z, qmin, qmax) − z) · s`` in float (ONNX has no
+               QuantizeLinear to int32; a float32 tensor carries these grids anyway)
+=============  =======================================================================
+
+``lo = (qmin − z)·s`` and ``hi = (qmax − z)·s`` are the grid's end points, so clipping the float
+input and quantizing into the wider container yields exactly the integers AIMET's
+``clamp(round(x/s) + z, qmin, qmax)`` yields (the Clip is left out when the grid fills its
+container). The dequantized values are the simulation's, up to the rounding of ``x/s`` against
+``x·(1/s)`` on exact ties, which a test measures.
+
+How: while ``torch.onnx.export`` (TorchScript) traces the module, every AIMET quantizer's
+``forward`` is replaced by an autograd function that exports as one placeholder node
+``autoq::QuantizeDequantize`` carrying an index into the table of encodings. The placeholders are
+then rewritten into the standard nodes above. Weight quantizers act on initializers, so the
+weights stay float initializers followed by their Q/DQ pair: any runtime folds or fuses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from autoq.bits import MAX_BITS, MIN_BITS
+from autoq.errors import QuantizationError
+
+OPSET = 21
+"""The ONNX opset of exported graphs: the first with int4/uint4 and int16/uint16 QuantizeLinear,
+and one that onnxruntime and the TorchScript exporter both support."""
+
+PLACEHOLDER_DOMAIN, PLACEHOLDER_OP = "autoq", "QuantizeDequantize"
+
+_CONTAINERS: tuple[tuple[int, int, int], ...] = (
+    (4, TensorProto.INT4, TensorProto.UINT4),
+    (8, TensorProto.INT8, TensorProto.UINT8),
+    (16, TensorProto.INT16, TensorProto.UINT16),
+)
+"""``(container bits, signed type, unsigned type)``, narrowest first."""
+
+FLOAT_ARITHMETIC = "float32"
+"""The container name of grids wider than 16 bits, exported as float arithmetic."""
+
+
+def container(bits: int, *, signed: bool) -> tuple[str, int | None]:
+    """The ONNX integer type that carries a ``bits``-wide grid: ``(name, TensorProto type)``.
+
+    Widths 17..32 have no QuantizeLinear type; they return ``("float32", None)`` and are written
+    as float arithmetic.
+
+    Raises:
+        QuantizationError: ``bits`` is outside ``MIN_BITS..MAX_BITS``.
+    """
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise QuantizationError(f"bitwidth {bits} is outside {MIN_BITS}..{MAX_BITS}")
+    for width, signed_type, unsigned_type in _CONTAINERS:
+        if bits <= width:
+            onnx_type = signed_type if signed else unsigned_type
+            return TensorProto.DataType.Name(onnx_type).lower(), onnx_type
+    return FLOAT_ARITHMETIC, None
+
+
+@dataclass(frozen=True)
+class QDQEncoding:
+    """One quantizer as the exported graph computes it.
+
+    Attributes:
+        name: ``<module path>/<slot>`` (slot as :meth:`QuantizedNetwork.quantizers` names it).
+        bits: the grid's width.
+        signed: integers in ``[-2^(b-1), 2^(b-1)-1]`` (symmetric weights) or ``[0, 2^b-1]``.
+        scale: the grid's step.
+        zero_point: the integer that represents 0.0 (AIMET's ``-offset``).
+        qmin: the grid's smallest integer.
+        qmax: the grid's largest integer.
+        container: the ONNX type the integers travel in (``int4``, ``uint8``, …, or ``float32``).
+        node: the name of the exported QuantizeLinear node (or the Round node of a float grid).
+    """
+
+    name: str
+    bits: int
+    signed: bool
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    container: str
+    node: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for a manifest."""
+        return asdict(self)
+
+
+class _ExportedQuantizeDequantize(torch.autograd.Function):
+    """Exports as the ``autoq::QuantizeDequantize`` placeholder that :func:`export_qdq_onnx`
+    rewrites. While tracing it passes its input through, as AIMET's quantizers do during an
+    export: the trace needs shapes only (running the quantizer inside the traced function breaks
+    the TorchScript tracer)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, index: int) -> torch.Tensor:
+        del ctx, index
+        return x.as_subclass(torch.Tensor).clone()
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, index: int) -> Any:
+        out = g.op(f"{PLACEHOLDER_DOMAIN}::{PLACEHOLDER_OP}", x, index_i=index)
+        out.setType(x.type())
+        return out
+
+
+def encoding_of(name: str, quantizer: Any) -> QDQEncoding:
+    """The grid of one calibrated per-tensor quantizer, as the graph will compute it.
+
+    ``quantizer`` is AIMET's affine quantizer (``QuantizeDequantize``), read through its public
+    methods (``get_scale``, ``get_offset``, ``bitwidth``, ``signed``, ``qmin``, ``qmax``).
+
+    Raises:
+        QuantizationError: the quantizer is uncalibrated or per-channel (the paper's scheme
+            places per-tensor quantizers only).
+    """
+    if not quantizer.is_initialized():
+        raise QuantizationError(f"quantizer {name} has no range: calibrate before exporting")
+    scale = quantizer.get_scale().detach()
+    offset = quantizer.get_offset().detach()
+    if scale.numel() != 1:
+        raise QuantizationError(f"quantizer {name} is per-channel; the export writes "
+                                f"per-tensor grids only")
+    bits, signed = int(quantizer.bitwidth), bool(quantizer.signed)
+    kind, _ = container(bits, signed=signed)
+    return QDQEncoding(name=name, bits=bits, signed=signed, scale=float(scale.float()),
+                       zero_point=-round(float(offset)), qmin=int(quantizer.qmin),
+                       qmax=int(quantizer.qmax), container=kind)
+
+
+def quantizers(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every quantizer inside ``module`` as ``("<layer>/<slot>", quantizer)``, slots named as
+    :meth:`autoq.quant.QuantizedNetwork.quantizers` names them (``weight:<param>``,
+    ``input:<i>``, ``output:<i>``).
+
+    Quantizers are found where AIMET's quantized modules keep them (``param_quantizers``,
+    ``input_quantizers``, ``output_quantizers``), so this package needs no AIMET import (AIMET
+    is imported only in :mod:`autoq.quant`)."""
+    seen: set[int] = set()
+    for layer, child in module.named_modules():
+        for attribute, slot in (("param_quantizers", "weight"), ("input_quantizers", "input"),
+                                ("output_quantizers", "output")):
+            holder = getattr(child, attribute, None)
+            if isinstance(holder, nn.ModuleDict):
+                items: Sequence[tuple[Any, nn.Module | None]] = list(holder.items())
+            elif isinstance(holder, nn.ModuleList):
+                items = list(enumerate(holder))
+            else:
+                continue
+            for key, quantizer in items:
+                if quantizer is not None and id(quantizer) not in seen:
+                    seen.add(id(quantizer))
+                    yield f"{layer}/{slot}:{key}", quantizer
+
+
+@contextlib.contextmanager
+def _placeholders(module: nn.Module) -> Iterator[list[QDQEncoding]]:
+    """While inside, every quantizer of ``module`` exports as a placeholder; yields the table of
+    encodings the placeholders index into."""
+    table: list[QDQEncoding] = []
+    patched: list[nn.Module] = []
+    try:
+        for path, quantizer in quantizers(module):
+            index = len(table)
+            table.append(encoding_of(path, quantizer))
+
+            def forward(x: torch.Tensor, index: int = index) -> torch.Tensor:
+                return _ExportedQuantizeDequantize.apply(x, index)
+
+            quantizer.forward = forward
+            patched.append(quantizer)
+        yield table
+    finally:
+        for quantizer in patched:
+            del quantizer.forward
+
+
+def export_qdq_onnx(
+    module: nn.Module,
+    dummy: torch.Tensor,
+    path: str | Path,
+    *,
+    input_name: str = "input",
+    output_name: str = "output",
+    dynamic_batch: bool = True,
+) -> list[QDQEncoding]:
+    """Export ``module`` (holding AIMET quantizers anywhere inside) to a standard ONNX graph.
+
+    Args:
+        module: any module; its AIMET quantizers must be calibrated. Exported in eval mode (the
+            mode is restored).
+        dummy: an input ``(batch, ...)``; the graph is traced at its shape (batch is dynamic).
+        path: the ``.onnx`` file to write.
+        input_name: the graph input's name.
+        output_name: the graph output's name.
+        dynamic_batch: let the first axis vary.
+
+    Returns:
+        The encodings, in graph order of their placeholders, each naming its QuantizeLinear node.
+
+    Raises:
+        QuantizationError: a quantizer is uncalibrated or per-channel.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = module.training
+    module.eval()
+    dynamic = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    try:
+        with _placeholders(module) as table, torch.no_grad(), warnings.catch_warnings():
+            # The tracer's warnings are about shape arithmetic baked into the fixed-grid graph.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (dummy,), str(path), input_names=[input_name],
+                              output_names=[output_name], dynamic_axes=dynamic,
+                              opset_version=OPSET, dynamo=False,
+                              custom_opsets={PLACEHOLDER_DOMAIN: 1})
+    finally:
+        module.train(was_training)
+    model = onnx.load(str(path))
+    encodings = _rewrite_placeholders(model, table)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return encodings
+
+
+def _container_bits(bits: int) -> int:
+    return next(width for width, _, _ in _CONTAINERS if bits <= width)
+
+
+def _constant(graph: onnx.GraphProto, name: str, value: float | int, data_type: int) -> str:
+    graph.initializer.append(helper.make_tensor(name, data_type, [], [value]))
+    return name
+
+
+def _rewrite_placeholders(model: onnx.ModelProto, table: list[QDQEncoding]
+                          ) -> list[QDQEncoding]:
+    """Replace each placeholder by Clip/QuantizeLinear/DequantizeLinear (or float arithmetic)."""
+    graph = model.graph
+    nodes: list[onnx.NodeProto] = []
+    written: list[QDQEncoding] = []
+    for node in graph.node:
+        if (node.domain, node.op_type) != (PLACEHOLDER_DOMAIN, PLACEHOLDER_OP):
+            nodes.append(node)
+            continue
+        index = next(a.i for a in node.attribute if a.name == "index")
+        encoding = table[index]
+        prefix = f"qdq{len(written)}_{encoding.name.replace('/', '_').replace(':', '_')}"
+        new, first = _qdq_nodes(graph, encoding, node.input[0], node.output[0], prefix)
+        nodes.extend(new)
+        written.append(QDQEncoding(**{**asdict(encoding), "node": first}))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid("", OPSET))
+    return written
+
+
+def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str, prefix: str
+               ) -> tuple[list[onnx.NodeProto], str]:
+    """The standard nodes of one grid from ``source`` to ``target``, and the name of the node
+    that quantizes."""
+    scale = _constant(graph, f"{prefix}_scale", e.scale, TensorProto.FLOAT)
+    # The grid's end points as the simulation dequantizes them: float32((q − z) · s).
+    step = numpy_helper.to_array(graph.initializer[-1]).astype("float32")
+    low = float(step * (e.qmin - e.zero_point))
+    high = float(step * (e.qmax - e.zero_point))
+    _, onnx_type = container(e.bits, signed=e.signed)
+    if onnx_type is None:  # wider than 16 bits: the quantizer's arithmetic in float
+        zero = _constant(graph, f"{prefix}_zero_point", float(e.zero_point), TensorProto.FLOAT)
+        qmin = _constant(graph, f"{prefix}_qmin", float(e.qmin), TensorProto.FLOAT)
+        qmax = _constant(graph, f"{prefix}_qmax", float(e.qmax), TensorProto.FLOAT)
+        names = [f"{prefix}_{step_name}" for step_name in ("div", "round", "add", "clip", "sub")]
+        return [
+            helper.make_node("Div", [source, scale], [names[0]], name=names[0]),
+            helper.make_node("Round", [names[0]], [names[1]], name=names[1]),
+            helper.make_node("Add", [names[1], zero], [names[2]], name=names[2]),
+            helper.make_node("Clip", [names[2], qmin, qmax], [names[3]], name=names[3]),
+            helper.make_node("Sub", [names[3], zero], [names[4]], name=names[4]),
+            helper.make_node("Mul", [names[4], scale], [target], name=f"{prefix}_mul"),
+        ], names[1]
+    zero = _constant(graph, f"{prefix}_zero_point", e.zero_point, onnx_type)
+    out: list[onnx.NodeProto] = []
+    quantize_input = source
+    if e.bits < _container_bits(e.bits):
+        low_name = _constant(graph, f"{prefix}_low", low, TensorProto.FLOAT)
+        high_name = _constant(graph, f"{prefix}_high", high, TensorProto.FLOAT)
+        quantize_input = f"{prefix}_clipped"
+        if _container_bits(e.bits) == 4:
+            # onnxruntime's Clip→QuantizeLinear fusion cannot read an int4 zero point and fails
+            # the session ("Unexpected data type for QuantizeLinear input y_zero_point"): the
+            # same clipping as Max and Min, which it leaves alone.
+            out.append(helper.make_node("Max", [source, low_name], [f"{prefix}_above"],
+                                        name=f"{prefix}_max"))
+            out.append(helper.make_node("Min", [f"{prefix}_above", high_name], [quantize_input],
+                                        name=f"{prefix}_min"))
+        else:
+            out.append(helper.make_node("Clip", [source, low_name, high_name], [quantize_input],
+                                        name=f"{prefix}_clip"))
+    out.append(helper.make_node("QuantizeLinear", [quantize_input, scale, zero],
+                                [f"{prefix}_q"], name=f"{prefix}_quantize"))
+    out.append(helper.make_node("DequantizeLinear", [f"{prefix}_q", scale, zero], [target],
+                                name=f"{prefix}_dequantize"))
+    return out, f"{prefix}_quantize"
