@@ -21,3 +21,8 @@ Granularity = Literal["uniform", "per_block", "per_layer"]
 MIN_BITS, MAX_BITS = 2, 32
 FLOAT_EQUIVALENT_BITS = 16
 """Float layers are priced as 16-bit integer work (the paper saw no loss at Int16)."""
+
+Rank = int | float
+"""A factorization rank as tensorly-torch takes it (neuraloperator's TFNO ``rank`` keyword): an
+int is the rank itself, a float the fraction of the dense tensor's parameters the factorization
+keeps. A search over ranks varies it beside the bits."""

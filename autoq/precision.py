@@ -30,7 +30,15 @@ from typing import Any
 from torch import nn
 
 # Re-exported: the quantizer and the cost model take the vocabulary from here.
-from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, MAX_BITS, MIN_BITS, Bits, Granularity  # noqa: F401
+from autoq.bits import (  # noqa: F401
+    FLOAT,
+    FLOAT_EQUIVALENT_BITS,
+    MAX_BITS,
+    MIN_BITS,
+    Bits,
+    Granularity,
+    Rank,
+)
 from autoq.data.resample import check_scale
 from autoq.errors import QuantizationError
 from autoq.models import first_and_last_layers
@@ -190,24 +198,29 @@ def _check_bits(layer: str, bits: Any) -> Bits:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """What one trial runs: a scale factor and the precision of every quantizable layer.
+    """What one trial runs: a scale factor, the precision of every quantizable layer and, in a
+    search over factorization ranks, the rank of the model's factorized weights.
 
     Build it with :meth:`for_model` (checked against a model) or :meth:`from_json`.
 
     Attributes:
         scale: spatial scale factor in (0, 1] at which the network runs.
         bits: every quantizable layer's ``(weight_bits, act_bits)``, or ``None`` for float.
+        rank: the factorization rank the model is built with (its factory's ``rank`` keyword),
+            or ``None`` when the search does not vary it.
     """
 
     scale: float
     bits: Mapping[str, Bits]
+    rank: Rank | None = None
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
         object.__setattr__(self, "bits", {k: _check_bits(k, v) for k, v in self.bits.items()})
 
     @classmethod
-    def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any]) -> TrialConfig:
+    def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any],
+                  rank: Rank | None = None) -> TrialConfig:
         """A config for ``model``: ``bits`` may name any subset of its quantizable layers; the
         rest stay float. A name that is not a quantizable layer is an error that names it."""
         layers = quantizable_layers(model)
@@ -215,7 +228,7 @@ class TrialConfig:
         if unknown:
             raise QuantizationError(f"no quantizable layer named {unknown[0]!r} in "
                                     f"{type(model).__name__}; layers: {layers}")
-        return cls(scale=scale, bits={name: bits.get(name) for name in layers})
+        return cls(scale=scale, bits={name: bits.get(name) for name in layers}, rank=rank)
 
     @classmethod
     def uniform(
@@ -238,13 +251,18 @@ class TrialConfig:
         return {name: bits for name, bits in self.bits.items() if bits is not None}
 
     def to_json(self) -> dict[str, Any]:
-        """``{"scale": s, "bits": {layer: [w, a] or "float"}}``, the shape the API returns."""
-        return {"scale": self.scale,
-                "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
+        """``{"scale": s, "bits": {layer: [w, a] or "float"}}`` (and ``"rank": r`` when the
+        config has one), the shape the API returns."""
+        payload: dict[str, Any] = {
+            "scale": self.scale,
+            "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
+        if self.rank is not None:
+            payload["rank"] = self.rank
+        return payload
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:
-        return cls(scale=payload["scale"], bits=dict(payload["bits"]))
+        return cls(scale=payload["scale"], bits=dict(payload["bits"]), rank=payload.get("rank"))
 
 
 _BLOCK = re.compile(r"^(.*?\.\d+)(?:\.|$)")

@@ -9,6 +9,10 @@ space whose model is ``factory: neuralop.models:FNO`` with that checkpoint) for 
     autoq pareto neuralop-fno-burgers --plot neuralop_fno/front.png
     autoq pick neuralop-fno-burgers --max-ratio 1.1
 
+With ``--factorization tucker --ranks 0.5 0.2 0.05`` it trains a TFNO at the first rank instead
+and the space searches the factorization rank beside bits and scale (the checkpoint is
+re-factorized to each rank and fine-tuned); the search is then ``neuralop-tfno-burgers``.
+
 Needs the ``neuralop`` extra (``pip install 'autoq[neuralop]'``).
 """
 
@@ -35,16 +39,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("neuralop_fno"))
     parser.add_argument("--steps", type=int, default=600, help="training steps")
+    parser.add_argument("--factorization", choices=["tucker", "cp", "tt"], default=None,
+                        help="train a TFNO with factorized spectral weights")
+    parser.add_argument("--ranks", type=float, nargs="+", default=None,
+                        help="factorization ranks to search (fractions; the first is trained)")
     args = parser.parse_args()
     models = require("neuralop.models", extra="neuralop", feature="this example")
+    if args.ranks and not args.factorization:
+        parser.error("--ranks needs --factorization")
+    kwargs: dict[str, object] = dict(FNO_KWARGS)
+    name = "neuralop-fno-burgers"
+    if args.factorization:
+        ranks = args.ranks or [0.5]
+        kwargs.update(factorization=args.factorization, rank=ranks[0])
+        name = "neuralop-tfno-burgers"
 
     space = {
-        "name": "neuralop-fno-burgers",
+        "name": name,
         "description": "neuraloperator's FNO on 1D Burgers, from its trained checkpoint",
         "data": {"pde": "burgers", "path": "data/burgers_small.h5", "input_steps": 10,
                  "target_steps": 1, "generate": {"samples": 128, "resolution": 256,
                                                  "frames": 41}},
-        "model": {"factory": "neuralop.models:FNO", "kwargs": FNO_KWARGS,
+        "model": {"factory": "neuralop.models:FNO", "kwargs": kwargs,
                   "checkpoint": str(args.out / "fno.pt"), "rescale": "finetune",
                   "finetune_epochs": 2},
         "train": {"epochs": 5, "lr": 1.0e-3, "batch_size": 32},
@@ -53,10 +69,13 @@ def main() -> None:
                   "act_bits": [4, 8, 16], "granularity": "per_layer"},
         "search": {"sampler": "autoq", "trials": 12, "seed": 0},
     }
+    if args.ranks:
+        space["space"]["ranks"] = args.ranks  # type: ignore[index]
     spec = parse_spec(space)
     problem = load_problem(ensure_data(spec), pde="burgers", input_steps=10, target_steps=1)
     windows = problem.train_windows
-    fno = models.FNO(**{**FNO_KWARGS, "n_modes": tuple(FNO_KWARGS["n_modes"])})
+    torch.manual_seed(0)
+    fno = models.FNO(**{**kwargs, "n_modes": tuple(FNO_KWARGS["n_modes"])})
     optimiser = torch.optim.Adam(fno.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, args.steps)
     generator = torch.Generator().manual_seed(0)

@@ -111,6 +111,8 @@ class TrialPublic(BaseModel):
     mse: float | None
     cost: float | None
     scale: float | None
+    rank: int | float | None = Field(None, description="factorization rank, in a search over "
+                                                      "ranks (space.ranks)")
     bits: dict[str, list[int] | Literal["float"]]
     baseline: bool
     regime: str | None = Field(None, description="the paper's uniform regime of a baseline")

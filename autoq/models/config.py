@@ -137,6 +137,12 @@ class FactoryConfig(BaseModel):
         kwargs: keyword arguments of the factory (JSON values).
         checkpoint: a ``state_dict`` of the built module (``torch.save``; a dict holding it
             under ``"state_dict"`` works too). It replaces float training at scale 1.
+        checkpoint_kwargs: the factory's keyword arguments the checkpoint was saved with, when
+            they differ from ``kwargs`` in the factorization of spectral weights (its rank, or
+            ``factorization``): each factorized weight of the checkpoint is rebuilt as a dense
+            tensor and factorized again at ``kwargs``' (tensorly-torch's ``init_from_tensor``),
+            every other weight is copied, and the model is fine-tuned for ``finetune_epochs``
+            at every scale. A search over ranks (``space.ranks``) sets it.
         rescale: at a scale factor below 1, ``finetune`` the checkpoint at the network's grid
             for ``finetune_epochs`` (cached like trained float models) or use it ``as_is``.
         finetune_epochs: epochs of that fine-tune (the ``train`` recipe's other settings apply).
@@ -151,6 +157,7 @@ class FactoryConfig(BaseModel):
     factory: str = Field(pattern=FACTORY_PATH, max_length=256)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
+    checkpoint_kwargs: dict[str, Any] | None = None
     rescale: Literal["finetune", "as_is"] = "finetune"
     finetune_epochs: PositiveInt = 3
     channels_last: bool = False
@@ -166,3 +173,18 @@ class FactoryConfig(BaseModel):
     def module_name(self) -> str:
         """The module the factory is imported from."""
         return self.factory.partition(":")[0]
+
+    @property
+    def refactorized(self) -> bool:
+        """The checkpoint was saved with other kwargs and is re-factorized to these."""
+        return self.checkpoint is not None and self.checkpoint_kwargs is not None
+
+    def with_kwargs(self, **overrides: Any) -> FactoryConfig:
+        """The same model with some factory keyword arguments changed (e.g. ``rank``); a
+        checkpoint keeps the kwargs it was saved with, as ``checkpoint_kwargs``."""
+        kwargs = {**self.kwargs, **overrides}
+        saved = self.checkpoint_kwargs if self.checkpoint_kwargs is not None else self.kwargs
+        return self.model_copy(update={
+            "kwargs": kwargs,
+            "checkpoint_kwargs": saved if self.checkpoint is not None and saved != kwargs
+            else None})

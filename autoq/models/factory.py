@@ -140,6 +140,47 @@ class FactoryNetwork(nn.Module):
         return path
 
 
+def _factorized_tensors(module: nn.Module) -> dict[str, Any]:
+    """tensorly-torch ``FactorizedTensor`` children by path (neuraloperator's spectral weights
+    are, dense or factorized), found by their interface so tensorly-torch is not imported."""
+    return {name: child for name, child in module.named_modules()
+            if callable(getattr(child, "to_tensor", None))
+            and callable(getattr(child, "init_from_tensor", None))}
+
+
+def refactorize(target: nn.Module, source: nn.Module) -> None:
+    """Give ``target`` the weights of ``source``, the same model built with another factorization
+    of its spectral weights (another rank, or dense): each factorized tensor is rebuilt dense
+    from ``source`` and factorized at ``target``'s rank (the truncation loses what the rank
+    cannot hold: fine-tuning recovers it); every other parameter and buffer is copied. A
+    SpecError names ``model.checkpoint_kwargs`` and the first entry that does not fit."""
+    factorized = _factorized_tensors(target)
+    sources = _factorized_tensors(source)
+    with torch.no_grad():
+        for name, tensor in factorized.items():
+            if name not in sources:
+                raise SpecError(f"model.checkpoint_kwargs: {name!r} is a factorized tensor in "
+                                f"the model but not in the checkpoint's")
+            dense = sources[name].to_tensor().detach()
+            shape = tuple(tensor.to_tensor().shape)
+            if tuple(dense.shape) != shape:
+                raise SpecError(f"model.checkpoint_kwargs: {name!r} is {tuple(dense.shape)} in "
+                                f"the checkpoint's model, {shape} in the model")
+            tensor.init_from_tensor(dense)
+    prefixes = tuple(f"{name}." for name in factorized)
+    state = target.state_dict()
+    given = source.state_dict()
+    for key, value in state.items():
+        if key.startswith(prefixes) or not isinstance(value, torch.Tensor):
+            continue
+        if key not in given or given[key].shape != value.shape:
+            found = "missing" if key not in given else f"{tuple(given[key].shape)}"
+            raise SpecError(f"model.checkpoint_kwargs: {key!r} of the model "
+                            f"{tuple(value.shape)} does not fit the checkpoint's ({found})")
+        state[key] = given[key]
+    target.load_state_dict(state)
+
+
 _REGISTERED: dict[str, nn.Module] = {}
 """Module instances handed to the Python API in this process, by content hash."""
 

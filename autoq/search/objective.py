@@ -67,11 +67,14 @@ def make_objective(runner: TrialRunner, study_name: str
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         try:
             scale = trial.suggest_categorical(records.SCALE_PARAM, list(spec.space.scales))
+            rank = None if spec.space.ranks is None else trial.suggest_categorical(
+                records.RANK_PARAM, list(spec.space.ranks))
             regime = trial.user_attrs.get(records.BASELINE_ATTR)
             if regime is not None:
-                config = runner.space.regime(regime, scale)
+                config = runner.space.regime(regime, scale, rank)
             else:
-                config = runner.space.config(scale, suggest_group_bits(trial, runner.space))
+                config = runner.space.config(scale, suggest_group_bits(trial, runner.space),
+                                             rank)
             trial.set_user_attr(records.BITS_ATTR, config.to_json()["bits"])
             result = runner.run(config, seed=spec.search.seed + trial.number,
                                 artifact_name=f"{study_name}/trial-{trial.number:05d}")

@@ -4,9 +4,9 @@ A search is a two-objective study (minimise error, minimise bit-op cost). What a
 a study and its trials, and how it is read back, is defined here and nowhere else:
 
 - the objectives and their directions;
-- the sampler parameters of a configuration: ``scale`` and, per layer group ``g``,
-  ``w_bits:g`` (a bitwidth or :data:`~autoq.bits.FLOAT`) and ``a_bits:g`` (absent when the
-  group is float);
+- the sampler parameters of a configuration: ``scale``, ``rank`` (only in a search over
+  factorization ranks) and, per layer group ``g``, ``w_bits:g`` (a bitwidth or
+  :data:`~autoq.bits.FLOAT`) and ``a_bits:g`` (absent when the group is float);
 - the user attributes of a trial (per-layer bits, cost breakdown, timings, error, …);
 - feasibility: the trial's constraints (Optuna's ``trial.set_constraint``), feasible when every
   value is ≤ 0;
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from optuna.trial import FrozenTrial, TrialState
 
-from autoq.bits import FLOAT, Bits
+from autoq.bits import FLOAT, Bits, Rank
 
 COST_OBJECTIVE = "cost"
 
@@ -42,6 +42,8 @@ SPEC_ATTR = "autoq_spec"
 """Study user attribute: the search's spec as JSON."""
 
 SCALE_PARAM = "scale"
+RANK_PARAM = "rank"
+"""The factorization rank's parameter, present only when the spec's ``space.ranks`` is set."""
 _WEIGHT_PREFIX, _ACT_PREFIX = "w_bits:", "a_bits:"
 
 # Trial user attributes.
@@ -78,9 +80,12 @@ def act_param(group: str) -> str:
     return f"{_ACT_PREFIX}{group}"
 
 
-def encode_params(scale: float, group_bits: Mapping[str, Bits]) -> Params:
-    """Sampler parameters of a configuration given per group."""
+def encode_params(scale: float, group_bits: Mapping[str, Bits], rank: Rank | None = None
+                  ) -> Params:
+    """Sampler parameters of a configuration given per group (and its rank, if any)."""
     params: Params = {SCALE_PARAM: scale}
+    if rank is not None:
+        params[RANK_PARAM] = rank
     for group, bits in group_bits.items():
         if bits is None:
             params[weight_param(group)] = FLOAT
@@ -90,13 +95,14 @@ def encode_params(scale: float, group_bits: Mapping[str, Bits]) -> Params:
 
 
 def decode_params(params: Mapping[str, Any], groups: Sequence[str]
-                  ) -> tuple[float, dict[str, Bits]]:
-    """``(scale, {group: bits})`` of sampler parameters; a KeyError names a missing one."""
+                  ) -> tuple[float, dict[str, Bits], Rank | None]:
+    """``(scale, {group: bits}, rank)`` of sampler parameters (rank ``None`` when they hold
+    none); a KeyError names a missing one."""
     group_bits: dict[str, Bits] = {}
     for group in groups:
         weight = params[weight_param(group)]
         group_bits[group] = None if weight == FLOAT else (weight, params[act_param(group)])
-    return params[SCALE_PARAM], group_bits
+    return params[SCALE_PARAM], group_bits, params.get(RANK_PARAM)
 
 
 def recorded_params(trial: FrozenTrial, groups: Mapping[str, Sequence[str]]) -> Params | None:
@@ -113,7 +119,7 @@ def recorded_params(trial: FrozenTrial, groups: Mapping[str, Sequence[str]]) -> 
         if len(chosen) != 1:
             return None
         group_bits[group] = chosen.pop()
-    return encode_params(scale, group_bits)
+    return encode_params(scale, group_bits, trial.params.get(RANK_PARAM))
 
 
 def _as_bits(recorded: Any) -> Bits:
@@ -147,6 +153,7 @@ class TrialPoint:
         feasible: every constraint of the search is met (always, without constraints).
         error: why the trial failed, if it did.
         details: timings, float MSE, artifact path, ...
+        rank: factorization rank (``None`` unless the search varies it).
     """
 
     number: int
@@ -159,6 +166,7 @@ class TrialPoint:
     feasible: bool = True
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    rank: Rank | None = None
 
     @property
     def complete(self) -> bool:
@@ -166,11 +174,12 @@ class TrialPoint:
             and self.cost is not None
 
     def to_json(self) -> dict[str, Any]:
-        """The API's trial shape: ``{number, state, mse, cost, scale, bits, baseline, regime,
-        feasible, error}``."""
+        """The API's trial shape: ``{number, state, mse, cost, scale, rank, bits, baseline,
+        regime, feasible, error}``."""
         return {"number": self.number, "state": self.state, "mse": self.mse, "cost": self.cost,
-                "scale": self.scale, "bits": self.bits, "baseline": self.baseline is not None,
-                "regime": self.baseline, "feasible": self.feasible, "error": self.error}
+                "scale": self.scale, "rank": self.rank, "bits": self.bits,
+                "baseline": self.baseline is not None, "regime": self.baseline,
+                "feasible": self.feasible, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,7 @@ def trial_point(trial: FrozenTrial) -> TrialPoint:
         mse=mse,
         cost=cost,
         scale=trial.params.get(SCALE_PARAM),
+        rank=trial.params.get(RANK_PARAM),
         bits=attrs.get(BITS_ATTR, {}),
         baseline=attrs.get(BASELINE_ATTR),
         feasible=is_feasible(trial),

@@ -19,23 +19,33 @@ def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
 
 def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = None) -> str:
     """The Pareto set as a text table sorted by cost; ``reference_mse`` adds an MSE ratio."""
+    ranked = _any_rank(front)
     header = ["trial", "cost (bit-ops)", "MSE", *(["× float"] if reference_mse else []),
-              "scale", "bits", "baseline"]
+              "scale", *(["rank"] if ranked else []), "bits", "baseline"]
     rows = []
     for p in front:
         ratio = [_number(p.mse / reference_mse, ".2f")] if reference_mse and p.mse else []
+        rank = [_number(p.rank, "g")] if ranked else []
         rows.append([str(p.number), _number(p.cost), _number(p.mse), *ratio,
-                     _number(p.scale, "g"), bits_summary(p.bits), p.baseline or ""])
+                     _number(p.scale, "g"), *rank, bits_summary(p.bits), p.baseline or ""])
     return _table(header, rows)
 
 
 def trials_table(points: Sequence[TrialPoint]) -> str:
     """Every trial as a text table in trial order: state, MSE, cost, scale, bits, error."""
-    header = ["trial", "state", "MSE", "cost (bit-ops)", "scale", "bits", "baseline", "error"]
+    ranked = _any_rank(points)
+    header = ["trial", "state", "MSE", "cost (bit-ops)", "scale", *(["rank"] if ranked else []),
+              "bits", "baseline", "error"]
     rows = [[str(p.number), p.state if p.feasible else f"{p.state} (infeasible)",
-             _number(p.mse), _number(p.cost), _number(p.scale, "g"), bits_summary(p.bits),
+             _number(p.mse), _number(p.cost), _number(p.scale, "g"),
+             *([_number(p.rank, "g")] if ranked else []), bits_summary(p.bits),
              p.baseline or "", p.error or ""] for p in points]
     return _table(header, rows)
+
+
+def _any_rank(points: Sequence[TrialPoint]) -> bool:
+    """A search over factorization ranks: its tables get a rank column."""
+    return any(p.rank is not None for p in points)
 
 
 def _number(value: float | None, spec: str = ".3e") -> str:

@@ -29,7 +29,7 @@ from autoq.bits import MAX_BITS, MIN_BITS, Granularity
 from autoq.data import Selection
 from autoq.data.registry import LAYOUTS, PDES, family_layout, solver_options
 from autoq.errors import SpecError, describe_validation_error
-from autoq.models.config import ModelConfig
+from autoq.models.config import FactoryConfig, ModelConfig
 from autoq.models.registry import MODELS, UNION_TAGS
 from autoq.search.executors import EXECUTORS
 from autoq.search.samplers import SAMPLERS
@@ -209,10 +209,17 @@ class DataSpec(_Strict):
 
 
 class SpaceSpec(_Strict):
-    """The search space: scale factors × per-layer (or grouped) bitwidths.
+    """The search space: scale factors × per-layer (or grouped) bitwidths, and optionally the
+    factorization rank of the model's factorized weights.
 
     Attributes:
         scales: spatial scale factors in (0, 1].
+        ranks: factorization ranks to choose from (``None``: the model's own, not searched),
+            passed to the factory as its ``rank`` keyword (neuraloperator's TFNO): all integers
+            (the rank itself) or all fractions (of the dense tensor's parameters, as
+            tensorly-torch reads a float). The largest is the reference: the float model the
+            relative bounds compare with, and the rank of the paper's baseline regimes. A
+            checkpoint is re-factorized to each rank and fine-tuned (``model.finetune_epochs``).
         weight_bits: weight bitwidths to choose from.
         act_bits: input-activation bitwidths to choose from.
         allow_float: also allow a group to stay float (priced at 16 bits).
@@ -224,6 +231,8 @@ class SpaceSpec(_Strict):
         default_factory=lambda: [1.0, 0.7, 0.5, 0.3, 0.2], min_length=1)
     weight_bits: list[BitWidth] = Field(default_factory=lambda: [4, 8, 16], min_length=1)
     act_bits: list[BitWidth] = Field(default_factory=lambda: [4, 8, 16], min_length=1)
+    ranks: list[Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0)]] | None = Field(
+        None, min_length=1)
     allow_float: bool = False
     granularity: Granularity = "per_layer"
     first_last_float: bool = True
@@ -231,6 +240,16 @@ class SpaceSpec(_Strict):
     @field_validator("scales", "weight_bits", "act_bits")
     @classmethod
     def _sorted_unique(cls, values: list[Any]) -> list[Any]:
+        return sorted(set(values), reverse=True)
+
+    @field_validator("ranks")
+    @classmethod
+    def _ranks_of_one_kind(cls, values: list[int | float] | None) -> list[int | float] | None:
+        if values is None:
+            return None
+        if len({type(value) for value in values}) > 1:
+            raise ValueError(f"give every rank as an integer (the rank) or every rank as a "
+                             f"fraction (of the dense tensor's parameters), not both: {values}")
         return sorted(set(values), reverse=True)
 
 
@@ -280,6 +299,14 @@ class SearchSpec(_Strict):
     qat: QATConfig = Field(default_factory=QATConfig)
     space: SpaceSpec = Field(default_factory=SpaceSpec)
     search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @model_validator(mode="after")
+    def _ranks_need_a_factory(self) -> SearchSpec:
+        if self.space.ranks is not None and not isinstance(self.model, FactoryConfig):
+            raise ValueError(f"space.ranks: the factorization rank is a keyword of a model built "
+                             f"by a factory (model.factory, e.g. neuralop.models:TFNO); "
+                             f"model.arch {self.model.arch!r} has no factorized weights")
+        return self
 
 
 def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpec:

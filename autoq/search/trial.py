@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from autoq.bits import Rank
 from autoq.cost import CostReport
 from autoq.precision import TrialConfig
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
@@ -43,8 +44,9 @@ class TrialResult:
         mse: the QAT model's validation error in the search's metric (one-step MSE by default),
             at the data resolution.
         cost: the configuration's bit-op cost report.
-        float_mse: the same error of the float model it started from.
-        float_reference: the same error of the float model at the space's largest scale.
+        float_mse: the same error of the float model it started from (its scale and rank).
+        float_reference: the same error of the float model at the space's largest scale and
+            rank.
         rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
             whole trajectory from its first window; ``None`` for steady problems).
         timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
@@ -93,30 +95,38 @@ class TrialRunner:
         self.problem = problem or load_spec_problem(spec, progress=progress)
         self.metric = metric or named_metric(spec.metric)
         self.space = space or SearchSpace(spec)
-        self._float_models: dict[float, FloatModel] = {}
-        self._float_errors: dict[float, float] = {}
+        self._float_models: dict[tuple[float, Rank | None], FloatModel] = {}
+        self._float_errors: dict[tuple[float, Rank | None], float] = {}
 
-    def float_model(self, scale: float) -> FloatModel:
-        """The float model at ``scale``, from memory, the disk cache, or trained now."""
-        if scale not in self._float_models:
-            self._float_models[scale] = self.cache.get(
-                self.problem, self.spec.model, self.spec.train, scale=scale,
-                seed=self.spec.search.float_seed,
-                description=f"float model, scale {scale:g}" if self.progress else None)
-        return self._float_models[scale]
+    def float_model(self, scale: float, rank: Rank | None = None) -> FloatModel:
+        """The float model at ``scale`` (and factorization ``rank``), from memory, the disk
+        cache, or trained now."""
+        if (scale, rank) not in self._float_models:
+            title = f"float model, scale {scale:g}" + ("" if rank is None else f", rank {rank}")
+            self._float_models[scale, rank] = self.cache.get(
+                self.problem, self.space.model_config(rank), self.spec.train, scale=scale,
+                seed=self.spec.search.float_seed, description=title if self.progress else None)
+        return self._float_models[scale, rank]
 
-    def float_error(self, scale: float) -> float:
-        """The float model's error at ``scale`` in the search's metric."""
-        if scale not in self._float_errors:
-            self._float_errors[scale] = self.metric(self.float_model(scale).solver, self.problem)
-        return self._float_errors[scale]
+    def float_error(self, scale: float, rank: Rank | None = None) -> float:
+        """The float model's error at ``scale`` (and ``rank``) in the search's metric."""
+        if (scale, rank) not in self._float_errors:
+            self._float_errors[scale, rank] = self.metric(self.float_model(scale, rank).solver,
+                                                          self.problem)
+        return self._float_errors[scale, rank]
+
+    @property
+    def float_reference(self) -> float:
+        """The yardstick of relative bounds: the float model's error at the space's largest
+        scale and rank."""
+        return self.float_error(max(self.spec.space.scales), self.space.ranks[0])
 
     def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None
             ) -> TrialResult:
         """Fine-tune and score ``config``; raises on a NaN loss (TrialError) or any failure."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        float_model = self.float_model(config.scale)
+        float_model = self.float_model(config.scale, config.rank)
         timings["float"] = time.perf_counter() - started
 
         solver = copy.deepcopy(float_model.solver)
@@ -141,12 +151,14 @@ class TrialRunner:
         artifact = None
         if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
             artifact = export_artifact(
-                qnet, self.artifact_dir / artifact_name, model_config=self.spec.model, onnx=False,
+                qnet, self.artifact_dir / artifact_name,
+                model_config=self.space.model_config(config.rank), onnx=False,
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
-                          "scale": config.scale,
+                          "scale": config.scale, "rank": config.rank,
                           "data_shape": list(self.space.geometry.data_shape)})
-        return TrialResult(mse=mse, cost=cost, float_mse=self.float_error(config.scale),
-                           float_reference=self.float_error(max(self.spec.space.scales)),
+        return TrialResult(mse=mse, cost=cost,
+                           float_mse=self.float_error(config.scale, config.rank),
+                           float_reference=self.float_reference,
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact)
 

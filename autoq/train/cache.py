@@ -1,11 +1,13 @@
 """Float models, trained once per (data, split, model, recipe, scale, seed) and cached on disk.
 
-A search of a hundred trials fine-tunes a handful of float models (one per scale factor); each is
-trained on first use and loaded afterwards. A user's checkpoint (``model.checkpoint``) takes the
-place of training: used as it is at scale 1, and at a smaller scale fine-tuned at the network's
-grid or used as it is, as the config says. Entries are keyed by a content hash, written under a
-temporary name and renamed, so concurrent writers (parallel trials, several workers) can race
-without corrupting an entry: the last rename wins, and every version is a complete model.
+A search of a hundred trials fine-tunes a handful of float models (one per scale factor and
+rank); each is trained on first use and loaded afterwards. A user's checkpoint
+(``model.checkpoint``) takes the place of training: used as it is at scale 1, and at a smaller
+scale fine-tuned at the network's grid or used as it is, as the config says; saved at another
+factorization rank, it is re-factorized to the model's and fine-tuned at every scale. Entries
+are keyed by a content hash, written under a temporary name and renamed, so concurrent writers
+(parallel trials, several workers) can race without corrupting an entry: the last rename wins,
+and every version is a complete model.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from autoq.device import default_device
 from autoq.errors import SpecError
 from autoq.models.config import FactoryConfig, ModelConfig
-from autoq.models.factory import FactoryNetwork, tensor_state
+from autoq.models.factory import FactoryNetwork, build_user_module, refactorize, tensor_state
 from autoq.settings import get_settings
 from autoq.train.config import TrainConfig
 from autoq.train.loop import evaluate, fit
@@ -100,8 +102,15 @@ class FloatModelCache:
             if not isinstance(solver.network, FactoryNetwork):
                 raise SpecError(f"model.checkpoint: {type(solver.network).__name__} is not a "
                                 f"user's model")
-            load_checkpoint(solver.network.module, model.checkpoint)
-            epochs = model.finetune_epochs if scale < 1 and model.rescale == "finetune" else 0
+            if model.checkpoint_kwargs is not None:
+                saved = build_user_module(model.model_copy(
+                    update={"kwargs": model.checkpoint_kwargs, "checkpoint_kwargs": None}))
+                load_checkpoint(saved, model.checkpoint)
+                refactorize(solver.network.module, saved)
+            else:
+                load_checkpoint(solver.network.module, model.checkpoint)
+            rescaled = scale < 1 and model.rescale == "finetune"
+            epochs = model.finetune_epochs if rescaled or model.refactorized else 0
         seconds = 0.0
         if epochs:
             seconds = fit(solver, problem.windows("train", unroll=train.unroll),

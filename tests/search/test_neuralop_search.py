@@ -14,9 +14,11 @@ from torch import nn
 
 import autoq
 from autoq.models.factory import tensor_state
+from autoq.precision import TrialConfig
 from autoq.quant import load_artifact
 from autoq.search.records import ARTIFACT_ATTR
 from autoq.search.setup import ensure_data
+from autoq.search.space import SearchSpace
 from autoq.train import load_problem
 from autoq.train.metrics import mse
 
@@ -101,3 +103,55 @@ def test_neuralop_tfno_2d_searched_from_its_checkpoint(
     model = {"factory": "neuralop.models:TFNO", "checkpoint": str(checkpoint), "kwargs": kwargs}
     result = _search(payload, model, sqlite_url, tmp_path / "artifacts")
     _check(result, ["module.fno_blocks.convs.0", "module.fno_blocks.convs.1"])
+
+
+def _tfno_1d_checkpoint(tiny_spec_payload: dict[str, Any], tmp_path: Path, rank: float
+                        ) -> tuple[dict[str, Any], Path]:
+    spec = autoq.search.parse_spec(tiny_spec_payload)
+    problem = load_problem(ensure_data(spec), pde="burgers", input_steps=4, target_steps=1)
+    inputs, targets = problem.train_windows.batch(torch.arange(64))
+    kwargs = {"n_modes": [8], "hidden_channels": 12, "in_channels": 4, "out_channels": 1,
+              "n_layers": 2, "factorization": "tucker", "rank": rank}
+    torch.manual_seed(0)
+    tfno = neuralop.TFNO(**{**kwargs, "n_modes": (8,)})
+    _train_briefly(tfno, inputs, targets)
+    checkpoint = tmp_path / "tfno.pt"
+    torch.save(tensor_state(tfno), checkpoint)
+    return kwargs, checkpoint
+
+
+def test_tfno_factorization_rank_is_searched_beside_bits_and_scale(
+    tiny_spec_payload: dict[str, Any], sqlite_url: str, tmp_path: Path
+) -> None:
+    kwargs, checkpoint = _tfno_1d_checkpoint(tiny_spec_payload, tmp_path, rank=0.5)
+    spectral = ["module.fno_blocks.convs.0", "module.fno_blocks.convs.1"]
+    spec = {**tiny_spec_payload, "name": "neuralop-tfno-ranks",
+            "model": {"factory": "neuralop.models:TFNO", "checkpoint": str(checkpoint),
+                      "kwargs": kwargs, "finetune_epochs": 1},
+            "space": {**tiny_spec_payload["space"], "scales": [1.0], "ranks": [0.5, 0.05],
+                      "granularity": "per_layer"},
+            "search": {**tiny_spec_payload["search"], "sampler": "autoq"}}
+    result = autoq.search(spec, trials=4, storage=sqlite_url, artifact_dir=tmp_path / "art")
+    trials = result.trials()
+    assert [t.state for t in trials] == ["COMPLETE"] * 4, [t.error for t in trials]
+    assert {t.rank for t in trials} == {0.5, 0.05}
+    float_mse = {t.rank: t.details["float_mse"] for t in trials}
+    print(float_mse)
+    # Each rank starts from the checkpoint (re-factorized) and is fine-tuned one more epoch: the
+    # lowest rank ends below the checkpoint's error (from a fresh initialisation it stays above).
+    assert float_mse[0.05] < float_mse[0.5]
+    # The relative bounds compare with the float model at the largest rank, the checkpoint's.
+    assert {t.details["float_reference"] for t in trials} == {
+        next(t for t in trials if t.rank == 0.5).details["float_mse"]}
+    # The spectral contraction of the same bits costs less at the lower rank.
+    space = SearchSpace(result.spec)
+    eight_bits = {group: (8, 8) for group in space.groups}
+    at_rank = {rank: space.cost(space.config(1.0, eight_bits, rank)) for rank in (0.5, 0.05)}
+    for layer in spectral:
+        assert at_rank[0.05].layers[layer].cost < at_rank[0.5].layers[layer].cost
+    for trial in trials:
+        config = TrialConfig.from_json({"scale": trial.scale, "bits": trial.bits,
+                                        "rank": trial.rank})
+        assert trial.cost == pytest.approx(space.cost(config).total, rel=1e-12)
+        # The artifact is the network at the trial's rank: reloaded, it reproduces the error.
+        assert _reloaded_error(result, trial.number) == pytest.approx(trial.mse, rel=1e-3)

@@ -152,7 +152,7 @@ def test_sampler_prices_configurations_exactly() -> None:
 
 def test_greedy_path_walks_from_the_widest_to_the_narrowest_configuration() -> None:
     sampler = _sampler(0)
-    path = sampler.decode(sampler._greedy_path(SCALES.index(0.5), sampler._model.mode))
+    path = sampler.decode(sampler._greedy_path(SCALES.index(0.5), 0, sampler._model.mode))
     costs = [_cost(p) for p in path]
     assert path[0] == {"scale": 0.5, **_uniform(16)} and path[-1] == {"scale": 0.5, **_uniform(4)}
     assert all(later < earlier for earlier, later in itertools.pairwise(costs))
@@ -179,3 +179,63 @@ def test_sampler_proposes_only_configurations_predicted_within_max_mse() -> None
     assert max(bounded) <= 1.1 * bound
     # Not vacuous: without the bound the sampler spends trials on cheaper, worse points.
     assert max(free) > 1.1 * bound
+
+
+# A search over factorization ranks: a lower rank is cheaper and less accurate.
+RANKS = [1.0, 0.5, 0.25]
+RANK_COST = {1.0: 1.0, 0.5: 0.6, 0.25: 0.4}
+RANK_ERROR = {1.0: 1.0, 0.5: 1.3, 0.25: 4.0}
+
+
+def _ranked_cost(params: dict) -> float:
+    return RANK_COST[params["rank"]] * _cost(params)
+
+
+def _ranked_mse(params: dict) -> float:
+    return RANK_ERROR[params["rank"]] * _mse(params)
+
+
+def _ranked_sampler(seed: int) -> CostAwareSampler:
+    return CostAwareSampler(scales=SCALES, ranks=RANKS, groups={g: [g] for g in GROUPS},
+                            weight_bits=BITS, act_bits=BITS, cost_fn=_ranked_cost, seed=seed,
+                            candidates=512)
+
+
+def test_noise_power_model_learns_what_each_rank_costs_in_accuracy() -> None:
+    sampler = _ranked_sampler(0)
+    rng = np.random.default_rng(0)
+    configs = [{"scale": SCALES[rng.integers(3)], "rank": RANKS[rng.integers(3)],
+                **{f"{kind}_bits:{g}": BITS[rng.integers(3)] for g in GROUPS
+                   for kind in ("w", "a")}} for _ in range(40)]
+    model = sampler._model
+    model.fit(sampler.encode(configs), np.log([_ranked_mse(c) for c in configs]))
+    predicted = model.predict(sampler.encode([{"scale": 0.5, "rank": rank, **_uniform(8)}
+                                              for rank in RANKS]), model.mode)
+    assert predicted[1] - predicted[0] == pytest.approx(math.log(RANK_ERROR[0.5]), abs=0.1)
+    assert predicted[2] - predicted[0] == pytest.approx(math.log(RANK_ERROR[0.25]), abs=0.1)
+
+
+def test_sampler_searches_ranks_and_prices_them_exactly() -> None:
+    sampler = _ranked_sampler(0)
+    configs = sampler.decode(sampler._random_configs(50))
+    assert {c["rank"] for c in configs} == set(RANKS)
+    assert sampler.costs(sampler.encode(configs)) == pytest.approx(
+        [_ranked_cost(c) for c in configs], rel=1e-12)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        params = {"scale": trial.suggest_categorical("scale", SCALES),
+                  "rank": trial.suggest_categorical("rank", RANKS)}
+        for group in GROUPS:
+            for kind in ("w", "a"):
+                params[f"{kind}_bits:{group}"] = trial.suggest_categorical(
+                    f"{kind}_bits:{group}", BITS)
+        trial.set_user_attr("bits", {g: [params[f"w_bits:{g}"], params[f"a_bits:{g}"]]
+                                     for g in GROUPS})
+        return _ranked_mse(params), _ranked_cost(params)
+
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=12)
+    # The sampler reads each finished trial's rank back: it never proposes one twice, and it
+    # chooses the ranks itself (relative sampling) rather than leaving them to random draws.
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 12
+    assert sampler._params_of(study.trials[-1]) == study.trials[-1].params

@@ -13,6 +13,7 @@ import pytest
 from optuna.samplers import BaseSampler
 from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase
 
+from autoq.bits import Rank
 from autoq.search.records import Params, decode_params
 from autoq.search.samplers import SAMPLERS, SamplerSettings
 
@@ -21,20 +22,30 @@ class TinySpace:
     """Two layer groups, two scales, bitwidths 4/8, cost = scale × Σ w·a."""
 
     scales: Sequence[float] = (1.0, 0.5)
+    ranks: Sequence[Rank | None] = (None,)
     groups: Mapping[str, Sequence[str]] = {"a": ["a"], "b": ["b"]}
     weight_choices: Sequence[int | str] = (4, 8)
     act_choices: Sequence[int] = (4, 8)
 
     def params_cost(self, params: Params) -> float:
-        scale, bits = decode_params(params, list(self.groups))
-        return scale * sum(w * a for w, a in (b for b in bits.values() if b is not None))
+        scale, bits, rank = decode_params(params, list(self.groups))
+        return scale * (rank or 1) * sum(w * a for w, a in (b for b in bits.values()
+                                                             if b is not None))
+
+
+class RankedTinySpace(TinySpace):
+    """The same with a factorization rank of 2 or 1 that multiplies the cost."""
+
+    ranks: Sequence[Rank | None] = (2, 1)
 
 
 class _EveryRegisteredSampler:
-    @pytest.fixture(params=sorted(SAMPLERS))
+    @pytest.fixture(params=[(name, space) for name in sorted(SAMPLERS)
+                            for space in (TinySpace, RankedTinySpace)],
+                    ids=lambda case: f"{case[0]}-{case[1].__name__}")
     def sampler(self, request: pytest.FixtureRequest) -> Callable[[], BaseSampler]:
-        factory = SAMPLERS[request.param]
-        return lambda: factory(TinySpace(), SamplerSettings(trials=20), seed=0)
+        name, space = request.param
+        return lambda: SAMPLERS[name](space(), SamplerSettings(trials=20), seed=0)
 
 
 class TestRegisteredSampler(_EveryRegisteredSampler, BasicSamplerTestCase):

@@ -54,6 +54,10 @@ def _edited(payload: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     ("search.max_concurrent", 0, "search.max_concurrent"),
     ("data.generate.options", {"viscosity": 0.1}, "generate.options"),
     ("data.generate.options", {"nu": "thin"}, "data.generate.options.nu"),
+    ("space.ranks", [0.5], "space.ranks: the factorization rank is a keyword of a model built "
+                           "by a factory"),
+    ("space.ranks", [], "space.ranks"),
+    ("space.ranks", [0], "space.ranks"),
 ])
 def test_spec_error_names_the_bad_key(
     tiny_spec_payload: dict[str, Any], key: str, value: Any, named: str
@@ -82,3 +86,15 @@ def test_generate_options_reach_the_solver(tiny_spec_payload: dict[str, Any],
     path = ensure_data(spec, progress=False)
     with h5py.File(path, "r") as handle:
         assert handle.attrs["Nu"] == pytest.approx(0.05)
+
+
+def test_spec_ranks_are_all_integers_or_all_fractions_largest_first(
+    tiny_spec_payload: dict[str, Any]
+) -> None:
+    factory = {"factory": "neuralop.models:TFNO", "kwargs": {}}
+    payload = {**tiny_spec_payload, "model": factory}
+    ranked = parse_spec(_edited(payload, "space.ranks", [0.1, 0.5, 0.1]))
+    assert ranked.space.ranks == [0.5, 0.1]
+    assert parse_spec(_edited(payload, "space.ranks", [4, 16])).space.ranks == [16, 4]
+    with pytest.raises(SpecError, match=r"space\.ranks: .*integer .* or every rank as a fraction"):
+        parse_spec(_edited(payload, "space.ranks", [4, 0.5]))

@@ -113,12 +113,14 @@ def enqueue_baseline_grid(
                  t.params.get(records.SCALE_PARAM,
                               t.system_attrs.get("fixed_params", {}).get(records.SCALE_PARAM)))
                 for t in study.get_trials(deepcopy=False)}
+    # The paper's regimes are about bits: in a search over ranks they run at the largest rank.
+    widest_rank = spec.space.ranks[0] if spec.space.ranks else None
     queued = 0
     for regime in regimes:
         for scale in scales or spec.space.scales:
             if (regime, scale) in existing:
                 continue
-            study.enqueue_trial({records.SCALE_PARAM: scale},
+            study.enqueue_trial(records.encode_params(scale, {}, widest_rank),
                                 user_attrs={records.BASELINE_ATTR: regime})
             queued += 1
     return queued

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from optuna.samplers import BaseSampler
 
+from autoq.bits import Rank
 from autoq.search.records import Params
 from autoq.search.samplers import builtin
 from autoq.search.samplers.cost_aware import CostAwareSampler, NoisePowerModel
@@ -29,6 +30,11 @@ class PricedSpace(Protocol):
 
     @property
     def scales(self) -> Sequence[float]: ...
+
+    @property
+    def ranks(self) -> Sequence[Rank | None]:
+        """Factorization ranks, largest first; ``[None]`` when the rank is not searched."""
+        ...
 
     @property
     def groups(self) -> Mapping[str, Sequence[str]]: ...

@@ -7,19 +7,20 @@ each new trial is chosen in two steps:
 1. a model of the MSE, fitted to the finished trials. Quantizing a tensor to b bits adds noise of
    power ∝ 4^−b; independent, small noise sources add up at the output. So
 
-       log MSE = μ + ρ(scale) + log(1 + Σ_g u_g · 4^(4 − w_g) + v_g · 4^(4 − a_g)),
+       log MSE = μ + ρ(scale) + η(rank) + log(1 + Σ_g u_g · 4^(4 − w_g) + v_g · 4^(4 − a_g)),
 
    with ``u_g``/``v_g`` the output-MSE increase, relative to the float model at that scale, when
-   group g's weights/activations are at 4 bits. The sensitivities share a log-normal prior
+   group g's weights/activations are at 4 bits, and η the cost in accuracy of a factorization
+   rank below the largest (in a search over ranks). The sensitivities share a log-normal prior
    (``u_g = exp(α + δ_g)``), so a few trials teach what 4-bit activations do anywhere and the
    rest of the budget learns the deviations. The posterior is approximated around its mode
    (Laplace) and one draw of it (Thompson sampling) predicts the MSE of every candidate;
 2. candidates are random configurations, every uniform one, mutations of the front, and the
    model's own cheapest paths (greedy bit reductions with the least predicted MSE per bit-op
-   saved, per scale); each is priced exactly, and the one whose (predicted MSE, cost) point adds
-   the most hypervolume to the current front, in log-log space, is run. A configuration whose
-   cost cannot extend the front under the model is never spent on, and trials go to the gaps
-   of the front.
+   saved, per scale and rank); each is priced exactly, and the one whose (predicted MSE,
+   cost) point adds the most hypervolume to the current front, in log-log space, is run. A
+   configuration whose cost cannot extend the front under the model is never spent on, and
+   trials go to the gaps of the front.
 
 The sampler plugs into Optuna like any other (``sample_relative``), so the storage, the
 dashboard and resuming stay the same. It reads finished trials' configurations through
@@ -41,8 +42,9 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import least_squares
 
-from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS
+from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, Rank
 from autoq.search.records import (
+    RANK_PARAM,
     SCALE_PARAM,
     Params,
     act_param,
@@ -60,14 +62,17 @@ class Configs:
 
     Attributes:
         scale: ``(n,)`` index into the sampler's scales.
+        rank: ``(n,)`` index into the sampler's ranks (largest first; always 0 when the rank
+            is not searched).
         weight: ``(n, groups)`` index into the weight choices (widest first).
         act: ``(n, groups)`` index into the activation choices (widest first); 0 where the
             group's weights are float (a float group has no activation choice).
     """
 
-    def __init__(self, scale: npt.ArrayLike, weight: npt.ArrayLike, act: npt.ArrayLike
-                 ) -> None:
+    def __init__(self, scale: npt.ArrayLike, rank: npt.ArrayLike, weight: npt.ArrayLike,
+                 act: npt.ArrayLike) -> None:
         self.scale = np.asarray(scale, dtype=np.int64)
+        self.rank = np.asarray(rank, dtype=np.int64)
         self.weight = np.asarray(weight, dtype=np.int64)
         self.act = np.asarray(act, dtype=np.int64)
 
@@ -75,13 +80,13 @@ class Configs:
         return len(self.scale)
 
     def rows(self) -> np.ndarray:
-        """One integer row per configuration: ``[scale, weights…, activations…]``."""
-        return np.column_stack([self.scale, self.weight, self.act])
+        """One integer row per configuration: ``[scale, rank, weights…, activations…]``."""
+        return np.column_stack([self.scale, self.rank, self.weight, self.act])
 
     @classmethod
     def from_rows(cls, rows: np.ndarray) -> Configs:
-        groups = (rows.shape[1] - 1) // 2
-        return cls(rows[:, 0], rows[:, 1:1 + groups], rows[:, 1 + groups:])
+        groups = (rows.shape[1] - 2) // 2
+        return cls(rows[:, 0], rows[:, 1], rows[:, 2:2 + groups], rows[:, 2 + groups:])
 
     @classmethod
     def concat(cls, parts: Sequence[Configs]) -> Configs:
@@ -97,6 +102,8 @@ class CostAwareSampler(BaseSampler):
         weight_bits: weight bitwidth choices (may include ``"float"``).
         act_bits: activation bitwidth choices.
         cost_fn: bit-op cost of a parameter set (:func:`autoq.search.records.encode_params`).
+        ranks: factorization ranks to choose from, largest first (``None`` alone: the rank is
+            not searched and no ``rank`` parameter is sampled).
         seed: seed of the candidate draws and the posterior samples.
         candidates: random candidates drawn per trial (besides the uniform configurations, the
             front's mutations and the model's greedy paths).
@@ -114,12 +121,14 @@ class CostAwareSampler(BaseSampler):
         weight_bits: Sequence[int | str],
         act_bits: Sequence[int],
         cost_fn: Callable[[Params], float],
+        ranks: Sequence[Rank | None] = (None,),
         seed: int | None = None,
         candidates: int = 1024,
         max_cost: float | None = None,
         max_mse: float | None = None,
     ) -> None:
         self._scales = list(scales)
+        self._ranks = list(ranks)
         self._groups = {g: list(layers) for g, layers in groups.items()}
         # Widest first: the greedy paths start there and step down.
         self._weight_bits = sorted(weight_bits, key=_bits_value, reverse=True)
@@ -132,14 +141,16 @@ class CostAwareSampler(BaseSampler):
         self._max_cost = max_cost
         self._max_mse = max_mse
         self._costs: dict[bytes, float] = {}
-        self._cost_tables: dict[int, tuple[float, np.ndarray] | None] = {}
+        self._cost_tables: dict[tuple[int, int], tuple[float, np.ndarray] | None] = {}
         self._space: dict[str, BaseDistribution] = {
             SCALE_PARAM: CategoricalDistribution(self._scales)}
+        if self._ranks != [None]:
+            self._space[RANK_PARAM] = CategoricalDistribution(self._ranks)
         for group in self._groups:
             self._space[weight_param(group)] = CategoricalDistribution(list(weight_bits))
             self._space[act_param(group)] = CategoricalDistribution(list(act_bits))
         self._model = NoisePowerModel(
-            len(self._scales), len(self._groups),
+            len(self._scales), len(self._groups), ranks=len(self._ranks),
             coarseness=[math.log(max(self._scales) / s) for s in self._scales],
             weight_noise=[_noise_power(bits) for bits in self._weight_bits],
             act_noise=[_noise_power(bits) for bits in self._act_bits])
@@ -161,7 +172,8 @@ class CostAwareSampler(BaseSampler):
                   ) -> CostAwareSampler:
         """The sampler of a search space, with the search's constraints."""
         return cls(scales=space.scales, groups=space.groups, weight_bits=space.weight_choices,
-                   act_bits=space.act_choices, cost_fn=space.params_cost, seed=seed,
+                   act_bits=space.act_choices, cost_fn=space.params_cost, ranks=space.ranks,
+                   seed=seed,
                    max_cost=settings.max_cost, max_mse=settings.max_mse)
 
     def infer_relative_search_space(
@@ -235,17 +247,21 @@ class CostAwareSampler(BaseSampler):
         """Parameter sets as index arrays."""
         groups = list(self._groups)
         scale = [self._scales.index(p[SCALE_PARAM]) for p in configs]
+        rank = [self._ranks.index(p.get(RANK_PARAM)) for p in configs]
         weight = [[self._weight_bits.index(p[weight_param(g)]) for g in groups] for p in configs]
         act = [[0 if p[weight_param(g)] == FLOAT else self._act_bits.index(p[act_param(g)])
                 for g in groups] for p in configs]
-        return Configs(scale, np.array(weight).reshape(len(configs), len(groups)),
+        return Configs(scale, rank, np.array(weight).reshape(len(configs), len(groups)),
                        np.array(act).reshape(len(configs), len(groups)))
 
     def decode(self, configs: Configs) -> list[Params]:
         """Index arrays as parameter sets."""
         decoded = []
-        for scale, weights, acts in zip(configs.scale, configs.weight, configs.act, strict=True):
+        for scale, rank, weights, acts in zip(configs.scale, configs.rank, configs.weight,
+                                              configs.act, strict=True):
             params: Params = {SCALE_PARAM: self._scales[scale]}
+            if self._ranks[rank] is not None:
+                params[RANK_PARAM] = self._ranks[rank]
             for group, w, a in zip(self._groups, weights, acts, strict=True):
                 params[weight_param(group)] = self._weight_bits[w]
                 if not self._float_weight[w]:
@@ -258,9 +274,9 @@ class CostAwareSampler(BaseSampler):
         counts are: each layer's count depends on its own bits only), else one call each."""
         total = np.empty(len(configs))
         columns = np.arange(len(self._groups))
-        for scale in np.unique(configs.scale):
-            at = configs.scale == scale
-            table = self._table_at(scale)
+        for scale, rank in np.unique(np.column_stack([configs.scale, configs.rank]), axis=0):
+            at = (configs.scale == scale) & (configs.rank == rank)
+            table = self._table_at(int(scale), int(rank))
             if table is not None:
                 base, parts = table
                 total[at] = base + parts[columns, configs.weight[at], configs.act[at]].sum(1)
@@ -274,18 +290,19 @@ class CostAwareSampler(BaseSampler):
                 total[index] = self._costs[key]
         return total
 
-    def _table_at(self, scale: int) -> tuple[float, np.ndarray] | None:
-        """The per-group cost table of scale index ``scale``, built on first use."""
-        if scale not in self._cost_tables:
-            self._cost_tables[scale] = self._cost_table(scale)
-        return self._cost_tables[scale]
+    def _table_at(self, scale: int, rank: int) -> tuple[float, np.ndarray] | None:
+        """The per-group cost table of scale index ``scale`` and rank index ``rank``, built on
+        first use."""
+        if (scale, rank) not in self._cost_tables:
+            self._cost_tables[scale, rank] = self._cost_table(scale, rank)
+        return self._cost_tables[scale, rank]
 
-    def _cost_table(self, scale: int) -> tuple[float, np.ndarray] | None:
-        """The cost at scale index ``scale`` as the widest configuration's plus, per group and
-        choice, the change that choice makes; ``None`` if random configurations show that the
-        cost is not such a sum."""
+    def _cost_table(self, scale: int, rank: int) -> tuple[float, np.ndarray] | None:
+        """The cost at scale index ``scale`` and rank index ``rank`` as the widest
+        configuration's plus, per group and choice, the change that choice makes; ``None`` if
+        random configurations show that the cost is not such a sum."""
         groups, widths, acts = len(self._groups), len(self._weight_bits), len(self._act_bits)
-        widest = Configs([scale], np.zeros((1, groups)), np.zeros((1, groups)))
+        widest = Configs([scale], [rank], np.zeros((1, groups)), np.zeros((1, groups)))
         base = self._cost_fn(self.decode(widest)[0])
         parts = np.zeros((groups, widths, acts))
         for group in range(groups):
@@ -297,7 +314,7 @@ class CostAwareSampler(BaseSampler):
                 if self._float_weight[w]:
                     parts[group, w, :] = parts[group, w, 0]
         check = self._random_configs(3)
-        check.scale[:] = scale
+        check.scale[:], check.rank[:] = scale, rank
         summed = base + parts[np.arange(groups), check.weight, check.act].sum(1)
         exact = [self._cost_fn(params) for params in self.decode(check)]
         if not np.allclose(summed, exact, rtol=1e-9, atol=0):
@@ -310,7 +327,8 @@ class CostAwareSampler(BaseSampler):
         params = recorded_params(trial, self._groups)
         if params is None:
             return None
-        inside = params[SCALE_PARAM] in self._scales and all(
+        inside = params[SCALE_PARAM] in self._scales and params.get(
+            RANK_PARAM) in self._ranks and all(
             params[weight_param(g)] in self._weight_bits
             and params.get(act_param(g), self._act_bits[0]) in self._act_bits
             for g in self._groups)
@@ -320,19 +338,22 @@ class CostAwareSampler(BaseSampler):
         groups = len(self._groups)
         weight = self._rng.integers(len(self._weight_bits), size=(count, groups))
         act = self._rng.integers(len(self._act_bits), size=(count, groups))
-        return Configs(self._rng.integers(len(self._scales), size=count), weight,
+        return Configs(self._rng.integers(len(self._scales), size=count),
+                       self._rng.integers(len(self._ranks), size=count), weight,
                        np.where(self._float_weight[weight], 0, act))
 
     def _candidate_pool(self, observed: Configs, log_mse: np.ndarray, log_cost: np.ndarray,
                         theta: np.ndarray) -> Configs:
         groups = len(self._groups)
-        uniform = [(s, w, a) for s in range(len(self._scales))
+        uniform = [(s, r, w, a) for s in range(len(self._scales)) for r in range(len(self._ranks))
                    for w in range(len(self._weight_bits))
                    for a in range(1 if self._float_weight[w] else len(self._act_bits))]
         parts = [self._random_configs(self._candidates),
-                 Configs([u[0] for u in uniform], np.repeat([[u[1]] for u in uniform], groups, 1),
-                         np.repeat([[u[2]] for u in uniform], groups, 1))]
-        parts += [self._greedy_path(scale, theta) for scale in range(len(self._scales))]
+                 Configs([u[0] for u in uniform], [u[1] for u in uniform],
+                         np.repeat([[u[2]] for u in uniform], groups, 1),
+                         np.repeat([[u[3]] for u in uniform], groups, 1))]
+        parts += [self._greedy_path(scale, rank, theta) for scale in range(len(self._scales))
+                  for rank in range(len(self._ranks))]
         on_front = [i for i in range(len(observed))
                     if not np.any((log_mse <= log_mse[i]) & (log_cost <= log_cost[i])
                                   & ((log_mse < log_mse[i]) | (log_cost < log_cost[i])))]
@@ -343,34 +364,37 @@ class CostAwareSampler(BaseSampler):
         return Configs.concat(parts)
 
     def _mutate(self, configs: Configs) -> Configs:
-        """Each configuration with 1–3 of its choices (the scale or a group's bits) redrawn."""
+        """Each configuration with 1–3 of its choices (the scale, the rank or a group's bits)
+        redrawn."""
         mutated = Configs.from_rows(configs.rows())
         fresh = self._random_configs(len(configs))
         groups = len(self._groups)
         for _ in range(3):
-            position = self._rng.integers(groups + 1, size=len(configs))
+            position = self._rng.integers(groups + 2, size=len(configs))
             keep = self._rng.random(len(configs)) < 0.5
             rows = np.flatnonzero(~keep & (position == groups))
             mutated.scale[rows] = fresh.scale[rows]
+            rows = np.flatnonzero(~keep & (position == groups + 1))
+            mutated.rank[rows] = fresh.rank[rows]
             rows = np.flatnonzero(~keep & (position < groups))
             mutated.weight[rows, position[rows]] = fresh.weight[rows, position[rows]]
             mutated.act[rows, position[rows]] = fresh.act[rows, position[rows]]
         return mutated
 
-    def _greedy_path(self, scale: int, theta: np.ndarray) -> Configs:
-        """From the widest configuration at ``scale`` down to the narrowest, one group's weight
-        or activation bits one step lower at a time, each step the one with the least predicted
-        log-MSE increase per log-cost saved: the model's own Pareto path, as candidates (none
-        when the cost is not a sum over groups)."""
+    def _greedy_path(self, scale: int, rank: int, theta: np.ndarray) -> Configs:
+        """From the widest configuration at ``scale`` and ``rank`` down to the narrowest, one
+        group's weight or activation bits one step lower at a time, each step the one with the
+        least predicted log-MSE increase per log-cost saved: the model's own Pareto path, as
+        candidates (none when the cost is not a sum over groups)."""
         groups = len(self._groups)
-        table = self._table_at(scale)
+        table = self._table_at(scale, rank)
         if table is None:
-            return Configs.from_rows(np.zeros((0, 1 + 2 * groups), dtype=np.int64))
+            return Configs.from_rows(np.zeros((0, 2 + 2 * groups), dtype=np.int64))
         base, parts = table
         last_weight, last_act = len(self._weight_bits) - 1, len(self._act_bits) - 1
         column = np.arange(groups)
         weight, act = np.zeros(groups, dtype=np.int64), np.zeros(groups, dtype=np.int64)
-        path = [np.concatenate([[scale], weight, act])]
+        path = [np.concatenate([[scale, rank], weight, act])]
 
         def noise_of(w: np.ndarray, a: np.ndarray) -> np.ndarray:
             weight_part, act_part = self._model.group_noise(w, a, theta)
@@ -395,24 +419,26 @@ class CostAwareSampler(BaseSampler):
                 np.argmax(possible))
             group, (w, a, _) = move % groups, moves[move // groups]
             weight[group], act[group] = w[group], a[group]
-            path.append(np.concatenate([[scale], weight, act]))
+            path.append(np.concatenate([[scale, rank], weight, act]))
 
 
 class NoisePowerModel:
-    """Bayesian model of a configuration's log-MSE from its scale and per-group bitwidths.
+    """Bayesian model of a configuration's log-MSE from its scale, rank and per-group bitwidths.
 
-    ``log MSE = μ + κ·c_s + ε_s + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
+    ``log MSE = μ + κ·c_s + ε_s + η_r + log(1 + Σ_g exp(α + δ_g) · 4^(4 − w_g) + exp(β + γ_g) ·
     4^(4 − a_g))`` with ``c_s = log(s_max / s)`` the grid's coarseness: a trend shared by all
     scales (so a few scales teach about the others) plus each scale's own deviation ``ε_s``
-    (0 at the reference scale); a float group adds no noise. Priors: ``μ`` flat; ``κ`` around
-    1/2 (interpolation error grows as the grid coarsens); the whole network at 4-bit weights
-    raises the MSE by half, at 4-bit activations doubles it (``α``, ``β``, wide); deviations
-    ``ε_s``, ``δ_g``, ``γ_g`` around 0. The posterior is the Laplace approximation at its mode
-    (least squares on the residuals and the prior).
+    (0 at the reference scale); ``η_r`` the factorization rank's effect (0 at the largest
+    rank); a float group adds no noise. Priors: ``μ`` flat; ``κ`` around 1/2 (interpolation
+    error grows as the grid coarsens); the whole network at 4-bit weights raises the MSE by
+    half, at 4-bit activations doubles it (``α``, ``β``, wide); deviations ``ε_s``, ``η_r``,
+    ``δ_g``, ``γ_g`` around 0. The posterior is the Laplace approximation at its mode (least
+    squares on the residuals and the prior).
 
     Args:
         scales: number of scale choices.
         groups: number of layer groups.
+        ranks: number of rank choices (1 when the rank is not searched), largest first.
         coarseness: ``c_s`` per scale (0 for the reference scale).
         weight_noise: noise power relative to 4 bits of each weight choice (0 for float).
         act_noise: the same for each activation choice.
@@ -422,27 +448,33 @@ class NoisePowerModel:
     """Spread of a trial's log-MSE around the model (QAT is noisy, the model approximate)."""
     TREND_SD = 0.5
     SCALE_SD = 0.3
+    RANK_SD = 1.0
     SHARED_SD = 2.0
     GROUP_SD = 1.0
 
     def __init__(self, scales: int, groups: int, *, coarseness: Sequence[float],
-                 weight_noise: Sequence[float], act_noise: Sequence[float]) -> None:
+                 weight_noise: Sequence[float], act_noise: Sequence[float], ranks: int = 1
+                 ) -> None:
         self.weight_noise = np.asarray(weight_noise, dtype=float)
         self.act_noise = np.asarray(act_noise, dtype=float)
         self.float_weight = self.weight_noise == 0
         self.coarseness = np.asarray(coarseness, dtype=float)
-        # θ = [μ, κ, ε (scales), α, β, δ (groups), γ (groups)]
+        # θ = [μ, κ, ε (scales), η (ranks), α, β, δ (groups), γ (groups)]
         self._kappa = 1
         self._epsilon = slice(2, 2 + scales)
-        self._alpha, self._beta = 2 + scales, 3 + scales
-        self._delta = slice(4 + scales, 4 + scales + groups)
-        self._gamma = slice(4 + scales + groups, 4 + scales + 2 * groups)
-        size = 4 + scales + 2 * groups
+        self._eta = slice(2 + scales, 2 + scales + ranks)
+        shared = 2 + scales + ranks
+        self._alpha, self._beta = shared, shared + 1
+        self._delta = slice(shared + 2, shared + 2 + groups)
+        self._gamma = slice(shared + 2 + groups, shared + 2 + 2 * groups)
+        size = shared + 2 + 2 * groups
         self.prior_mean = np.zeros(size)
         self.prior_sd = np.full(size, self.GROUP_SD)
         self.prior_mean[self._kappa], self.prior_sd[self._kappa] = 0.5, self.TREND_SD
         # The reference scale's deviation is pinned to 0 (μ carries it).
         self.prior_sd[self._epsilon] = np.where(self.coarseness == 0, 1e-6, self.SCALE_SD)
+        # So is the largest rank's.
+        self.prior_sd[self._eta] = [1e-6, *[self.RANK_SD] * (ranks - 1)]
         self.prior_mean[self._alpha] = math.log(0.5 / max(1, groups))
         self.prior_mean[self._beta] = math.log(1.0 / max(1, groups))
         self.prior_sd[[self._alpha, self._beta]] = self.SHARED_SD
@@ -454,7 +486,8 @@ class NoisePowerModel:
         rho = theta[self._kappa] * self.coarseness + theta[self._epsilon]
         weight_part, act_part = self.group_noise(configs.weight, configs.act, theta)
         noise = 1.0 + weight_part.sum(1) + act_part.sum(1)
-        return theta[0] + rho[configs.scale] + np.log(noise), weight_part, act_part, noise
+        return (theta[0] + rho[configs.scale] + theta[self._eta][configs.rank] + np.log(noise),
+                weight_part, act_part, noise)
 
     def sensitivities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per group, the relative MSE increase of its weights and of its activations at 4
@@ -495,6 +528,9 @@ class NoisePowerModel:
             epsilon = rows[:, self._epsilon]
             epsilon[np.arange(len(configs)), configs.scale] = 1.0
             rows[:, self._epsilon] = epsilon
+            eta = rows[:, self._eta]
+            eta[np.arange(len(configs)), configs.rank] = 1.0
+            rows[:, self._eta] = eta
             rows[:, self._delta] = weight_part / noise[:, None]
             rows[:, self._gamma] = act_part / noise[:, None]
             rows[:, self._alpha] = rows[:, self._delta].sum(1)
