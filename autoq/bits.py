@@ -26,3 +26,10 @@ Rank = int | float
 """A factorization rank as tensorly-torch takes it (neuraloperator's TFNO ``rank`` keyword): an
 int is the rank itself, a float the fraction of the dense tensor's parameters the factorization
 keeps. A search over ranks varies it beside the bits."""
+
+Scheme = Literal["paper", "integer"]
+"""Which tensors of a quantized layer carry quantizers. ``paper`` (van den Dool et al. 2023,
+section 3.3): weights and inputs; outputs stay float, which is what the bit-op count prices but
+no integer kernel of a runtime can run. ``integer``: outputs too, at the layer's activation bits,
+so that a runtime fuses QuantizeLinear → op → QuantizeLinear into integer kernels
+(QLinearConv, QLinearMatMul)."""

@@ -25,7 +25,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from torch import nn
 
@@ -38,6 +38,7 @@ from autoq.bits import (  # noqa: F401
     Bits,
     Granularity,
     Rank,
+    Scheme,
 )
 from autoq.data.resample import check_scale
 from autoq.errors import QuantizationError
@@ -196,6 +197,9 @@ def _check_bits(layer: str, bits: Any) -> Bits:
     return (bits[0], bits[1])
 
 
+SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """What one trial runs: a scale factor, the precision of every quantizable layer and, in a
@@ -208,19 +212,24 @@ class TrialConfig:
         bits: every quantizable layer's ``(weight_bits, act_bits)``, or ``None`` for float.
         rank: the factorization rank the model is built with (its factory's ``rank`` keyword),
             or ``None`` when the search does not vary it.
+        scheme: which tensors of a quantized layer are quantized (:data:`autoq.bits.Scheme`).
     """
 
     scale: float
     bits: Mapping[str, Bits]
     rank: Rank | None = None
+    scheme: Scheme = "paper"
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
+        if self.scheme not in SCHEMES:
+            raise QuantizationError(f"scheme must be one of {list(SCHEMES)}, got "
+                                    f"{self.scheme!r}")
         object.__setattr__(self, "bits", {k: _check_bits(k, v) for k, v in self.bits.items()})
 
     @classmethod
     def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any],
-                  rank: Rank | None = None) -> TrialConfig:
+                  rank: Rank | None = None, scheme: Scheme = "paper") -> TrialConfig:
         """A config for ``model``: ``bits`` may name any subset of its quantizable layers; the
         rest stay float. A name that is not a quantizable layer is an error that names it."""
         layers = quantizable_layers(model)
@@ -228,7 +237,8 @@ class TrialConfig:
         if unknown:
             raise QuantizationError(f"no quantizable layer named {unknown[0]!r} in "
                                     f"{type(model).__name__}; layers: {layers}")
-        return cls(scale=scale, bits={name: bits.get(name) for name in layers}, rank=rank)
+        return cls(scale=scale, bits={name: bits.get(name) for name in layers}, rank=rank,
+                   scheme=scheme)
 
     @classmethod
     def uniform(
@@ -252,17 +262,21 @@ class TrialConfig:
 
     def to_json(self) -> dict[str, Any]:
         """``{"scale": s, "bits": {layer: [w, a] or "float"}}`` (and ``"rank": r`` when the
-        config has one), the shape the API returns."""
+        config has one, ``"scheme": "integer"`` under that scheme), the shape the API
+        returns."""
         payload: dict[str, Any] = {
             "scale": self.scale,
             "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
         if self.rank is not None:
             payload["rank"] = self.rank
+        if self.scheme != "paper":
+            payload["scheme"] = self.scheme
         return payload
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:
-        return cls(scale=payload["scale"], bits=dict(payload["bits"]), rank=payload.get("rank"))
+        return cls(scale=payload["scale"], bits=dict(payload["bits"]), rank=payload.get("rank"),
+                   scheme=payload.get("scheme", "paper"))
 
 
 _BLOCK = re.compile(r"^(.*?\.\d+)(?:\.|$)")

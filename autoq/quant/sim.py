@@ -3,7 +3,9 @@ scheme, and its calibration.
 
 Scheme (van den Dool et al. 2023, section 3.3): in every layer a trial gives bits, the weights are
 quantized symmetrically at ``weight_bits`` with one scale per tensor (equation 5), and the layer's
-inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. Layers the trial
+inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. The
+``integer`` scheme (:data:`autoq.bits.Scheme`) also quantizes each such layer's output
+asymmetrically at ``act_bits``, so that an ONNX runtime runs the layer as an integer kernel. Layers the trial
 keeps float and every module that is not a matrix multiplication (norms, activations, pooling, the
 additions and resampling written as functions) carry no quantizer at all. AIMET's default
 configuration puts output quantizers everywhere and per-channel weight quantizers on
@@ -80,7 +82,7 @@ class QuantizedNetwork:
 
     def quantizers(self) -> Iterator[tuple[str, str, QuantizeDequantize]]:
         """Every quantizer as ``(layer, slot, quantizer)``; slot is ``weight:<param>``,
-        ``input:<index>`` or ``output:<index>`` (:func:`build_sim` places no output quantizer)."""
+        ``input:<index>`` or ``output:<index>`` (only under the integer scheme)."""
         for layer, module in self.sim.named_qmodules():
             for name, quantizer in module.param_quantizers.items():
                 if quantizer is not None:
@@ -144,7 +146,8 @@ def build_sim(
         if not isinstance(module, BaseQuantizationMixin):
             raise QuantizationError(f"AIMET has no quantized definition of layer {layer!r} "
                                     f"({type(module).__module__}.{type(module).__qualname__})")
-        _place_quantizers(module, weight_bits, act_bits, calibration, device=dummy_input.device)
+        _place_quantizers(module, weight_bits, act_bits, calibration, device=dummy_input.device,
+                          outputs=config.scheme == "integer")
     return QuantizedNetwork(sim=sim, config=config, input_shape=tuple(dummy_input.shape[1:]),
                             calibration=calibration)
 
@@ -233,8 +236,9 @@ def _quantizer(bits: int, *, symmetric: bool, calibration: Calibration,
 
 
 def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits: int,
-                      calibration: Calibration, *, device: torch.device) -> None:
-    """The paper's quantizers on one matrix-multiplication layer (already an AIMET module)."""
+                      calibration: Calibration, *, device: torch.device, outputs: bool) -> None:
+    """The paper's quantizers on one matrix-multiplication layer (already an AIMET module), and
+    an output quantizer when ``outputs`` (the integer scheme)."""
     param = next(module.parameters(recurse=False), None)
     device = param.device if param is not None else device
 
@@ -244,6 +248,8 @@ def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits:
     def activation() -> QuantizeDequantize:
         return _quantizer(act_bits, symmetric=False, calibration=calibration, device=device)
 
+    if outputs:
+        module.output_quantizers[0] = activation()
     if isinstance(module, QuantizedMatMul):
         module.input_quantizers[0] = activation()
         module.input_quantizers[1] = weight()

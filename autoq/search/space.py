@@ -73,7 +73,8 @@ class SearchSpace:
                ) -> TrialConfig:
         """A trial config from per-group bits (groups of :attr:`groups`) at ``rank``."""
         return TrialConfig.for_model(self.network(rank), scale=scale,
-                                     bits=expand_groups(self.groups, group_bits), rank=rank)
+                                     bits=expand_groups(self.groups, group_bits), rank=rank,
+                                     scheme=self.spec.space.scheme)
 
     def regime(self, name: str, scale: float, rank: Rank | None = None) -> TrialConfig:
         """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale`` and

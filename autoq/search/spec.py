@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from autoq.bits import MAX_BITS, MIN_BITS, Granularity
+from autoq.bits import MAX_BITS, MIN_BITS, Granularity, Scheme
 from autoq.data import Selection
 from autoq.data.registry import LAYOUTS, PDES, family_layout, solver_options
 from autoq.errors import SpecError, describe_validation_error
@@ -222,6 +222,9 @@ class SpaceSpec(_Strict):
             checkpoint is re-factorized to each rank and fine-tuned (``model.finetune_epochs``).
         weight_bits: weight bitwidths to choose from.
         act_bits: input-activation bitwidths to choose from.
+        scheme: which tensors of a quantized layer are quantized: ``paper`` (weights and
+            inputs, outputs float: the paper's choice) or ``integer`` (outputs too, so ONNX
+            runtimes run integer kernels; see ``autoq latency``).
         allow_float: also allow a group to stay float (priced at 16 bits).
         granularity: one choice for all layers, per block or per layer.
         first_last_float: keep the first and last layer float (the paper's choice).
@@ -233,6 +236,7 @@ class SpaceSpec(_Strict):
     act_bits: list[BitWidth] = Field(default_factory=lambda: [4, 8, 16], min_length=1)
     ranks: list[Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0)]] | None = Field(
         None, min_length=1)
+    scheme: Scheme = "paper"
     allow_float: bool = False
     granularity: Granularity = "per_layer"
     first_last_float: bool = True

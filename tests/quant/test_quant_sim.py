@@ -11,7 +11,8 @@ from torch import nn
 
 from autoq.errors import QuantizationError
 from autoq.models import FNOConfig, TransformerConfig, UNetConfig, build_model
-from autoq.precision import TrialConfig, quantizable_layers
+from autoq.bits import Scheme
+from autoq.precision import SCHEMES, TrialConfig, quantizable_layers
 from autoq.quant import QuantizedMatMul, QuantizedSpectralConv, build_sim, calibrate
 
 TINY = {
@@ -40,21 +41,28 @@ def mixed_config(network: nn.Module) -> TrialConfig:
                                  bits=dict(zip(layers, itertools.cycle(MIXED_BITS))))
 
 
-def expected_quantizers(module: nn.Module, bits: tuple[int, int]) -> dict[str, tuple[int, bool]]:
-    """``slot → (bitwidth, symmetric)`` the paper's scheme puts on one layer."""
+def expected_quantizers(module: nn.Module, bits: tuple[int, int], scheme: Scheme = "paper"
+                        ) -> dict[str, tuple[int, bool]]:
+    """``slot → (bitwidth, symmetric)`` the scheme puts on one layer: the paper's quantizes
+    weights and inputs, the integer scheme the output too."""
     weight_bits, act_bits = bits
+    output = {"output:0": (act_bits, False)} if scheme == "integer" else {}
     if isinstance(module, QuantizedMatMul):
-        return {"input:0": (act_bits, False), "input:1": (weight_bits, True)}
+        return {"input:0": (act_bits, False), "input:1": (weight_bits, True), **output}
     if isinstance(module, QuantizedSpectralConv):
         return {"weight:weight_real": (weight_bits, True),
-                "weight:weight_imag": (weight_bits, True), "input:0": (act_bits, False)}
-    return {"weight:weight": (weight_bits, True), "input:0": (act_bits, False)}
+                "weight:weight_imag": (weight_bits, True), "input:0": (act_bits, False),
+                **output}
+    return {"weight:weight": (weight_bits, True), "input:0": (act_bits, False), **output}
 
 
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize(("arch", "spatial_dims"), CASES)
-def test_sim_places_exactly_the_asked_quantizers(arch: str, spatial_dims: int) -> None:
+def test_sim_places_exactly_the_asked_quantizers(arch: str, spatial_dims: int, scheme: Scheme
+                                                 ) -> None:
     network = tiny_network(arch, spatial_dims)
-    config = mixed_config(network)
+    mixed = mixed_config(network)
+    config = TrialConfig(scale=mixed.scale, bits=mixed.bits, scheme=scheme)
     qnet = build_sim(network, config, dummy_input=inputs(spatial_dims, batch=1))
     modules = dict(qnet.model.named_modules())
 
@@ -62,7 +70,7 @@ def test_sim_places_exactly_the_asked_quantizers(arch: str, spatial_dims: int) -
     for layer, slot, quantizer in qnet.quantizers():
         assert quantizer.shape == ()  # per tensor
         found.setdefault(layer, {})[slot] = (quantizer.bitwidth, quantizer.symmetric)
-    expected = {layer: expected_quantizers(modules[layer], bits)
+    expected = {layer: expected_quantizers(modules[layer], bits, scheme)
                 for layer, bits in config.quantized_layers.items()}
     assert found == expected
     assert any(bits is None for bits in config.bits.values())
@@ -70,7 +78,8 @@ def test_sim_places_exactly_the_asked_quantizers(arch: str, spatial_dims: int) -
     all_quantizers = [name for name, m in qnet.model.named_modules()
                       if isinstance(m, QuantizerBase)]
     assert len(all_quantizers) == sum(len(slots) for slots in expected.values())
-    assert not any(".output_quantizers." in name for name in all_quantizers)
+    outputs = [name for name in all_quantizers if ".output_quantizers." in name]
+    assert len(outputs) == (len(config.quantized_layers) if scheme == "integer" else 0)
 
 
 @pytest.mark.parametrize(("arch", "layer"), [("fno", "blocks.1.spectral"),
