@@ -3,18 +3,18 @@ scheme, and its calibration.
 
 Scheme (van den Dool et al. 2023, section 3.3): in every layer a trial gives bits, the weights are
 quantized symmetrically at ``weight_bits`` with one scale per tensor (equation 5), and the layer's
-inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. The
-``integer`` scheme (:data:`autoq.bits.Scheme`) also quantizes each such layer's output
-asymmetrically at ``act_bits``, so that an ONNX runtime runs the layer as an integer kernel. Layers the trial
-keeps float and every module that is not a matrix multiplication (norms, activations, pooling, the
+inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. The ``integer``
+scheme (:data:`autoq.bits.Scheme`) also quantizes each such layer's output asymmetrically at
+``act_bits``, so that an ONNX runtime runs the layer as an integer kernel. Layers the trial keeps
+float and every module that is not a matrix multiplication (norms, activations, pooling, the
 additions and resampling written as functions) carry no quantizer at all. AIMET's default
-configuration puts output quantizers everywhere and per-channel weight quantizers on
-convolutions; :func:`build_sim` removes them all and then places exactly the quantizers above.
-Modules AIMET has no quantized definition of (a user's model may hold any) stay as they are;
-every matrix-multiplication layer has one (neuraloperator's spectral convolution in
-:mod:`autoq.quant.neuralop`, registered when neuraloperator is imported).
-Quantizer ranges are ``nn.Parameter`` s (``min``/``max``), so QAT on :attr:`QuantizedNetwork.model`
-trains them with the straight-through estimator.
+configuration puts output quantizers everywhere and per-channel weight quantizers on convolutions;
+:func:`build_sim` removes them all and then places exactly the quantizers above. Modules AIMET has
+no quantized definition of (a user's model may hold any) stay as they are; every matrix-
+multiplication layer has one (neuraloperator's spectral convolution in :mod:`autoq.quant.neuralop`,
+registered when neuraloperator is imported). Quantizer ranges are ``nn.Parameter`` s
+(``min``/``max``), so QAT on :attr:`QuantizedNetwork.model` trains them with the straight-through
+estimator.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import torch
 from aimet_torch.quantization.base import QuantizerBase
 from torch import nn
 
+from autoq.bits import Scheme
 from autoq.errors import QuantizationError
 from autoq.models import FNOConfig, TransformerConfig, UNetConfig, build_model
-from autoq.bits import Scheme
 from autoq.precision import SCHEMES, TrialConfig, quantizable_layers
 from autoq.quant import QuantizedMatMul, QuantizedSpectralConv, build_sim, calibrate
 
