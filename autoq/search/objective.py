@@ -52,6 +52,10 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
     trial.set_user_attr(records.TIMINGS_ATTR, result.timings)
     if result.artifact is not None:
         trial.set_user_attr(records.ARTIFACT_ATTR, str(result.artifact))
+    if result.deployable is not None:
+        trial.set_user_attr(records.DEPLOYABLE_ATTR, str(result.deployable))
+    if result.deployed_error is not None:
+        trial.set_user_attr(records.DEPLOYED_ERROR_ATTR, result.deployed_error)
     if max_mse is not None:
         trial.set_constraint(records.MAX_MSE_CONSTRAINT, result.mse - max_mse)
     if max_cost is not None:
@@ -77,7 +81,8 @@ def make_objective(runner: TrialRunner, study_name: str
                                              rank)
             trial.set_user_attr(records.BITS_ATTR, config.to_json()["bits"])
             result = runner.run(config, seed=spec.search.seed + trial.number,
-                                artifact_name=f"{study_name}/trial-{trial.number:05d}")
+                                artifact_name=f"{study_name}/trial-{trial.number:05d}",
+                                trial_number=trial.number)
         except Exception as e:
             trial.set_user_attr(records.ERROR_ATTR, f"{type(e).__name__}: {e}")
             raise

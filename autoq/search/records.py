@@ -63,6 +63,16 @@ of relative bounds (``max_ratio``)."""
 ROLLOUT_MSE_ATTR = "rollout_mse"
 TIMINGS_ATTR = "timings"
 ARTIFACT_ATTR = "artifact"
+DEPLOYABLE_ATTR = "deployable"
+"""The trial's deployable folder (ONNX from raw input to raw output, :mod:`autoq.deploy`)."""
+DEPLOYED_ERROR_ATTR = "deployed_error"
+"""The deployable ONNX model's error on the validation set, run by onnxruntime with its default
+graph optimisations, in the search's metric (equal to the trial's error up to the runtime's
+arithmetic: its integer kernels requantize in their own way)."""
+LATENCY_ATTR = "latency"
+"""The deployable model's measured latency (``autoq latency``):
+``{runtime, threads, batch, machine, median_s, spread_s, runs, float_median_s, speedup}``, the
+float model at full resolution timed in the same run as the reference."""
 
 MAX_MSE_CONSTRAINT, MAX_COST_CONSTRAINT = "max_mse", "max_cost"
 """Constraint keys: the value is ``mse − max_mse`` (``cost − max_cost``), feasible when ≤ 0."""

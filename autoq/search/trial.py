@@ -20,7 +20,9 @@ import torch
 
 from autoq.bits import Rank
 from autoq.cost import CostReport
-from autoq.precision import TrialConfig
+from autoq.deploy.export import DeploymentInfo, export_deployable
+from autoq.deploy.runtime import OnnxSolver
+from autoq.precision import TrialConfig, optional_types
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
 from autoq.search.setup import load_spec_problem
 from autoq.search.space import SearchSpace
@@ -34,6 +36,9 @@ from autoq.train import (
     fit,
 )
 from autoq.train.metrics import Metric, named_metric
+
+DEPLOY_DIR = "deploy"
+"""The deployable model's folder inside a trial's artifact folder."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,12 @@ class TrialResult:
         rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
             whole trajectory from its first window; ``None`` for steady problems).
         timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
-            ``evaluation``.
+            ``evaluation`` and ``export``.
         artifact: directory of the exported quantized network, if exported.
+        deployable: directory of the deployable ONNX model (raw input to raw output), if
+            exported (not for networks with no ONNX form, such as neuraloperator's).
+        deployed_error: the deployable model's error on the validation set, run by
+            onnxruntime (one-step metrics only).
     """
 
     mse: float
@@ -61,6 +70,8 @@ class TrialResult:
     rollout_mse: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     artifact: Path | None = None
+    deployable: Path | None = None
+    deployed_error: float | None = None
 
 
 class TrialRunner:
@@ -121,9 +132,13 @@ class TrialRunner:
         scale and rank."""
         return self.float_error(max(self.spec.space.scales), self.space.ranks[0])
 
-    def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None
-            ) -> TrialResult:
-        """Fine-tune and score ``config``; raises on a NaN loss (TrialError) or any failure."""
+    def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None,
+            trial_number: int | None = None) -> TrialResult:
+        """Fine-tune and score ``config``; raises on a NaN loss (TrialError) or any failure.
+
+        With an ``artifact_dir`` and an ``artifact_name``, the quantized network is kept there
+        and, when it has an ONNX form, its deployable model beside it (``deploy/``), scored
+        by onnxruntime."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         float_model = self.float_model(config.scale, config.rank)
@@ -148,19 +163,33 @@ class TrialRunner:
             solver, self.problem.data, self.problem.split.val)
         cost = self.space.cost(config)
         timings["evaluation"] = time.perf_counter() - started
-        artifact = None
+        artifact = deployable = deployed_error = None
+        started = time.perf_counter()
         if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
+            model_config = self.space.model_config(config.rank)
             artifact = export_artifact(
-                qnet, self.artifact_dir / artifact_name,
-                model_config=self.space.model_config(config.rank), onnx=False,
+                qnet, self.artifact_dir / artifact_name, model_config=model_config, onnx=False,
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
                           "scale": config.scale, "rank": config.rank,
                           "data_shape": list(self.space.geometry.data_shape)})
+            if not any(isinstance(module, optional_types()) for module in qnet.model.modules()):
+                info = DeploymentInfo(
+                    search=self.spec.name, trial=trial_number, metric=self.spec.metric,
+                    error=mse, float_error=self.float_error(config.scale, config.rank),
+                    float_reference=self.float_reference, cost=cost.total)
+                windows = self.problem.val_windows
+                check = windows.batch(torch.arange(min(8, len(windows))))[0]
+                deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR, info=info,
+                                               model_config=model_config, check_inputs=check)
+                if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
+                    deployed_error = self.metric(OnnxSolver(deployable), self.problem)
+        timings["export"] = time.perf_counter() - started
         return TrialResult(mse=mse, cost=cost,
                            float_mse=self.float_error(config.scale, config.rank),
                            float_reference=self.float_reference,
                            rollout_mse=rollout_mse, timings=timings,
-                           artifact=artifact)
+                           artifact=artifact, deployable=deployable,
+                           deployed_error=deployed_error)
 
     def _quantize(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
                   ) -> QuantizedNetwork:

@@ -15,32 +15,38 @@ from autoq.errors import SpecError
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from autoq.train.problem import Problem
-    from autoq.train.solver import ScaledSolver
 
-Metric = Callable[["ScaledSolver", "Problem"], float]
-"""A metric: the validation error of a solver on a problem (lower is better)."""
+Metric = Callable[["nn.Module", "Problem"], float]
+"""A metric: the validation error of a solver on a problem (lower is better). The solver is a
+module from raw inputs to raw outputs at the data resolution: a
+:class:`~autoq.train.ScaledSolver`, or a deployed model (:class:`autoq.deploy.OnnxSolver`)."""
 
 
-def mse(solver: ScaledSolver, problem: Problem) -> float:
+def mse(solver: nn.Module, problem: Problem) -> float:
     """One-step mean squared error over every validation window (the paper's metric)."""
     from autoq.train.loop import evaluate
 
     return evaluate(solver, problem.val_windows)
 
 
-def relative_l2(solver: ScaledSolver, problem: Problem) -> float:
+def relative_l2(solver: nn.Module, problem: Problem) -> float:
     """Mean over validation windows of ``‖prediction − target‖₂ / ‖target‖₂`` (one step), the
     error neural-operator papers report."""
     return _over_windows(solver, problem, _relative_l2_sum)
 
 
-def rollout_mse(solver: ScaledSolver, problem: Problem) -> float:
+def rollout_mse(solver: nn.Module, problem: Problem) -> float:
     """Mean squared error of autoregressive rollouts over every validation trajectory from its
-    first window; time-dependent problems only."""
+    first window; time-dependent problems and autoq's solvers only."""
     from autoq.train.loop import evaluate_rollout
+    from autoq.train.solver import ScaledSolver
 
+    if not isinstance(solver, ScaledSolver):
+        raise SpecError(f"metric: rollout_mse rolls an autoq solver forward; a "
+                        f"{type(solver).__name__} only steps once: use mse or relative_l2")
     if problem.data.steady:
         raise SpecError("metric: rollout_mse needs a time-dependent problem; this one is steady "
                         "(coefficient → solution): use mse or relative_l2")
@@ -68,7 +74,7 @@ def from_callable(function: Callable[[torch.Tensor, torch.Tensor], float]) -> Me
     """A metric from ``function(prediction, target)``, called once with the one-step predictions
     and targets of the whole validation set, ``(windows, channels, *space)`` each."""
 
-    def metric(solver: ScaledSolver, problem: Problem) -> float:
+    def metric(solver: nn.Module, problem: Problem) -> float:
         import torch
 
         predictions: list[torch.Tensor] = []
@@ -92,7 +98,7 @@ def _relative_l2_sum(prediction: torch.Tensor, target: torch.Tensor) -> tuple[fl
     return float((error / norm).sum()), len(target)
 
 
-def _over_windows(solver: ScaledSolver, problem: Problem,
+def _over_windows(solver: nn.Module, problem: Problem,
                   per_batch: Callable[[torch.Tensor, torch.Tensor], tuple[float, int]]) -> float:
     total, count = 0.0, 0
 
@@ -105,7 +111,7 @@ def _over_windows(solver: ScaledSolver, problem: Problem,
     return total / count
 
 
-def _predict(solver: ScaledSolver, problem: Problem,
+def _predict(solver: nn.Module, problem: Problem,
              consume: Callable[[torch.Tensor, torch.Tensor], object], *,
              batch_size: int = 64) -> None:
     """Feed each batch of one-step validation predictions and targets (on the CPU) to

@@ -84,7 +84,7 @@ def assert_full_record(tiny_spec: SearchSpec) -> Callable[[FrozenTrial], None]:
         assert set(attrs["bits"]) == layers
         assert any(bits != "float" for bits in attrs["bits"].values())
         assert trial.params["scale"] in tiny_spec.space.scales
-        assert set(attrs["timings"]) == {"float", "calibration", "qat", "evaluation"}
+        assert set(attrs["timings"]) == {"float", "calibration", "qat", "evaluation", "export"}
         assert all(seconds >= 0 for seconds in attrs["timings"].values())
         assert attrs["timings"]["qat"] > 0
         assert set(attrs["cost_breakdown"]) >= layers

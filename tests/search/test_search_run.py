@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from optuna.trial import FrozenTrial, TrialState
@@ -16,11 +17,13 @@ from autoq.search import (
     study_points,
     study_spec,
 )
+from autoq.search.records import DEPLOYABLE_ATTR, DEPLOYED_ERROR_ATTR
 
 
 def _check_search(url: str, spec: SearchSpec, trials: int,
-                  assert_full_record: Callable[[FrozenTrial], None]) -> None:
-    run_search(spec, storage=url, trials=trials)
+                  assert_full_record: Callable[[FrozenTrial], None],
+                  artifact_dir: Path | None = None) -> None:
+    run_search(spec, storage=url, trials=trials, artifact_dir=artifact_dir)
     study = load_study(spec.name, storage=url)
     assert study_spec(study) == spec
     assert finished_trials(study) == trials
@@ -33,12 +36,21 @@ def _check_search(url: str, spec: SearchSpec, trials: int,
     assert front
     assert [p.cost for p in front] == sorted(p.cost for p in front)
     assert {p.number for p in front} == {t.number for t in study.best_trials}
+    if artifact_dir is None:
+        return
+    # Every trial leaves a model a user runs: ONNX from raw input to raw output, whose error
+    # under onnxruntime is the trial's.
+    for trial in complete:
+        deployable = Path(trial.user_attrs[DEPLOYABLE_ATTR])
+        assert deployable.is_relative_to(artifact_dir) and (deployable / "model.onnx").is_file()
+        assert trial.user_attrs[DEPLOYED_ERROR_ATTR] == pytest.approx(trial.values[0], rel=1e-3)
 
 
 def test_search_records_trials_and_pareto_set_in_sqlite(
-    tiny_spec: SearchSpec, sqlite_url: str, assert_full_record: Callable[[FrozenTrial], None]
+    tiny_spec: SearchSpec, sqlite_url: str, assert_full_record: Callable[[FrozenTrial], None],
+    tmp_path: Path
 ) -> None:
-    _check_search(sqlite_url, tiny_spec, 4, assert_full_record)
+    _check_search(sqlite_url, tiny_spec, 4, assert_full_record, tmp_path / "artifacts")
 
 
 @pytest.mark.postgres
