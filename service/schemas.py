@@ -103,6 +103,21 @@ class SearchesPublic(BaseModel):
     count: int
 
 
+class LatencyPublic(BaseModel):
+    """A trial's measured latency: the deployable model and the float model at full
+    resolution, timed in the same run on the same machine."""
+
+    runtime: str
+    threads: int | None
+    batch: int
+    machine: str
+    median_s: float
+    spread_s: float = Field(description="interquartile range of the timed runs, seconds")
+    runs: int
+    float_median_s: float
+    speedup: float = Field(description="float_median_s / median_s")
+
+
 class TrialPublic(BaseModel):
     """One trial: ``bits`` maps each layer to ``[weight_bits, act_bits]`` or ``"float"``."""
 
@@ -120,6 +135,11 @@ class TrialPublic(BaseModel):
                                              "(max_mse, max_cost); only feasible trials can be "
                                              "on the Pareto set or the operating point")
     error: str | None = Field(None, description="why the trial failed, if it did")
+    deployed_error: float | None = Field(
+        None, description="the error of the trial's deployable ONNX model under onnxruntime, "
+                          "in the search's metric")
+    latency: LatencyPublic | None = Field(
+        None, description="measured latency of the deployable model (autoq latency)")
 
 
 class TrialsPublic(BaseModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from autoq.bits import FLOAT
-from autoq.search.records import CompletePoint, TrialPoint, complete_points
+from autoq.search.records import LATENCY_ATTR, CompletePoint, TrialPoint, complete_points
 
 
 def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
@@ -18,17 +18,30 @@ def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
 
 
 def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = None) -> str:
-    """The Pareto set as a text table sorted by cost; ``reference_mse`` adds an MSE ratio."""
+    """The Pareto set as a text table sorted by cost; ``reference_mse`` adds an MSE ratio, and
+    measured latencies (``autoq latency``) add the latency and its speed-up over the float
+    model at full resolution."""
     ranked = _any_rank(front)
+    timed = any(LATENCY_ATTR in p.details for p in front)
     header = ["trial", "cost (bit-ops)", "MSE", *(["× float"] if reference_mse else []),
+              *(["latency (ms)", "speed-up"] if timed else []),
               "scale", *(["rank"] if ranked else []), "bits", "baseline"]
     rows = []
     for p in front:
         ratio = [_number(p.mse / reference_mse, ".2f")] if reference_mse and p.mse else []
         rank = [_number(p.rank, "g")] if ranked else []
         rows.append([str(p.number), _number(p.cost), _number(p.mse), *ratio,
+                     *(_latency_cells(p) if timed else []),
                      _number(p.scale, "g"), *rank, bits_summary(p.bits), p.baseline or ""])
     return _table(header, rows)
+
+
+def _latency_cells(point: TrialPoint) -> list[str]:
+    """``[median latency in ms, speed-up × over float]`` of a timed trial, blanks otherwise."""
+    latency = point.details.get(LATENCY_ATTR)
+    if not latency:
+        return ["", ""]
+    return [_number(1e3 * latency["median_s"], ".3g"), _number(latency["speedup"], ".2f") + "×"]
 
 
 def trials_table(points: Sequence[TrialPoint]) -> str:
