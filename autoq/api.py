@@ -86,8 +86,10 @@ class SearchResult:
         return best_mse_point(self.trials())
 
     def export(self, trial: TrialPoint | int, out_dir: str | Path) -> Path:
-        """Copy the trial's exported quantized network (manifest, weights, encodings) to
-        ``out_dir``; returns the folder."""
+        """Copy the trial's artifact folder to ``out_dir``: its quantized network (manifest,
+        weights) and, when the network has an ONNX form, ``deploy/``, the model a user runs
+        (``model.onnx`` from raw input to raw output, encodings, manifest; see
+        :mod:`autoq.deploy`). Returns the folder."""
         number = trial if isinstance(trial, int) else trial.number
         point = next((p for p in self.trials() if p.number == number), None)
         if point is None:
