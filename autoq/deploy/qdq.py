@@ -16,6 +16,20 @@ bits           what the graph computes (``s`` scale, ``z`` zero point = −AIMET
                QuantizeLinear to int32; a float32 tensor carries these grids anyway)
 =============  =======================================================================
 
+That is how a tensor computed at run time is quantized (an input quantizer: form
+``clip-q-dq``). Two kinds of quantizer are written otherwise, with the same values, so that a
+runtime can run integer kernels (:data:`FORMS`):
+
+- a constant weight (2..16 bits) becomes its integers, computed at export time by the
+  simulation's own quantizer and stored in an int8/uint8 (2..8 bits) or int16/uint16 (9..16)
+  initializer, read by one DequantizeLinear: no QuantizeLinear and no Clip at run time, and
+  ``DQ(int8) → Conv`` is the pattern onnxruntime fuses (it fuses no int4 weight);
+- an output quantizer (the integer scheme) is ``QuantizeLinear → DequantizeLinear → Clip`` in an
+  8-bit container at 2..8 bits: the container saturates at its ends and the Clip after
+  DequantizeLinear cuts to the grid's, the same values as clipping first, while
+  ``Conv → QuantizeLinear`` stays adjacent for onnxruntime's ``DQ → Conv → Q`` fusion into
+  QLinearConv.
+
 ``lo = (qmin − z)·s`` and ``hi = (qmax − z)·s`` are the grid's end points, so clipping the float
 input and quantizing into the wider container yields exactly the integers AIMET's
 ``clamp(round(x/s) + z, qmin, qmax)`` yields (the Clip is left out when the grid fills its
@@ -25,8 +39,7 @@ container). The dequantized values are the simulation's, up to the rounding of `
 How: while ``torch.onnx.export`` (TorchScript) traces the module, every AIMET quantizer's
 ``forward`` is replaced by an autograd function that exports as one placeholder node
 ``autoq::QuantizeDequantize`` carrying an index into the table of encodings. The placeholders are
-then rewritten into the standard nodes above. Weight quantizers act on initializers, so the
-weights stay float initializers followed by their Q/DQ pair: any runtime folds or fuses them.
+then rewritten into the standard nodes above.
 """
 
 from __future__ import annotations
@@ -34,10 +47,11 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
@@ -62,12 +76,26 @@ _CONTAINERS: tuple[tuple[int, int, int], ...] = (
 FLOAT_ARITHMETIC = "float32"
 """The container name of grids wider than 16 bits, exported as float arithmetic."""
 
+CONSTANT, INPUT, OUTPUT, FLOAT = "constant", "clip-q-dq", "q-dq-clip", "float"
+FORMS = (CONSTANT, INPUT, OUTPUT, FLOAT)
+"""How a grid is written. ``constant``: a weight whose integers are computed at export time,
+stored as an int8/int16 initializer and read by DequantizeLinear (no QuantizeLinear, no Clip:
+the integers are on the grid already). ``clip-q-dq``: a tensor computed at run time, clipped to
+the grid's range, then quantized and dequantized (input quantizers, weights that are computed).
+``q-dq-clip``: an output quantizer, in an 8-bit container at 2..8 bits, clipped *after*
+DequantizeLinear so that ``Conv → QuantizeLinear`` stays adjacent for onnxruntime's integer
+kernels (same values: the container saturates, the Clip cuts to the grid). ``float``: a grid
+wider than 16 bits in float arithmetic."""
 
-def container(bits: int, *, signed: bool) -> tuple[str, int | None]:
+
+def container(bits: int, *, signed: bool, minimum: int = 4) -> tuple[str, int | None]:
     """The ONNX integer type that carries a ``bits``-wide grid: ``(name, TensorProto type)``.
 
     Widths 17..32 have no QuantizeLinear type; they return ``("float32", None)`` and are written
-    as float arithmetic.
+    as float arithmetic. ``minimum`` is the narrowest container to use: 8 for constant weights
+    and output quantizers, because onnxruntime's CPU integer kernels (QLinearConv,
+    QLinearMatMul, ConvInteger, MatMulInteger) take 8-bit operands only and the int4 forms are
+    not fused.
 
     Raises:
         QuantizationError: ``bits`` is outside ``MIN_BITS..MAX_BITS``.
@@ -75,7 +103,7 @@ def container(bits: int, *, signed: bool) -> tuple[str, int | None]:
     if not MIN_BITS <= bits <= MAX_BITS:
         raise QuantizationError(f"bitwidth {bits} is outside {MIN_BITS}..{MAX_BITS}")
     for width, signed_type, unsigned_type in _CONTAINERS:
-        if bits <= width:
+        if bits <= width and minimum <= width:
             onnx_type = signed_type if signed else unsigned_type
             return TensorProto.DataType.Name(onnx_type).lower(), onnx_type
     return FLOAT_ARITHMETIC, None
@@ -94,7 +122,9 @@ class QDQEncoding:
         qmin: the grid's smallest integer.
         qmax: the grid's largest integer.
         container: the ONNX type the integers travel in (``int4``, ``uint8``, …, or ``float32``).
-        node: the name of the exported QuantizeLinear node (or the Round node of a float grid).
+        node: the name of the exported QuantizeLinear node (the DequantizeLinear node of a
+            constant weight; the Round node of a float grid).
+        form: how the graph computes it (:data:`FORMS`).
     """
 
     name: str
@@ -106,6 +136,7 @@ class QDQEncoding:
     qmax: int
     container: str
     node: str = ""
+    form: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for a manifest."""
@@ -180,15 +211,16 @@ def quantizers(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 
 
 @contextlib.contextmanager
-def _placeholders(module: nn.Module) -> Iterator[list[QDQEncoding]]:
+def _placeholders(module: nn.Module) -> Iterator[list[tuple[QDQEncoding, nn.Module]]]:
     """While inside, every quantizer of ``module`` exports as a placeholder; yields the table of
-    encodings the placeholders index into."""
-    table: list[QDQEncoding] = []
+    ``(encoding, quantizer)`` the placeholders index into (the quantizer computes a constant
+    weight's integers after the trace, when its own ``forward`` is back)."""
+    table: list[tuple[QDQEncoding, nn.Module]] = []
     patched: list[nn.Module] = []
     try:
         for path, quantizer in quantizers(module):
             index = len(table)
-            table.append(encoding_of(path, quantizer))
+            table.append((encoding_of(path, quantizer), quantizer))
 
             def forward(x: torch.Tensor, index: int = index) -> torch.Tensor:
                 return _ExportedQuantizeDequantize.apply(x, index)
@@ -222,7 +254,8 @@ def export_qdq_onnx(
         dynamic_batch: let the first axis vary.
 
     Returns:
-        The encodings, in graph order of their placeholders, each naming its QuantizeLinear node.
+        The encodings, in graph order of their placeholders, each naming the node that
+        quantizes (:attr:`QDQEncoding.node`) and how it is written (:attr:`QDQEncoding.form`).
 
     Raises:
         QuantizationError: a quantizer is uncalibrated or per-channel.
@@ -239,18 +272,21 @@ def export_qdq_onnx(
             torch.onnx.export(module, (dummy,), str(path), input_names=[input_name],
                               output_names=[output_name], dynamic_axes=dynamic,
                               opset_version=OPSET, dynamo=False,
-                              custom_opsets={PLACEHOLDER_DOMAIN: 1})
+                              custom_opsets={PLACEHOLDER_DOMAIN: 1} if table else None)
+        model = onnx.load(str(path))
+        with torch.no_grad():
+            encodings = _rewrite_placeholders(model, table)
+        # The tracer's shape annotations of intermediate tensors are hints, and wrong ones: at
+        # a UNet's skip connections they give tensors of different sizes the same symbolic
+        # dims, and onnxruntime with graph optimisations disabled (which keeps them) then fails
+        # ("Shape mismatch attempting to re-use buffer" at a Concat). Without them onnxruntime
+        # infers the shapes itself.
+        del model.graph.value_info[:]
     finally:
         module.train(was_training)
-    model = onnx.load(str(path))
-    encodings = _rewrite_placeholders(model, table)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return encodings
-
-
-def _container_bits(bits: int) -> int:
-    return next(width for width, _, _ in _CONTAINERS if bits <= width)
 
 
 def _constant(graph: onnx.GraphProto, name: str, value: float | int, data_type: int) -> str:
@@ -258,10 +294,31 @@ def _constant(graph: onnx.GraphProto, name: str, value: float | int, data_type: 
     return name
 
 
-def _rewrite_placeholders(model: onnx.ModelProto, table: list[QDQEncoding]
+def _constant_value(name: str, initializers: dict[str, onnx.TensorProto],
+                    producers: dict[str, onnx.NodeProto]) -> np.ndarray | None:
+    """The value of tensor ``name`` when it is a constant of the graph (an initializer, a
+    Constant node, or an Identity of one: how the TorchScript exporter writes parameters), else
+    ``None``."""
+    while name not in initializers:
+        node = producers.get(name)
+        if node is None:
+            return None
+        if node.op_type == "Constant":
+            value = next((a for a in node.attribute if a.name == "value"), None)
+            return None if value is None else numpy_helper.to_array(value.t)
+        if node.op_type != "Identity":
+            return None
+        name = node.input[0]
+    return numpy_helper.to_array(initializers[name])
+
+
+def _rewrite_placeholders(model: onnx.ModelProto, table: list[tuple[QDQEncoding, nn.Module]]
                           ) -> list[QDQEncoding]:
-    """Replace each placeholder by Clip/QuantizeLinear/DequantizeLinear (or float arithmetic)."""
+    """Replace each placeholder by standard nodes (:data:`FORMS`); drop initializers nothing
+    reads any more (the float weights that became integer initializers)."""
     graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
     nodes: list[onnx.NodeProto] = []
     written: list[QDQEncoding] = []
     for node in graph.node:
@@ -269,28 +326,67 @@ def _rewrite_placeholders(model: onnx.ModelProto, table: list[QDQEncoding]
             nodes.append(node)
             continue
         index = next(a.i for a in node.attribute if a.name == "index")
-        encoding = table[index]
+        encoding, quantizer = table[index]
         prefix = f"qdq{len(written)}_{encoding.name.replace('/', '_').replace(':', '_')}"
-        new, first = _qdq_nodes(graph, encoding, node.input[0], node.output[0], prefix)
+        slot = encoding.name.rsplit("/", 1)[-1]
+        weight = (_constant_value(node.input[0], initializers, producers)
+                  if slot.startswith("weight:") else None)
+        if weight is not None and encoding.bits <= 16:
+            new, first, encoding = _constant_nodes(graph, encoding, quantizer, weight,
+                                                   node.output[0], prefix)
+        else:
+            new, first, encoding = _qdq_nodes(graph, encoding, node.input[0], node.output[0],
+                                              prefix, output=slot.startswith("output:"))
         nodes.extend(new)
-        written.append(QDQEncoding(**{**asdict(encoding), "node": first}))
+        written.append(replace(encoding, node=first))
     del graph.node[:]
     graph.node.extend(nodes)
+    read = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    unread = [t for t in graph.initializer if t.name not in read]
+    for tensor in unread:
+        graph.initializer.remove(tensor)
     del model.opset_import[:]
     model.opset_import.append(helper.make_opsetid("", OPSET))
     return written
 
 
-def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str, prefix: str
-               ) -> tuple[list[onnx.NodeProto], str]:
-    """The standard nodes of one grid from ``source`` to ``target``, and the name of the node
-    that quantizes."""
+def _constant_nodes(graph: onnx.GraphProto, e: QDQEncoding, quantizer: nn.Module,
+                    weight: np.ndarray, target: str, prefix: str
+                    ) -> tuple[list[onnx.NodeProto], str, QDQEncoding]:
+    """A constant weight as its grid's integers (int8/uint8 for 2..8 bits, int16/uint16 for
+    9..16) and one DequantizeLinear: the runtime quantizes nothing, and onnxruntime's QDQ
+    fusions see the ``DQ(integer initializer) → Conv/MatMul`` pattern they look for.
+
+    The integers are those of the simulation's own quantizer: ``round(dq / s) + z`` of its
+    dequantized output is exact, since ``dq = (q − z)·s``."""
+    name, onnx_type = container(e.bits, signed=e.signed, minimum=8)
+    assert onnx_type is not None  # bits <= 16
+    values = torch.from_numpy(np.array(weight, dtype=np.float32))
+    dequantized = quantizer(values).as_subclass(torch.Tensor).double().numpy()
+    integers = np.rint(dequantized / np.float64(np.float32(e.scale))) + e.zero_point
+    if integers.min() < e.qmin or integers.max() > e.qmax:
+        raise QuantizationError(f"quantizer {e.name}: its weight's integers leave the grid "
+                                f"[{e.qmin}, {e.qmax}]")
+    dtype = helper.tensor_dtype_to_np_dtype(onnx_type)
+    graph.initializer.append(numpy_helper.from_array(integers.astype(dtype),
+                                                     f"{prefix}_integers"))
+    scale = _constant(graph, f"{prefix}_scale", e.scale, TensorProto.FLOAT)
+    zero = _constant(graph, f"{prefix}_zero_point", e.zero_point, onnx_type)
+    dequantize = helper.make_node("DequantizeLinear", [f"{prefix}_integers", scale, zero],
+                                  [target], name=f"{prefix}_dequantize")
+    return [dequantize], dequantize.name, replace(e, container=name, form=CONSTANT)
+
+
+def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str, prefix: str,
+               *, output: bool) -> tuple[list[onnx.NodeProto], str, QDQEncoding]:
+    """The standard nodes of one grid computed at run time, from ``source`` to ``target``, the
+    name of the node that quantizes, and the encoding as written."""
     scale = _constant(graph, f"{prefix}_scale", e.scale, TensorProto.FLOAT)
     # The grid's end points as the simulation dequantizes them: float32((q − z) · s).
     step = numpy_helper.to_array(graph.initializer[-1]).astype("float32")
     low = float(step * (e.qmin - e.zero_point))
     high = float(step * (e.qmax - e.zero_point))
-    _, onnx_type = container(e.bits, signed=e.signed)
+    name, onnx_type = container(e.bits, signed=e.signed, minimum=8 if output else 4)
     if onnx_type is None:  # wider than 16 bits: the quantizer's arithmetic in float
         zero = _constant(graph, f"{prefix}_zero_point", float(e.zero_point), TensorProto.FLOAT)
         qmin = _constant(graph, f"{prefix}_qmin", float(e.qmin), TensorProto.FLOAT)
@@ -303,27 +399,42 @@ def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str,
             helper.make_node("Clip", [names[2], qmin, qmax], [names[3]], name=names[3]),
             helper.make_node("Sub", [names[3], zero], [names[4]], name=names[4]),
             helper.make_node("Mul", [names[4], scale], [target], name=f"{prefix}_mul"),
-        ], names[1]
+        ], names[1], replace(e, container=name, form=FLOAT)
     zero = _constant(graph, f"{prefix}_zero_point", e.zero_point, onnx_type)
-    out: list[onnx.NodeProto] = []
-    quantize_input = source
-    if e.bits < _container_bits(e.bits):
+    width = next(w for w, signed_type, unsigned_type in _CONTAINERS
+                 if onnx_type in (signed_type, unsigned_type))
+    clipped = e.bits < width
+    if clipped:
         low_name = _constant(graph, f"{prefix}_low", low, TensorProto.FLOAT)
         high_name = _constant(graph, f"{prefix}_high", high, TensorProto.FLOAT)
-        quantize_input = f"{prefix}_clipped"
-        if _container_bits(e.bits) == 4:
+    quantize = helper.make_node("QuantizeLinear", [source, scale, zero], [f"{prefix}_q"],
+                                name=f"{prefix}_quantize")
+    if output:
+        # Quantize first, clip the dequantized values: the container saturates at its own ends
+        # and the Clip cuts to the grid's, the same values as clipping first, and the layer's
+        # Conv/MatMul feeds QuantizeLinear directly (onnxruntime's DQ → op → Q fusion).
+        dequantized = f"{prefix}_dq" if clipped else target
+        out = [quantize, helper.make_node("DequantizeLinear", [f"{prefix}_q", scale, zero],
+                                          [dequantized], name=f"{prefix}_dequantize")]
+        if clipped:
+            out.append(helper.make_node("Clip", [dequantized, low_name, high_name], [target],
+                                        name=f"{prefix}_clip"))
+        return out, quantize.name, replace(e, container=name, form=OUTPUT)
+    out = []
+    if clipped:
+        quantize.input[0] = f"{prefix}_clipped"
+        if width == 4:
             # onnxruntime's Clip→QuantizeLinear fusion cannot read an int4 zero point and fails
             # the session ("Unexpected data type for QuantizeLinear input y_zero_point"): the
             # same clipping as Max and Min, which it leaves alone.
             out.append(helper.make_node("Max", [source, low_name], [f"{prefix}_above"],
                                         name=f"{prefix}_max"))
-            out.append(helper.make_node("Min", [f"{prefix}_above", high_name], [quantize_input],
-                                        name=f"{prefix}_min"))
+            out.append(helper.make_node("Min", [f"{prefix}_above", high_name],
+                                        [quantize.input[0]], name=f"{prefix}_min"))
         else:
-            out.append(helper.make_node("Clip", [source, low_name, high_name], [quantize_input],
-                                        name=f"{prefix}_clip"))
-    out.append(helper.make_node("QuantizeLinear", [quantize_input, scale, zero],
-                                [f"{prefix}_q"], name=f"{prefix}_quantize"))
+            out.append(helper.make_node("Clip", [source, low_name, high_name],
+                                        [quantize.input[0]], name=f"{prefix}_clip"))
+    out.append(quantize)
     out.append(helper.make_node("DequantizeLinear", [f"{prefix}_q", scale, zero], [target],
                                 name=f"{prefix}_dequantize"))
-    return out, f"{prefix}_quantize"
+    return out, quantize.name, replace(e, container=name, form=INPUT)

@@ -41,6 +41,8 @@ EVERY_WIDTH = sorted({(b, 8) for b in range(2, 17)} | {(8, b) for b in range(2, 
                      | {(17, 20), (24, 24)})
 EXPECTED_CONTAINER = {**{b: 4 for b in range(2, 5)}, **{b: 8 for b in range(5, 9)},
                       **{b: 16 for b in range(9, 17)}}
+CONSTANT_CONTAINER = {**{b: 8 for b in range(2, 9)}, **{b: 16 for b in range(9, 17)}}
+"""Constant weights travel in 8-bit containers at 2..8 bits: the width integer kernels take."""
 
 
 def _fno_sim(weight_bits: int, act_bits: int) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -88,24 +90,43 @@ def test_bitwidth_pair_exports_loads_and_matches_the_sim(weight_bits: int, act_b
 
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     initializers = {t.name: t for t in graph.initializer}
+    nodes = {n.name: n for n in graph.node}
     quantize = [n for n in graph.node if n.op_type == "QuantizeLinear"]
-    integer_grids = [e for e in encodings if e.bits <= 16]
-    assert len(quantize) == len(integer_grids)
+    # Weights are constants: written as integers, quantized by no runtime node.
+    runtime_grids = [e for e in encodings if e.bits <= 16 and e.form != "constant"]
+    assert len(quantize) == len(runtime_grids)
     # 2 spectral layers × (real, imaginary weight, input) + 3 linear layers × (weight, input)
     assert len(encodings) == 12
     for encoding in encodings:
         if encoding.bits > 16:
-            assert encoding.container == "float32"
+            assert (encoding.container, encoding.form) == ("float32", "float")
             continue
-        node = next(n for n in quantize if n.name == encoding.node)
+        node = nodes[encoding.node]
         zero_point = initializers[node.input[2]]
-        width = EXPECTED_CONTAINER[encoding.bits]
         assert TensorProto.DataType.Name(zero_point.data_type).lower() == encoding.container
-        assert encoding.container == f"{'' if encoding.signed else 'u'}int{width}"
-        # The grid's own range, not the container's: clipped before quantizing when narrower.
+        # The grid's own range, not the container's.
         assert encoding.qmax - encoding.qmin == 2 ** encoding.bits - 1
+        if encoding.form == "constant":
+            # A weight: its integers as an 8-bit (2..8 bits) or 16-bit initializer, on the grid.
+            assert encoding.name.rsplit("/", 1)[1].startswith("weight:")
+            assert node.op_type == "DequantizeLinear"
+            width = CONSTANT_CONTAINER[encoding.bits]
+            assert encoding.container == f"{'' if encoding.signed else 'u'}int{width}"
+            integers = onnx.numpy_helper.to_array(initializers[node.input[0]])
+            assert encoding.qmin <= integers.min() and integers.max() <= encoding.qmax
+            continue
+        assert encoding.form == "clip-q-dq"
+        width = EXPECTED_CONTAINER[encoding.bits]
+        assert encoding.container == f"{'' if encoding.signed else 'u'}int{width}"
+        # Clipped to the grid before quantizing when the grid is narrower than its container.
         producer = next((n.op_type for n in graph.node if node.input[0] in n.output), None)
         assert (producer in ("Clip", "Min")) == (encoding.bits < width)
+    # Every weight of the FNO is a parameter, so every weight grid is a constant.
+    assert {e.form for e in encodings if "/weight:" in e.name and e.bits <= 16} <= {"constant"}
+    # No float weight is left beside its integers.
+    assert weight_bits > 16 or not any(
+        t.data_type == TensorProto.FLOAT and t.name.endswith("weight_real")
+        for t in graph.initializer)
 
 
 class _Grid(torch.nn.Module):
@@ -198,6 +219,8 @@ def test_container_widths_and_limits() -> None:
     assert container(5, signed=False) == ("uint8", TensorProto.UINT8)
     assert container(16, signed=True) == ("int16", TensorProto.INT16)
     assert container(17, signed=True) == ("float32", None)
+    assert container(3, signed=True, minimum=8) == ("int8", TensorProto.INT8)
+    assert container(12, signed=False, minimum=8) == ("uint16", TensorProto.UINT16)
     with pytest.raises(QuantizationError, match="outside"):
         container(MIN_BITS - 1, signed=True)
     with pytest.raises(QuantizationError, match="outside"):
