@@ -410,6 +410,105 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_export)
 
 
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
+    from autoq.deploy import export_trial
+    from autoq.deploy.latency import (
+        RuntimeUnavailableError,
+        check_runtime,
+        export_float_reference,
+        measure_latency,
+        store_trial_attr,
+    )
+    from autoq.errors import SpecError
+    from autoq.search import load_study, pareto_front, study_points, study_spec
+    from autoq.search.records import DEPLOYABLE_ATTR, LATENCY_ATTR
+    from autoq.search.results import float_reference
+    from autoq.settings import get_settings
+
+    _quiet_libraries()
+    _importable_working_directory()
+    study = load_study(args.name, storage=args.storage)
+    points = study_points(study)
+    complete = [p for p in points if p.complete]
+    if not complete:
+        raise SpecError(f"search {study.study_name!r} has no complete trials: nothing to time")
+    chosen = pareto_front(points) if args.trials == "pareto" else complete
+    if not chosen:
+        raise SpecError(f"search {study.study_name!r}: none of its {len(complete)} complete "
+                        f"trials meets the search's constraints; --trials all times them all")
+    try:
+        check_runtime(args.runtime)
+    except RuntimeUnavailableError as e:
+        print(f"autoq: latency: skipped {args.runtime}: {e}", file=sys.stderr)
+        return 1
+    spec = study_spec(study)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])}
+    area = get_settings().artifact_dir.resolve() / "deployable" / study.study_name
+    folders: dict[int, Path] = {}
+    for point in tqdm(chosen, desc="deployable models", unit="trial", leave=False):
+        recorded = trials[point.number].user_attrs.get(DEPLOYABLE_ATTR)
+        if recorded is not None and (Path(recorded) / "model.onnx").is_file():
+            folders[point.number] = Path(recorded)
+            continue
+        folders[point.number] = export_trial(study.study_name, point.number,
+                                             area / f"trial-{point.number}",
+                                             storage=args.storage)
+        store_trial_attr(study, trials[point.number]._trial_id, DEPLOYABLE_ATTR,
+                         str(folders[point.number]))
+    reference = export_float_reference(spec, area / "float-reference.onnx")
+    with tqdm(total=args.repeats, desc=f"timing {len(folders) + 1} models on {args.runtime}",
+              unit="round", leave=False) as bar:
+        results, float_timing = measure_latency(
+            {number: folder / "model.onnx" for number, folder in folders.items()}, reference,
+            runtime=args.runtime, threads=args.threads, batch=args.batch,
+            warmup=args.warmup, repeats=args.repeats, progress=bar.update)
+    for number, result in results.items():
+        store_trial_attr(study, trials[number]._trial_id, LATENCY_ATTR, result.to_json())
+    print(_latency_table(study.study_name, chosen, results, float_timing,
+                         float_mse=float_reference(points), args=args))
+    return 0
+
+
+def _latency_table(name: str, chosen: Sequence[Any], results: dict[Any, Any],
+                   float_timing: Any, *, float_mse: float | None,
+                   args: argparse.Namespace) -> str:
+    """The measured latencies by cost, the float reference first."""
+    any_result = next(iter(results.values()))
+    lines = [f"latency of {len(chosen)} trial(s) of {name!r}: {args.runtime}, "
+             f"{args.threads} thread(s), batch {args.batch}, median ± interquartile range of "
+             f"{any_result.runs} interleaved runs; {any_result.machine}",
+             f"{'trial':>7}  {'cost':>10}  {'MSE':>10}  {'latency ms':>18}  {'× float':>8}",
+             f"{'float':>7}  {'—':>10}  "
+             f"{'—' if float_mse is None else f'{float_mse:.3e}':>10}  "
+             f"{f'{1e3 * float_timing.median_s:.3f} ± {1e3 * float_timing.spread_s:.3f}':>18}"
+             f"  {'1.00':>8}"]
+    for point in sorted(chosen, key=lambda p: p.cost):
+        result = results[point.number]
+        lines.append(f"{point.number:>7}  {point.cost:>10.3e}  {point.mse:>10.3e}  "
+                     f"{f'{1e3 * result.median_s:.3f} ± {1e3 * result.spread_s:.3f}':>18}  "
+                     f"{result.speedup:>8.2f}")
+    return "\n".join(lines)
+
+
+def _add_latency(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("latency", help="time the deployable models of a search against the "
+                                       "float full-resolution model; stored on each trial")
+    p.add_argument("name", help="search (study) name")
+    p.add_argument("--trials", choices=["pareto", "all"], default="pareto",
+                   help="the feasible Pareto set (default) or every complete trial")
+    p.add_argument("--runtime", choices=["onnxruntime-cpu", "onnxruntime-gpu", "tensorrt"],
+                   default="onnxruntime-cpu", help="onnxruntime's CPU, CUDA or TensorRT provider")
+    p.add_argument("--batch", type=int, default=1, help="inputs per run (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    p.add_argument("--repeats", type=int, default=30, help="timed interleaved rounds")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs of each model first")
+    _storage_arg(p)
+    p.set_defaults(run=_cmd_latency)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
@@ -451,7 +550,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_datagen, _add_cost, _add_search, _add_studies, _add_trials, _add_pareto, _add_pick,
-    _add_export, _add_demo,
+    _add_export, _add_latency, _add_demo,
 ]
 
 
