@@ -272,7 +272,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     else:
         print(_pareto_text(study))
     if args.plot:
-        out = plot_front(points, front, args.plot, title=f"{study.study_name}: cost vs MSE")
+        out = plot_front(points, front, args.plot, x_axis=args.x_axis,
+                         title=f"{study.study_name}: {args.x_axis} vs MSE")
         print(f"plot written to {out}")
     return 0
 
@@ -283,6 +284,9 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
     _storage_arg(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, help="write a log-log cost vs MSE plot (PNG)")
+    p.add_argument("--x-axis", choices=["cost", "latency"], default="cost",
+                   help="the plot's x-axis: bit-op cost, or the latency `autoq latency` "
+                        "measured (timed trials only)")
     p.set_defaults(run=_cmd_pareto)
 
 
@@ -290,6 +294,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     import json
 
     from autoq.search import best_mse_point, load_study, operating_point, study_points
+    from autoq.search.records import DEPLOYABLE_ATTR, DEPLOYED_ERROR_ATTR, LATENCY_ATTR
     from autoq.search.report import bits_summary
     from autoq.search.results import error_bound
 
@@ -312,13 +317,26 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"operating_point": chosen.to_json()}, indent=2))
     else:
+        rank = "" if chosen.rank is None else f", rank {chosen.rank:g}"
         print(f"cheapest trial with {asked}: trial {chosen.number}, cost "
-              f"{chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, scale {chosen.scale:g}, "
+              f"{chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, scale {chosen.scale:g}{rank}, "
               f"{bits_summary(chosen.bits)}")
         for layer, bits in chosen.bits.items():
             print(f"  {layer:40s} {bits if bits == 'float' else f'w{bits[0]}a{bits[1]}'}")
-        if "artifact" in chosen.details:
-            print(f"  artifact: {chosen.details['artifact']}")
+        details = chosen.details
+        if "artifact" in details:
+            print(f"  artifact: {details['artifact']}")
+        if DEPLOYABLE_ATTR in details:
+            deployed = details.get(DEPLOYED_ERROR_ATTR)
+            print(f"  deployable ONNX model: {details[DEPLOYABLE_ATTR]}"
+                  + ("" if deployed is None else f" (error under onnxruntime {deployed:.3e})"))
+        latency = details.get(LATENCY_ATTR)
+        if latency:
+            print(f"  measured latency: {1e3 * latency['median_s']:.3g} ms per batch of "
+                  f"{latency['batch']} ({latency['runtime']}, {latency['threads']} thread(s)), "
+                  f"{latency['speedup']:.2f}× the float model at full resolution")
+        else:
+            print(f"  latency not measured: autoq latency {study.study_name}")
     return 0
 
 

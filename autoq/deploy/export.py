@@ -40,6 +40,7 @@ from autoq.errors import QuantizationError
 from autoq.models import ModelConfig
 from autoq.precision import optional_types
 from autoq.quant import QuantizedNetwork, export_artifact, load_artifact
+from autoq.quant.logs import known_aimet_warnings
 from autoq.train.solver import ScaledSolver
 
 if TYPE_CHECKING:
@@ -139,7 +140,8 @@ def export_deployable(
                                                          check_inputs)
     finally:
         solver.train(was_training)
-    activations, params = qnet.sim.get_activation_param_encodings()
+    with known_aimet_warnings():
+        activations, params = qnet.sim.get_activation_param_encodings()
     (directory / ENCODINGS).write_text(json.dumps(
         {"activation_encodings": activations, "param_encodings": params}, indent=2,
         sort_keys=True, default=_plain) + "\n")

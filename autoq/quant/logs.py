@@ -25,12 +25,16 @@ def known_aimet_warnings() -> Iterator[None]:
 
     - ``torch.tensor(tensor)`` copies in its bias-overflow check (torch's UserWarning; the
       copy is correct);
+    - ``float()`` of a trainable range while it writes encodings out (torch's UserWarning
+      about scalars of tensors that require grad; the values are read, not differentiated);
     - its internal calls of APIs it deprecated itself (``QuantizationSimModel.quant_wrappers``,
       the ``aimet_torch.v2`` import path; ``_allow_overwrite``, read on every forward pass, is
       filtered where :mod:`autoq.quant` imports AIMET).
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="To copy construct from a tensor",
+                                category=UserWarning, module=r"aimet_torch\.")
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True",
                                 category=UserWarning, module=r"aimet_torch\.")
         for deprecated in (r".*quant_wrappers is deprecated", r"All modules in `aimet_torch.v2`"):
             warnings.filterwarnings("ignore", message=deprecated, category=DeprecationWarning,

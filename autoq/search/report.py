@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from autoq.bits import FLOAT
-from autoq.search.records import LATENCY_ATTR, CompletePoint, TrialPoint, complete_points
+from autoq.search.records import (
+    FLOAT_REFERENCE_ATTR,
+    LATENCY_ATTR,
+    CompletePoint,
+    TrialPoint,
+    complete_points,
+)
 
 
 def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
@@ -74,12 +81,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def plot_front(
-    points: Sequence[TrialPoint], front: Sequence[TrialPoint], path: str | Path, *, title: str
+    points: Sequence[TrialPoint], front: Sequence[TrialPoint], path: str | Path, *, title: str,
+    x_axis: Literal["cost", "latency"] = "cost",
 ) -> Path:
     """Cost vs MSE on log-log axes: every trial, the front, the paper's grid and the float model.
 
+    With ``x_axis="latency"`` the x-axis is the measured latency (``autoq latency``) instead of
+    the bit-op count: only timed trials are drawn, the front is the measured one, and the star
+    is the float model at full resolution timed in the same run.
+
     Returns the written PNG path.
     """
+    if x_axis == "latency":
+        return _plot_latency_front(points, path, title=title)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,14 +134,51 @@ def plot_front(
     return save_cost_mse_figure(fig, ax, path, title=title)
 
 
-def save_cost_mse_figure(fig: Any, ax: Any, path: str | Path, *, title: str) -> Path:
+def _plot_latency_front(points: Sequence[TrialPoint], path: str | Path, *, title: str) -> Path:
+    """Measured latency vs MSE of the timed trials, their own front, and the float reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [(1e3 * c.point.details[LATENCY_ATTR]["median_s"], c) for c in complete_points(points)
+             if c.point.feasible and LATENCY_ATTR in c.point.details]
+    if not timed:
+        raise ValueError("no trial has a measured latency: run `autoq latency NAME` first")
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    ax.scatter([ms for ms, _ in timed], [c.mse for _, c in timed], s=18, c="0.65",
+               label="timed trials", zorder=2)
+    front, best = [], math.inf
+    for ms, c in sorted(timed, key=lambda pair: (pair[0], pair[1].mse)):
+        if c.mse < best:
+            front.append((ms, c.mse))
+            best = c.mse
+    ax.step([ms for ms, _ in front], [mse for _, mse in front], where="post", c="k", lw=1.6,
+            zorder=4)
+    ax.scatter([ms for ms, _ in front], [mse for _, mse in front], c="k", s=30, zorder=4,
+               label="measured front")
+    reference = timed[0][1].point.details
+    if FLOAT_REFERENCE_ATTR in reference:
+        latency = reference[LATENCY_ATTR]
+        ax.scatter([1e3 * latency["float_median_s"]], [reference[FLOAT_REFERENCE_ATTR]],
+                   marker="*", s=180, c="gold", edgecolors="k", zorder=5,
+                   label="float, full resolution")
+    setting = timed[0][1].point.details[LATENCY_ATTR]
+    return save_cost_mse_figure(
+        fig, ax, path, title=title,
+        xlabel=f"measured latency (ms per batch of {setting['batch']}, {setting['runtime']}, "
+               f"{setting['threads']} thread(s))")
+
+
+def save_cost_mse_figure(fig: Any, ax: Any, path: str | Path, *, title: str,
+                         xlabel: str = "inference cost (bit operations per step)") -> Path:
     """Finish a cost vs MSE figure the one way autoq draws them (log-log, labelled, legend) and
     write it as PNG."""
     import matplotlib.pyplot as plt
 
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("inference cost (bit operations per step)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation MSE")
     ax.set_title(title)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)

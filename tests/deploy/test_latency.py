@@ -56,6 +56,16 @@ def test_latency_is_measured_stored_and_refused_where_it_cannot_run(
     assert stored[0]["float_median_s"] == stored[1]["float_median_s"] > 0
     assert "  float  " in out and "onnxruntime-cpu, 1 thread(s), batch 2" in out
 
+    # The read commands show what was measured.
+    assert main(["pareto", "cli-latency", "--plot", "front.png", "--x-axis", "latency"]) == 0
+    shown = capsys.readouterr().out
+    assert "latency (ms)" in shown and "speed-up" in shown
+    assert (searched / "front.png").stat().st_size > 0
+    assert main(["pick", "cli-latency", "--max-ratio", "1000"]) == 0
+    picked = capsys.readouterr().out
+    assert "measured latency:" in picked and "× the float model at full resolution" in picked
+    assert "deployable ONNX model:" in picked
+
     # A GPU runtime on this machine: skipped with the reason, nothing stored or faked.
     before = {t.number: t.user_attrs[LATENCY_ATTR] for t in complete}
     assert main(["latency", "cli-latency", "--runtime", "tensorrt"]) == 1
