@@ -116,6 +116,7 @@ class JobWorker:
             spec = SearchSpec.model_validate(job.spec)
             study = run_search(spec, name=job.name, storage=self.db.url, trials=job.trials,
                                options=ExecutorOptions(ray_address=self.settings.ray_address),
+                               artifact_dir=self.settings.artifact_dir,
                                should_stop=should_stop)
             status, error = self._outcome(job, study, flags, deadline)
         except Exception as e:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from optuna.storages import BaseStorage
 
 from autoq.errors import SpecError
@@ -16,6 +19,7 @@ from autoq.search import (
     operating_point,
     pareto_front,
 )
+from autoq.search.records import DEPLOYABLE_ATTR
 from autoq.search.results import error_bound
 from service import jobs
 from service.deps import SessionDep, SettingsDep, StorageDep, TokenDep
@@ -156,6 +160,41 @@ def get_operating_point(search_id: uuid.UUID, session: SessionDep, storage: Stor
                             extra={"best": None if best is None else best.to_json()})
     return OperatingPointPublic(max_mse=bound, max_ratio=max_ratio,
                                 trial=TrialPublic(**chosen.to_json()))
+
+
+@router.get("/{search_id}/trials/{number}/artifact", response_class=Response,
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "the trial's deployable folder as a zip"},
+                       404: {"model": ErrorBody,
+                             "description": "no such search or trial, or no deployable model"}})
+def get_artifact(search_id: uuid.UUID, number: int, session: SessionDep, storage: StorageDep,
+                 settings: SettingsDep) -> Response:
+    """The trial's deployable model as a zip: ``model.onnx`` (raw input to raw output),
+    ``model.encodings``, ``manifest.json`` and the quantized network (``network/``)."""
+    job = jobs.get_job(session, job_id=str(search_id))
+    point = next((p for p in study_trials(storage, name=job.name) if p.number == number), None)
+    loc = ("path", "number")
+    if point is None:
+        raise NotFoundError(f"search {job.name!r} has no trial {number}", loc=loc)
+    recorded = point.details.get(DEPLOYABLE_ATTR)
+    if recorded is None:
+        why = (f"it is {point.state}" if not point.complete else
+               "its network has no ONNX form, or it quantizes no layer")
+        raise NotFoundError(f"trial {number} of {job.name!r} has no deployable model: {why}",
+                            loc=loc)
+    folder, root = Path(recorded).resolve(), settings.artifact_dir.resolve()
+    # The path comes from the database: serve only what this server's workers wrote.
+    if not folder.is_relative_to(root) or not (folder / "model.onnx").is_file():
+        raise NotFoundError(f"trial {number} of {job.name!r}: its deployable model is not in "
+                            f"this server's artifact folder", loc=loc)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    filename = f"{job.name}-trial-{number}.zip"
+    return Response(buffer.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.post("/{search_id}/cancel", status_code=202, dependencies=[TokenDep],

@@ -177,6 +177,7 @@ def service_env(workdir: Path, storage: str, cache: Path, **settings: str) -> di
            "AUTOQ_STORAGE": storage,
            "AUTOQ_CACHE_DIR": str(cache),
            "AUTOQ_DATA_ROOT": str(workdir / "data"),
+           "AUTOQ_ARTIFACT_DIR": str(workdir / "artifacts"),
            "AUTOQ_API_TOKEN": TOKEN,
            "AUTOQ_JOB_HEARTBEAT_SECONDS": "1",
            "AUTOQ_TRIAL_HEARTBEAT_SECONDS": "1",

@@ -50,6 +50,35 @@ def test_search_succeeds_with_trials_pareto_and_operating_point(api: Api,
     verify_results(api, finished["id"], trials=3)
 
 
+def test_a_trials_deployable_model_downloads_as_a_zip_that_runs(
+    api: Api, finished: dict[str, Any], tmp_path: Path
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    import numpy as np
+    import onnxruntime
+
+    points = api.client.get(f"/api/v1/searches/{finished['id']}/trials").json()["data"]
+    trial = next(p for p in points if p["state"] == "COMPLETE"
+                 and any(bits != "float" for bits in p["bits"].values()))
+    got = api.client.get(f"/api/v1/searches/{finished['id']}/trials/{trial['number']}/artifact")
+    assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+        assert {"model.onnx", "manifest.json", "network/state_dict.pt"} <= set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+        session = onnxruntime.InferenceSession(archive.read("model.onnx"))
+    assert manifest["trial"] == trial["number"] and manifest["error"] == trial["mse"]
+    shape = [2, *manifest["input"]["shape"][1:]]
+    out, = session.run(None, {"input": np.zeros(shape, dtype=np.float32)})
+    assert list(out.shape) == [2, *manifest["output"]["shape"][1:]]
+
+    missing = api.client.get(f"/api/v1/searches/{finished['id']}/trials/999/artifact")
+    assert missing.status_code == 404
+    assert "has no trial 999" in missing.json()["detail"][0]["msg"]
+
+
 def test_list_filters_by_status_and_paginates(api: Api, finished: dict[str, Any]) -> None:
     succeeded = api.client.get("/api/v1/searches", params={"status": "succeeded"}).json()
     assert finished["id"] in [job["id"] for job in succeeded["data"]]
