@@ -48,3 +48,16 @@ def darcy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """32 Darcy samples on a 16² grid (β = 1)."""
     path = tmp_path_factory.mktemp("data") / "2D_DarcyFlow_beta1.0_Train.hdf5"
     return get_family("darcy").generate(path, samples=32, resolution=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def _session_float_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("float-cache")
+
+
+@pytest.fixture
+def isolated_float_cache(monkeypatch: pytest.MonkeyPatch, _session_float_cache: Path) -> Path:
+    """Float models go to a temporary cache shared by the session's tests (each tiny spec's
+    float model is trained once), never to ``./artifacts/float``."""
+    monkeypatch.setenv("AUTOQ_CACHE_DIR", str(_session_float_cache))
+    return _session_float_cache

@@ -18,17 +18,10 @@ def deploy_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("deploy-data")
 
 
-@pytest.fixture(scope="session")
-def _deploy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("deploy-float-cache")
-
-
 @pytest.fixture(autouse=True)
-def float_cache(monkeypatch: pytest.MonkeyPatch, _deploy_cache_dir: Path) -> Path:
-    """Float models go to a temporary cache shared by the session's tests, never to
-    ``./artifacts/float``."""
-    monkeypatch.setenv("AUTOQ_CACHE_DIR", str(_deploy_cache_dir))
-    return _deploy_cache_dir
+def float_cache(isolated_float_cache: Path) -> Path:
+    """Every test here keeps its float models in the session's temporary cache."""
+    return isolated_float_cache
 
 
 @pytest.fixture(autouse=True)
