@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoq.deploy.export import DeploymentInfo, export_deployable
 from autoq.errors import SpecError
+from autoq.models.config import FactoryConfig
 from autoq.quant import load_quantized
 from autoq.search import records
 from autoq.search.setup import load_spec_problem
@@ -96,5 +97,8 @@ def export_trial(name: str, number: int, out: str | Path, *, storage: str | None
         extra={"artifact": attrs[records.ARTIFACT_ATTR], "bits": attrs.get(records.BITS_ATTR)})
     windows = problem.val_windows
     check = windows.batch(torch.arange(min(CHECK_WINDOWS, len(windows))))[0]
-    return export_deployable(solver, qnet, out, info=info, model_config=spec.model,
+    model = spec.model
+    if qnet.config.rank is not None and isinstance(model, FactoryConfig):
+        model = model.with_kwargs(rank=qnet.config.rank)  # the network the trial ran
+    return export_deployable(solver, qnet, out, info=info, model_config=model,
                              check_inputs=check)
