@@ -56,6 +56,8 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
         trial.set_user_attr(records.DEPLOYABLE_ATTR, str(result.deployable))
     if result.deployed_error is not None:
         trial.set_user_attr(records.DEPLOYED_ERROR_ATTR, result.deployed_error)
+    if result.deploy_error is not None:
+        trial.set_user_attr(records.DEPLOY_ERROR_ATTR, result.deploy_error)
     if max_mse is not None:
         trial.set_constraint(records.MAX_MSE_CONSTRAINT, result.mse - max_mse)
     if max_cost is not None:

@@ -69,6 +69,9 @@ DEPLOYED_ERROR_ATTR = "deployed_error"
 """The deployable ONNX model's error on the validation set, run by onnxruntime with its default
 graph optimisations, in the search's metric (equal to the trial's error up to the runtime's
 arithmetic: its integer kernels requantize in their own way)."""
+DEPLOY_ERROR_ATTR = "deploy_error"
+"""Why a complete trial has no deployable model (its export check failed); the trial's own
+measurement stands."""
 LATENCY_ATTR = "latency"
 """The deployable model's measured latency (``autoq latency``):
 ``{runtime, threads, batch, machine, median_s, spread_s, runs, float_median_s, speedup}``, the

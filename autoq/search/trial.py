@@ -22,6 +22,7 @@ from autoq.bits import Rank
 from autoq.cost import CostReport
 from autoq.deploy.export import DeploymentInfo, export_deployable
 from autoq.deploy.runtime import OnnxSolver
+from autoq.errors import QuantizationError
 from autoq.precision import TrialConfig, optional_types
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
 from autoq.search.setup import load_spec_problem
@@ -61,6 +62,7 @@ class TrialResult:
             exported (not for networks with no ONNX form, such as neuraloperator's).
         deployed_error: the deployable model's error on the validation set, run by
             onnxruntime (one-step metrics only).
+        deploy_error: why the deployable model was not written (its export check failed).
     """
 
     mse: float
@@ -72,6 +74,7 @@ class TrialResult:
     artifact: Path | None = None
     deployable: Path | None = None
     deployed_error: float | None = None
+    deploy_error: str | None = None
 
 
 class TrialRunner:
@@ -163,7 +166,7 @@ class TrialRunner:
             solver, self.problem.data, self.problem.split.val)
         cost = self.space.cost(config)
         timings["evaluation"] = time.perf_counter() - started
-        artifact = deployable = deployed_error = None
+        artifact = deployable = deployed_error = deploy_error = None
         started = time.perf_counter()
         if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
             model_config = self.space.model_config(config.rank)
@@ -179,17 +182,23 @@ class TrialRunner:
                     float_reference=self.float_reference, cost=cost.total)
                 windows = self.problem.val_windows
                 check = windows.batch(torch.arange(min(8, len(windows))))[0]
-                deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR, info=info,
-                                               model_config=model_config, check_inputs=check)
-                if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
-                    deployed_error = self.metric(OnnxSolver(deployable), self.problem)
+                try:
+                    deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR,
+                                                   info=info, model_config=model_config,
+                                                   check_inputs=check)
+                except QuantizationError as e:
+                    # The trial's measurement stands; only its deployable model is missing.
+                    deploy_error = str(e)
+                else:
+                    if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
+                        deployed_error = self.metric(OnnxSolver(deployable), self.problem)
         timings["export"] = time.perf_counter() - started
         return TrialResult(mse=mse, cost=cost,
                            float_mse=self.float_error(config.scale, config.rank),
                            float_reference=self.float_reference,
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=artifact, deployable=deployable,
-                           deployed_error=deployed_error)
+                           deployed_error=deployed_error, deploy_error=deploy_error)
 
     def _quantize(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
                   ) -> QuantizedNetwork:

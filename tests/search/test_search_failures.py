@@ -97,3 +97,19 @@ def test_trial_of_a_killed_process_is_failed_by_heartbeat_and_retried(
     assert retries[0].params == killed.params
     assert finished_trials(resumed) == done + 2
     assert len(resumed.get_trials(states=(TrialState.COMPLETE,))) == done + 2
+
+
+def test_a_trial_whose_export_check_fails_completes_without_a_deployable_model(
+    tiny_spec: SearchSpec, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any
+) -> None:
+    from autoq.deploy import export as deploy_export
+    from autoq.search.records import DEPLOY_ERROR_ATTR, DEPLOYABLE_ATTR
+
+    # No graph passes a negative tolerance: every export check refuses.
+    monkeypatch.setattr(deploy_export, "TOLERANCE", -1.0)
+    study = run_search(tiny_spec, storage=sqlite_url, trials=1, artifact_dir=tmp_path)
+    trial, = study.trials
+    assert trial.state == TrialState.COMPLETE and trial.values[0] > 0
+    assert DEPLOYABLE_ATTR not in trial.user_attrs
+    assert "differs from the torch solver's" in trial.user_attrs[DEPLOY_ERROR_ATTR]
