@@ -4,13 +4,14 @@ Why our own QDQ exporter rather than ``aimet_torch.onnx.export``: AIMET's export
 16 and 32 bits only (the search's menus offer 3, 5, 6, 7 … too), and writes 2 bits as ONNX
 ``INT2``/``UINT2`` (opset 25), which onnxruntime 1.32 refuses to load with its default graph
 optimisations (constant folding: "Element type mismatch"). Here every quantizer is written with
-the smallest ONNX integer *container* that holds its grid, and with the grid's own range:
+the smallest ONNX integer *container* of 8 or 16 bits that holds its grid (the operands of
+onnxruntime's integer kernels; int4 is not fused, and onnxruntime's Clip→QuantizeLinear fusion
+fails the session on a 4-bit zero point), and with the grid's own range:
 
 =============  =======================================================================
 bits           what the graph computes (``s`` scale, ``z`` zero point = −AIMET offset)
 =============  =======================================================================
-2 … 4          ``DequantizeLinear(QuantizeLinear(Clip(x, lo, hi), s, z:int4|uint4))``
-5 … 8          the same with an int8/uint8 container
+2 … 8          ``DequantizeLinear(QuantizeLinear(Clip(x, lo, hi), s, z:int8|uint8))``
 9 … 16         the same with an int16/uint16 container
 17 … 32        ``(Clip(Round(x / s) + z, qmin, qmax) − z) · s`` in float (ONNX has no
                QuantizeLinear to int32; a float32 tensor carries these grids anyway)
@@ -61,13 +62,12 @@ from autoq.bits import MAX_BITS, MIN_BITS
 from autoq.errors import QuantizationError
 
 OPSET = 21
-"""The ONNX opset of exported graphs: the first with int4/uint4 and int16/uint16 QuantizeLinear,
+"""The ONNX opset of exported graphs: the first with int16/uint16 QuantizeLinear,
 and one that onnxruntime and the TorchScript exporter both support."""
 
 PLACEHOLDER_DOMAIN, PLACEHOLDER_OP = "autoq", "QuantizeDequantize"
 
 _CONTAINERS: tuple[tuple[int, int, int], ...] = (
-    (4, TensorProto.INT4, TensorProto.UINT4),
     (8, TensorProto.INT8, TensorProto.UINT8),
     (16, TensorProto.INT16, TensorProto.UINT16),
 )
@@ -88,14 +88,13 @@ kernels (same values: the container saturates, the Clip cuts to the grid). ``flo
 wider than 16 bits in float arithmetic."""
 
 
-def container(bits: int, *, signed: bool, minimum: int = 4) -> tuple[str, int | None]:
-    """The ONNX integer type that carries a ``bits``-wide grid: ``(name, TensorProto type)``.
+def container(bits: int, *, signed: bool) -> tuple[str, int | None]:
+    """The ONNX integer type that carries a ``bits``-wide grid: ``(name, TensorProto type)``,
+    8 or 16 bits (onnxruntime's CPU integer kernels, QLinearConv, QLinearMatMul, ConvInteger,
+    MatMulInteger, take 8-bit operands; it fuses no int4 form).
 
     Widths 17..32 have no QuantizeLinear type; they return ``("float32", None)`` and are written
-    as float arithmetic. ``minimum`` is the narrowest container to use: 8 for constant weights
-    and output quantizers, because onnxruntime's CPU integer kernels (QLinearConv,
-    QLinearMatMul, ConvInteger, MatMulInteger) take 8-bit operands only and the int4 forms are
-    not fused.
+    as float arithmetic.
 
     Raises:
         QuantizationError: ``bits`` is outside ``MIN_BITS..MAX_BITS``.
@@ -103,7 +102,7 @@ def container(bits: int, *, signed: bool, minimum: int = 4) -> tuple[str, int | 
     if not MIN_BITS <= bits <= MAX_BITS:
         raise QuantizationError(f"bitwidth {bits} is outside {MIN_BITS}..{MAX_BITS}")
     for width, signed_type, unsigned_type in _CONTAINERS:
-        if bits <= width and minimum <= width:
+        if bits <= width:
             onnx_type = signed_type if signed else unsigned_type
             return TensorProto.DataType.Name(onnx_type).lower(), onnx_type
     return FLOAT_ARITHMETIC, None
@@ -121,7 +120,8 @@ class QDQEncoding:
         zero_point: the integer that represents 0.0 (AIMET's ``-offset``).
         qmin: the grid's smallest integer.
         qmax: the grid's largest integer.
-        container: the ONNX type the integers travel in (``int4``, ``uint8``, …, or ``float32``).
+        container: the ONNX type the integers travel in (``int8``, ``uint8``, ``int16``,
+            ``uint16`` or ``float32``).
         node: the name of the exported QuantizeLinear node (the DequantizeLinear node of a
             constant weight; the Round node of a float grid).
         form: how the graph computes it (:data:`FORMS`).
@@ -359,7 +359,7 @@ def _constant_nodes(graph: onnx.GraphProto, e: QDQEncoding, quantizer: nn.Module
 
     The integers are those of the simulation's own quantizer: ``round(dq / s) + z`` of its
     dequantized output is exact, since ``dq = (q − z)·s``."""
-    name, onnx_type = container(e.bits, signed=e.signed, minimum=8)
+    name, onnx_type = container(e.bits, signed=e.signed)
     assert onnx_type is not None  # bits <= 16
     values = torch.from_numpy(np.array(weight, dtype=np.float32))
     dequantized = quantizer(values).as_subclass(torch.Tensor).double().numpy()
@@ -386,7 +386,7 @@ def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str,
     step = numpy_helper.to_array(graph.initializer[-1]).astype("float32")
     low = float(step * (e.qmin - e.zero_point))
     high = float(step * (e.qmax - e.zero_point))
-    name, onnx_type = container(e.bits, signed=e.signed, minimum=8 if output else 4)
+    name, onnx_type = container(e.bits, signed=e.signed)
     if onnx_type is None:  # wider than 16 bits: the quantizer's arithmetic in float
         zero = _constant(graph, f"{prefix}_zero_point", float(e.zero_point), TensorProto.FLOAT)
         qmin = _constant(graph, f"{prefix}_qmin", float(e.qmin), TensorProto.FLOAT)
@@ -423,17 +423,8 @@ def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str,
     out = []
     if clipped:
         quantize.input[0] = f"{prefix}_clipped"
-        if width == 4:
-            # onnxruntime's Clip→QuantizeLinear fusion cannot read an int4 zero point and fails
-            # the session ("Unexpected data type for QuantizeLinear input y_zero_point"): the
-            # same clipping as Max and Min, which it leaves alone.
-            out.append(helper.make_node("Max", [source, low_name], [f"{prefix}_above"],
-                                        name=f"{prefix}_max"))
-            out.append(helper.make_node("Min", [f"{prefix}_above", high_name],
-                                        [quantize.input[0]], name=f"{prefix}_min"))
-        else:
-            out.append(helper.make_node("Clip", [source, low_name, high_name],
-                                        [quantize.input[0]], name=f"{prefix}_clip"))
+        out.append(helper.make_node("Clip", [source, low_name, high_name],
+                                    [quantize.input[0]], name=f"{prefix}_clip"))
     out.append(quantize)
     out.append(helper.make_node("DequantizeLinear", [f"{prefix}_q", scale, zero], [target],
                                 name=f"{prefix}_dequantize"))
