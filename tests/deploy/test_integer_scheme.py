@@ -116,3 +116,31 @@ def test_integer_kernels_below_eight_bits(weight_bits: int, act_bits: int,
     assert difference < 0.2
     ops = collections.Counter(node.op_type for node in onnx.load(str(optimised)).graph.node)
     assert sum(ops[op] for op in INTEGER_KERNELS) == len(convolutions), ops
+
+
+@pytest.mark.filterwarnings("ignore:Serializing optimized model")
+@pytest.mark.parametrize("bits", [(8, 4), (4, 3)])
+def test_integer_scheme_below_five_bit_activations_loads_with_default_options(
+    bits: tuple[int, int], tmp_path: Path
+) -> None:
+    # An output quantizer's Clip followed by a 4-bit input quantizer once met onnxruntime's
+    # Clip→QuantizeLinear fusion, which failed the session on a 4-bit zero point.
+    from autoq.models import TransformerConfig
+
+    torch.manual_seed(0)
+    network = build_model(TransformerConfig(width=16, heads=2, layers=2, patch=4,
+                                            feed_forward_width=32),
+                          spatial_dims=2, in_channels=1, out_channels=1).eval()
+    x = torch.randn(4, 1, 16, 16)
+    uniform = TrialConfig.uniform(network, scale=1.0, weight_bits=bits[0], act_bits=bits[1])
+    qnet = build_sim(network, TrialConfig(scale=1.0, bits=uniform.bits, scheme="integer"),
+                     dummy_input=x[:1])
+    calibrate(qnet, [x])
+    export_qdq_onnx(qnet.model, x[:1], tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    out, = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        expected = qnet.model(x)
+    assert torch.linalg.norm(torch.from_numpy(out) - expected) <= 0.1 * torch.linalg.norm(
+        expected)
