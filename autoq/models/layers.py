@@ -8,6 +8,7 @@ unless stated otherwise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import EllipsisType
 
@@ -166,6 +167,9 @@ class SpectralConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""
+        if torch.onnx.is_in_onnx_export():
+            # torch.onnx has no aten::fft_rfft: exported as real DFT matrix products.
+            return self._forward_dft(x)
         spatial = x.shape[2:]
         kept = self.kept_modes(spatial)
         # Axis by axis, last axis first, truncating after each transform: the signed axes are
@@ -182,6 +186,18 @@ class SpectralConv(nn.Module):
         # irfft zero-fills the half spectrum from the kept modes up to n // 2 + 1 itself.
         return torch.fft.irfft(out, n=spatial[-1], dim=-1, norm="forward")
 
+
+    def _forward_dft(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer with the FFTs written as real DFT matrix products at ``x``'s grid
+        (exact to float rounding; ONNX-exportable)."""
+        spatial = tuple(x.shape[2:])
+        kept = self.kept_modes(spatial)
+        forward, inverse = dft_matrices(spatial, kept, dtype=x.dtype, device=x.device)
+        coeff_real, coeff_imag = _dft(x, forward)
+        weight_real = _take_weight_modes(self.weight_real, kept)
+        weight_imag = _take_weight_modes(self.weight_imag, kept)
+        out_real, out_imag = self.mix(coeff_real, coeff_imag, weight_real, weight_imag)
+        return _inverse_dft(out_real, out_imag, inverse)
     def mix(
         self,
         coeff_real: torch.Tensor,
@@ -291,3 +307,100 @@ class GalerkinAttention(nn.Module):
         """``(batch, tokens, width) → (batch, heads, tokens, width / heads)``."""
         batch, tokens, width = x.shape
         return x.reshape(batch, tokens, self.heads, width // self.heads).transpose(1, 2)
+
+
+DFTMatrices = tuple[
+    tuple[torch.Tensor, torch.Tensor],  # last axis: real DFT (cos, -sin), (n, k)
+    list[tuple[torch.Tensor, torch.Tensor]],  # each signed axis: complex DFT, (2k, n)
+]
+
+
+def dft_matrices(
+    spatial: Sequence[int],
+    kept: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[DFTMatrices, DFTMatrices]:
+    """Real matrices of the truncated ``rfftn`` / ``irfftn`` (``norm="forward"``) on a fixed grid.
+
+    Modes follow :class:`~autoq.models.layers.SpectralConv`: on the last axis frequencies
+    ``0 … k-1``; on every other axis ``0 … k-1`` and ``-k … -1`` in FFT order. The forward pair of
+    the last axis maps a real signal to the real and imaginary parts of its kept half spectrum; the
+    inverse pair of the last axis weights every frequency by its multiplicity in the full spectrum
+    (1 for the mean and the Nyquist frequency, 2 otherwise) and drops the imaginary parts that
+    ``irfft`` ignores. Built in float64 and then cast, so they are exact to ``dtype``'s rounding.
+
+    Args:
+        spatial: grid shape ``(n_1, …, n_d)``.
+        kept: kept modes per axis (:meth:`SpectralConv.kept_modes`).
+        dtype: dtype of the matrices.
+        device: device of the matrices.
+
+    Returns:
+        ``(forward, inverse)``; each is ``((cos, sin), [(cos, sin) per signed axis])``. Forward:
+        last axis ``(n_d, k_d)``, signed axes ``(2 k_i, n_i)``. Inverse: last axis ``(k_d, n_d)``,
+        signed axes ``(n_i, 2 k_i)``.
+    """
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype=dtype, device=device)
+
+    *signed, n = spatial
+    k = kept[-1]
+    grid = torch.arange(n, dtype=torch.float64)
+    freq = torch.arange(k, dtype=torch.float64)
+    angle = 2 * math.pi * torch.outer(grid, freq) / n  # (n, k)
+    multiplicity = torch.full((k,), 2.0, dtype=torch.float64)
+    multiplicity[0] = 1.0
+    if n % 2 == 0 and k == n // 2 + 1:
+        multiplicity[-1] = 1.0
+    forward_last = (cast(torch.cos(angle) / n), cast(-torch.sin(angle) / n))
+    inverse_last = (cast(multiplicity[:, None] * torch.cos(angle).T),
+                    cast(-multiplicity[:, None] * torch.sin(angle).T))
+    forward_signed, inverse_signed = [], []
+    for n_i, k_i in zip(signed, kept[:-1], strict=True):
+        index = torch.cat([torch.arange(k_i), torch.arange(n_i - k_i, n_i)]).to(torch.float64)
+        angle = 2 * math.pi * torch.outer(index, torch.arange(n_i, dtype=torch.float64)) / n_i
+        forward_signed.append((cast(torch.cos(angle) / n_i), cast(-torch.sin(angle) / n_i)))
+        inverse_signed.append((cast(torch.cos(angle).T), cast(torch.sin(angle).T)))
+    return (forward_last, forward_signed), (inverse_last, inverse_signed)
+
+
+def _complex_matmul_on_axis(
+    real: torch.Tensor, imag: torch.Tensor, matrix: tuple[torch.Tensor, torch.Tensor], axis: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply a complex matrix ``(m_re + i m_im)`` of shape ``(out, n)`` along ``axis``."""
+    m_re, m_im = matrix
+    # Non-negative axes: the ONNX exporter writes a negative one into Transpose's perm as is.
+    last = real.dim() - 1
+    real, imag = real.movedim(axis, last), imag.movedim(axis, last)
+    out_real = torch.matmul(real, m_re.T) - torch.matmul(imag, m_im.T)
+    out_imag = torch.matmul(imag, m_re.T) + torch.matmul(real, m_im.T)
+    return out_real.movedim(last, axis), out_imag.movedim(last, axis)
+
+
+def _dft(x: torch.Tensor, forward: DFTMatrices) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kept modes of ``rfftn(x, norm="forward")``: ``(b, c, *spatial) → 2 × (b, c, *kept)``."""
+    (cos, sin), signed = forward
+    real, imag = torch.matmul(x, cos), torch.matmul(x, sin)
+    for axis, matrix in enumerate(signed, start=2):
+        real, imag = _complex_matmul_on_axis(real, imag, matrix, axis)
+    return real, imag
+
+
+def _inverse_dft(real: torch.Tensor, imag: torch.Tensor, inverse: DFTMatrices) -> torch.Tensor:
+    """``irfftn`` of kept modes zero-filled: ``2 × (b, c, *kept) → (b, c, *spatial)``."""
+    (cos, sin), signed = inverse
+    for axis, matrix in enumerate(signed, start=2):
+        real, imag = _complex_matmul_on_axis(real, imag, matrix, axis)
+    return torch.matmul(real, cos) + torch.matmul(imag, sin)
+
+
+def _take_weight_modes(weight: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
+    """The kept modes of a weight ``(in, out, 2 m_1, …, m_d)``, in the order of :func:`_dft`:
+    on signed axes the first and last ``k`` entries, on the last axis the first ``k``."""
+    for axis, k in enumerate(kept[:-1], start=2):
+        size = weight.shape[axis]
+        weight = torch.cat([weight.narrow(axis, 0, k), weight.narrow(axis, size - k, k)], dim=axis)
+    return weight.narrow(-1, 0, kept[-1])

@@ -22,6 +22,7 @@ pin_deepspeed_accelerator()
 warnings.filterwarnings("ignore", message=r".*_allow_overwrite is deprecated",
                         category=DeprecationWarning, module=r"aimet_torch\.nn\.base")
 
+from autoq.models.layers import dft_matrices  # noqa: E402
 from autoq.quant.amp import AMPPoint, AMPResult, amp_front  # noqa: E402
 from autoq.quant.artifact import (  # noqa: E402
     EXPORT_BITS,
@@ -30,7 +31,7 @@ from autoq.quant.artifact import (  # noqa: E402
     load_quantized,
 )
 from autoq.quant.logs import quiet_aimet_logs  # noqa: E402
-from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_matrices  # noqa: E402
+from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv  # noqa: E402
 from autoq.quant.sim import (  # noqa: E402
     CALIBRATIONS,
     Calibration,
