@@ -23,7 +23,7 @@ from autoq.cost import CostReport
 from autoq.deploy.export import DeploymentInfo, export_deployable
 from autoq.deploy.runtime import OnnxSolver
 from autoq.errors import QuantizationError
-from autoq.precision import TrialConfig, optional_types
+from autoq.precision import TrialConfig
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
 from autoq.search.setup import load_spec_problem
 from autoq.search.space import SearchSpace
@@ -175,23 +175,24 @@ class TrialRunner:
                 metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
                           "scale": config.scale, "rank": config.rank,
                           "data_shape": list(self.space.geometry.data_shape)})
-            if not any(isinstance(module, optional_types()) for module in qnet.model.modules()):
-                info = DeploymentInfo(
-                    search=self.spec.name, trial=trial_number, metric=self.spec.metric,
-                    error=mse, float_error=self.float_error(config.scale, config.rank),
-                    float_reference=self.float_reference, cost=cost.total)
-                windows = self.problem.val_windows
-                check = windows.batch(torch.arange(min(8, len(windows))))[0]
-                try:
-                    deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR,
-                                                   info=info, model_config=model_config,
-                                                   check_inputs=check)
-                except QuantizationError as e:
-                    # The trial's measurement stands; only its deployable model is missing.
-                    deploy_error = str(e)
-                else:
-                    if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
-                        deployed_error = self.metric(OnnxSolver(deployable), self.problem)
+            info = DeploymentInfo(
+                search=self.spec.name, trial=trial_number, metric=self.spec.metric,
+                error=mse, float_error=self.float_error(config.scale, config.rank),
+                float_reference=self.float_reference, cost=cost.total)
+            windows = self.problem.val_windows
+            check = windows.batch(torch.arange(min(8, len(windows))))[0]
+            try:
+                deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR,
+                                               info=info, model_config=model_config,
+                                               check_inputs=check)
+            except QuantizationError as e:
+                # The trial's measurement stands; only its deployable model is missing (a layer
+                # with no ONNX form, such as neuraloperator's spectral convolution, or a failed
+                # check): the reason is recorded.
+                deploy_error = str(e)
+            else:
+                if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
+                    deployed_error = self.metric(OnnxSolver(deployable), self.problem)
         timings["export"] = time.perf_counter() - started
         return TrialResult(mse=mse, cost=cost,
                            float_mse=self.float_error(config.scale, config.rank),
