@@ -27,12 +27,14 @@ from optuna.trial import FrozenTrial, TrialState
 from autoq.bits import FLOAT, Bits, Rank
 
 COST_OBJECTIVE = "cost"
+LATENCY_OBJECTIVE = "latency"
 
 
-def objective_names(metric: str) -> list[str]:
+def objective_names(metric: str, cost: Literal["bitops", "latency"] = "bitops") -> list[str]:
     """The objectives' names, in the order of a trial's values: the search's error metric
-    (``mse`` by default) and the bit-op cost."""
-    return [metric, COST_OBJECTIVE]
+    (``mse`` by default) and the cost: ``cost`` (bit-ops) or ``latency`` (relative to the float
+    full-resolution model)."""
+    return [metric, LATENCY_OBJECTIVE if cost == "latency" else COST_OBJECTIVE]
 
 
 DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("minimize", "minimize")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -271,15 +271,49 @@ class TrialResources(_Strict):
     gpu: float = Field(0.0, ge=0)
 
 
-class SearchSettings(_Strict):
-    """How to search: sampler, budget, executor.
+CostObjective = Literal["bitops", "latency"]
+OBJECTIVES: tuple[list[str], ...] = (["error", "bitops"], ["error", "latency"])
+"""The objective pairs a search may minimise: the error and one of the two costs."""
+
+
+class LatencySettings(_Strict):
+    """How each trial's deployable model is timed when latency is an objective (the same
+    procedure as ``autoq latency``: warm-up, then interleaved rounds with the float model).
 
     Attributes:
+        runtime: ``onnxruntime-cpu``, ``onnxruntime-gpu`` or ``tensorrt``.
+        threads: onnxruntime intra-op threads.
+        batch: inputs per run.
+        warmup: untimed runs of each model first.
+        repeats: timed rounds; the median is the figure.
+    """
+
+    runtime: Literal["onnxruntime-cpu", "onnxruntime-gpu", "tensorrt"] = "onnxruntime-cpu"
+    threads: int = Field(1, ge=1, le=256)
+    batch: int = Field(1, ge=1, le=4096)
+    warmup: int = Field(3, ge=0, le=1000)
+    repeats: int = Field(20, ge=3, le=10_000)
+
+
+class SearchSettings(_Strict):
+    """How to search: objectives, sampler, budget, executor.
+
+    Attributes:
+        objectives: ``[error, bitops]`` (the paper's proxy, known before training) or
+            ``[error, latency]``: each trial then times its deployable ONNX model against the
+            float full-resolution model in the same run, and its cost is that latency relative
+            to the float model's (1: as fast as float; 0.25: four times faster).
+        latency: how trials are timed under the latency objective.
+        constraints: ``max_cost`` bounds the cost objective, whichever it is (bit-ops, or the
+            latency relative to float).
         resources: per-trial reservation of the Ray executor.
         max_concurrent: the Ray executor's cap on trials at once (``None``: as many as the
             cluster's resources allow).
     """
 
+    objectives: list[Literal["error", "bitops", "latency"]] = Field(
+        default_factory=lambda: ["error", "bitops"])
+    latency: LatencySettings = Field(default_factory=LatencySettings)
     sampler: SamplerName = "autoq"
     trials: int = Field(40, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds")
@@ -289,6 +323,18 @@ class SearchSettings(_Strict):
     float_seed: int = 0
     resources: TrialResources = Field(default_factory=TrialResources)
     max_concurrent: int | None = Field(None, ge=1)
+
+    @field_validator("objectives")
+    @classmethod
+    def _an_error_and_a_cost(cls, values: list[str]) -> list[str]:
+        if values not in OBJECTIVES:
+            raise ValueError(f"objectives must be one of {list(OBJECTIVES)}, got {values}")
+        return values
+
+    @property
+    def cost_objective(self) -> CostObjective:
+        """What the second objective measures: ``bitops`` or ``latency``."""
+        return "latency" if self.objectives[1] == "latency" else "bitops"
 
 
 class SearchSpec(_Strict):

@@ -131,7 +131,7 @@ def create_or_resume(
     # Metric names are experimental in Optuna 5; the dashboard labels the axes with them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        study.set_metric_names(objective_names(spec.metric))
+        study.set_metric_names(objective_names(spec.metric, spec.search.cost_objective))
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, _spec_json(spec))
