@@ -27,7 +27,7 @@ from service.config import Settings, get_settings
 from service.db import Database
 from service.errors import error_item, install_error_handlers
 from service.routes import api_router, health
-from service.worker import WorkerPool
+from service.worker import StaleJobSweeper, WorkerPool
 
 API_PREFIX = "/api/v1"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -134,7 +134,9 @@ def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI
         await run_in_threadpool(db.migrate)
         pool = WorkerPool(db, settings, count=workers)
         pool.start()
+        sweeper = StaleJobSweeper(db, settings).start()
         yield
+        sweeper.stop()
         await run_in_threadpool(pool.shutdown)
         db.dispose()
 

@@ -74,21 +74,26 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     _require_service("autoq worker", _WORKER_NEEDS)
 
     from service.db import Database
-    from service.worker import JobWorker
+    from service.worker import JobWorker, StaleJobSweeper, until_done
 
     _setup_logging()
     settings = _settings(args.storage)
     db = Database(settings.storage)
-    db.migrate()
     worker = JobWorker(db, settings)
     signal.signal(signal.SIGTERM, _interrupt)
     logging.getLogger("service.cli").info("worker %s on %s", worker.name, db.engine.url)
+    sweeper: StaleJobSweeper | None = None
     try:
+        # A worker started while the database is down waits for it.
+        until_done(db.migrate, stop=worker.stop, what="migrating the database")
+        sweeper = StaleJobSweeper(db, settings).start()
         worker.run()
     except KeyboardInterrupt:
         worker.release()
         return 130
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         db.dispose()
     return 0
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from autoq.search import SearchSpec
 from service.errors import ConflictError, NotFoundError
-from service.models import FINAL_STATES, Job, utcnow
+from service.models import FINAL_STATES, Job, JobStatus, utcnow
 
 
 def create_job(session: Session, *, spec: SearchSpec, trials: int, name: str | None = None
@@ -126,8 +126,9 @@ def finish_job(session: Session, *, job_id: str, worker: str, status: str,
 
 
 def release_job(session: Session, *, job_id: str, worker: str) -> bool:
-    """Put a job ``worker`` holds back in the queue (the worker is shutting down); a job whose
-    cancellation was asked for ends cancelled instead. False if ``worker`` did not hold it."""
+    """Put a job ``worker`` holds back in the queue (the worker is shutting down) without
+    spending an attempt: only crashes count towards ``max_attempts``. A job whose cancellation
+    was asked for ends cancelled instead. False if ``worker`` did not hold it."""
     now = utcnow()
     cancelled = _updated(
         session,
@@ -139,17 +140,31 @@ def release_job(session: Session, *, job_id: str, worker: str) -> bool:
     queued = _updated(
         session,
         update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
-        .values(status="queued", worker=None, heartbeat_at=None))
+        .values(status="queued", worker=None, heartbeat_at=None, attempts=Job.attempts - 1))
     return bool(queued)
 
 
-def requeue_stale(session: Session, *, timeout: float, max_attempts: int) -> int:
-    """Jobs whose worker stopped stamping for ``timeout`` seconds: back to the queue (the next
-    run resumes the study), cancelled if that was asked for, failed after ``max_attempts``
-    claims. Returns how many jobs changed."""
+def take_stale(session: Session, *, timeout: float, sweeper: str) -> list[Job]:
+    """Jobs whose worker stopped stamping for ``timeout`` seconds, now held by ``sweeper``:
+    their old worker can no longer stamp or finish them, and no other sweeper takes them, so
+    the sweeper can clear their trials before :func:`settle_stale` (a sweeper that dies
+    between the two goes silent, and another one takes the jobs over)."""
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    taken = session.scalars(
+        update(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)
+        .values(worker=sweeper, heartbeat_at=utcnow())
+        .returning(Job)
+        .execution_options(synchronize_session=False))
+    return list(taken)
+
+
+def settle_stale(session: Session, *, job_id: str, sweeper: str, max_attempts: int
+                 ) -> JobStatus | None:
+    """End a job :func:`take_stale` gave ``sweeper``: cancelled if that was asked for, failed
+    once its worker died ``max_attempts`` times, else back in the queue (the next run resumes
+    the study). Its new status; None if ``sweeper`` does not hold it."""
     now = utcnow()
-    stale = (Job.status == "running") & (Job.heartbeat_at < now - timedelta(seconds=timeout))
-    changed = 0
+    held = (Job.id == job_id) & (Job.worker == sweeper) & (Job.status == "running")
     for condition, values in (
         (Job.cancel_requested, {"status": "cancelled", "finished_at": now}),
         (Job.attempts >= max_attempts,
@@ -157,9 +172,13 @@ def requeue_stale(session: Session, *, timeout: float, max_attempts: int) -> int
           "error": f"its worker stopped responding {max_attempts} times"}),
         (None, {"status": "queued", "heartbeat_at": None}),
     ):
-        where = stale if condition is None else stale & condition
-        changed += _updated(session, update(Job).where(where).values(worker=None, **values))
-    return changed
+        where = held if condition is None else held & condition
+        settled = session.scalars(update(Job).where(where).values(worker=None, **values)
+                                  .returning(Job.status)
+                                  .execution_options(synchronize_session=False)).first()
+        if settled is not None:
+            return settled
+    return None
 
 
 def _updated(session: Session, statement: Update) -> int:

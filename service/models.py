@@ -58,7 +58,8 @@ class Job(Base):
         cancel_requested: set by ``POST …/cancel``; the worker stops at the next trial boundary.
         error: why the job failed.
         worker: the worker that holds the job while it runs.
-        attempts: how many times a worker claimed it (more than one: a worker died).
+        attempts: claims that did not end in a graceful release (more than one: a worker
+            died); a job fails when its worker died ``max_attempts`` times.
         created_at, started_at, finished_at: timings; ``started_at`` is the first claim.
         heartbeat_at: the holding worker's last stamp.
     """

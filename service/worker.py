@@ -1,12 +1,18 @@
 """Job workers: claim a queued search, run it with :func:`autoq.search.run_search`, record how
-it ended.
+it ended; and the sweeper that takes back the jobs of dead workers.
 
 Claiming is one atomic statement (:func:`service.jobs.claim_next`). While a job runs, a
 heartbeat thread stamps it every ``job_heartbeat_seconds`` and picks up a cancel request; the
 search polls :meth:`JobWorker.should_stop` after every trial, so a cancel takes effect at the
-next trial boundary. A worker that dies stops stamping: after ``job_heartbeat_timeout`` any
-worker re-queues the job and the next claim resumes the study by name, keeping every finished
-trial (Optuna's own heartbeat fails the trial that was cut off and retries it once).
+next trial boundary. A worker that dies stops stamping: after ``job_heartbeat_timeout`` a
+:class:`StaleJobSweeper` (one runs on a timer in every worker process and in the API process)
+fails the trial it left running and re-queues the job; the next claim resumes the study by
+name, keeping every finished trial and running the cut-off one again. A worker stopped
+gracefully hands its job back at once, without spending an attempt.
+
+Database outages: a worker never exits on a transient database error. It backs off and tries
+again; its search's storage retries every call until the job's time cap and keeps a result it
+cannot write on disk (:class:`autoq.search.storage.ResilientStorage`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,17 +33,117 @@ from sqlalchemy.exc import SQLAlchemyError
 from autoq.search import SearchSpec, finished_trials
 from autoq.search.executors import ExecutorOptions
 from autoq.search.records import ERROR_ATTR
+from autoq.search.storage import ResilientStorage, fail_orphan_trials, is_transient, open_storage
 from service import jobs
 from service.config import Settings
 from service.db import Database
 from service.models import Job
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+RELEASED = "its worker stopped (the job went back to the queue)"
+STALE = "its worker stopped responding"
 
 
 def worker_name() -> str:
     """A name no other worker has: host, process, and a random suffix for threads."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def until_done(action: Callable[[], T], *, stop: threading.Event, what: str) -> T | None:
+    """``action()``, tried again with backoff (0.5 s doubling to 30 s) while the database is
+    out of reach; None if ``stop`` is set first."""
+    delay = FIRST_BACKOFF
+    while True:
+        try:
+            return action()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.warning("%s: database unreachable (%s); trying again in %g s", what,
+                        type(e).__name__, delay)
+        if stop.wait(delay):
+            return None
+        delay = min(2 * delay, MAX_BACKOFF)
+
+
+class StaleJobSweeper:
+    """Takes back, every ``job_heartbeat_seconds``, the jobs whose worker stopped stamping for
+    ``job_heartbeat_timeout``: fails the trial each left running (with the reason, queued for
+    one more run) and re-queues the job (cancelled if asked, failed after ``max_attempts``
+    crashes).
+
+    After its start and after every outage it waits until it has reached the database for a
+    whole ``job_heartbeat_timeout``: the workers could not stamp during the outage either, and
+    get that long to stamp again before their jobs count as stale.
+
+    Args:
+        db: the shared database.
+        settings: heartbeat settings.
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.name = f"sweeper:{worker_name()}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autoq-stale-sweeper",
+                                        daemon=True)
+        self._storage: ResilientStorage | None = None
+
+    def start(self) -> StaleJobSweeper:
+        """Start sweeping on a thread; returns the sweeper."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sweeping (a sweep under way finishes on its daemon thread)."""
+        self._stop.set()
+
+    def sweep(self) -> list[Job]:
+        """Take back every stale job now; the jobs taken, with their new status."""
+        with self.db.session() as session:
+            taken = jobs.take_stale(session, timeout=self.settings.job_heartbeat_timeout,
+                                    sweeper=self.name)
+        for job in taken:
+            failed = fail_orphan_trials(self._optuna(), job.name, reason=STALE)
+            with self.db.session() as session:
+                status = jobs.settle_stale(session, job_id=job.id, sweeper=self.name,
+                                           max_attempts=self.settings.max_attempts)
+            log.warning("job %s (%s): its worker stopped responding; trials %s failed; "
+                        "job %s", job.id, job.name, failed, status)
+            if status is not None:
+                job.status = status
+        return taken
+
+    def _optuna(self) -> ResilientStorage:
+        # Opened on first use: its stale-trial callback queues the failed trials again.
+        if self._storage is None:
+            self._storage = open_storage(self.db.url)
+        return self._storage
+
+    def _run(self) -> None:
+        reachable_since: float | None = None
+        while not self._stop.wait(self.settings.job_heartbeat_seconds):
+            try:
+                if reachable_since is None:
+                    self.db.ping()
+                    reachable_since = time.monotonic()
+                if time.monotonic() - reachable_since >= self.settings.job_heartbeat_timeout:
+                    self.sweep()
+            except Exception as e:
+                if not is_transient(e):
+                    # Whatever went wrong, the next period sweeps again.
+                    log.exception("stale-job sweep failed")
+                    continue
+                if reachable_since is not None:
+                    log.warning("stale-job sweep: database unreachable (%s); sweeping again "
+                                "%g s after it is back", type(e).__name__,
+                                self.settings.job_heartbeat_timeout)
+                reachable_since = None
 
 
 @dataclass
@@ -59,18 +167,24 @@ class JobWorker:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.name = worker_name()
-        self.current: str | None = None
+        self.current: Job | None = None
 
     def run(self) -> None:
-        """Claim and run jobs until :attr:`stop` is set."""
-        last_sweep = -float("inf")
+        """Claim and run jobs until :attr:`stop` is set; a database outage is waited out."""
+        delay = FIRST_BACKOFF
         while not self.stop.is_set():
-            if time.monotonic() - last_sweep >= self.settings.job_heartbeat_seconds:
-                with self.db.session() as session:
-                    jobs.requeue_stale(session, timeout=self.settings.job_heartbeat_timeout,
-                                       max_attempts=self.settings.max_attempts)
-                last_sweep = time.monotonic()
-            if not self.run_next():
+            try:
+                ran = self.run_next()
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                log.warning("worker %s: database unreachable (%s); trying again in %g s",
+                            self.name, type(e).__name__, delay)
+                self.stop.wait(delay)
+                delay = min(2 * delay, MAX_BACKOFF)
+                continue
+            delay = FIRST_BACKOFF
+            if not ran:
                 self.stop.wait(self.settings.poll_seconds)
 
     def run_next(self) -> bool:
@@ -79,22 +193,29 @@ class JobWorker:
             job = jobs.claim_next(session, worker=self.name)
         if job is None:
             return False
-        self.current = job.id
         log.info("worker %s runs job %s (%s), attempt %d", self.name, job.id, job.name,
                  job.attempts)
         self.run_job(job)
         return True
 
     def release(self) -> None:
-        """Hand the current job back to the queue (call when shutting down)."""
-        job_id = self.current
-        if job_id is not None:
-            with self.db.session() as session:
-                jobs.release_job(session, job_id=job_id, worker=self.name)
+        """Hand the current job back to the queue without spending an attempt, failing the
+        trial it leaves running (call when shutting down). A database that does not answer
+        leaves the job to the stale sweep."""
+        job, self.current = self.current, None
+        if job is None:
+            return
+        try:
+            self._settle(job, None, None, None)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.warning("job %s not released (database unreachable); the stale sweep takes "
+                        "it back", job.id)
 
     def run_job(self, job: Job) -> None:
         """Run a claimed job to its end, a cancel, the time cap, or a shutdown."""
-        self.current = job.id
+        self.current = job
         flags = _Flags()
         beating = threading.Event()
         beat = threading.Thread(target=self._beat, args=(job.id, flags, beating),
@@ -103,40 +224,67 @@ class JobWorker:
         deadline = job.started_at.timestamp() + self.settings.max_job_seconds
 
         def should_stop() -> bool:
-            self._stamp(job.id, flags)
+            try:
+                self._stamp(job.id, flags)
+            except SQLAlchemyError as e:
+                if not is_transient(e):
+                    raise
+                # Missed: the heartbeat thread keeps trying, the next trial boundary asks again.
             return (flags.cancel or flags.lost or self.stop.is_set()
                     or time.time() > deadline)
 
         beat.start()
+        storage: ResilientStorage | None = None
         try:
             # Training loads torch: imported here, so the API process (which imports this
             # module for its in-process workers) starts without it.
             from autoq.search import run_search
 
             spec = SearchSpec.model_validate(job.spec)
-            study = run_search(spec, name=job.name, storage=self.db.url, trials=job.trials,
+            storage = open_storage(self.db.url, retry_until=deadline)
+            study = run_search(spec, name=job.name, storage=storage, trials=job.trials,
                                options=ExecutorOptions(ray_address=self.settings.ray_address),
                                artifact_dir=self.settings.artifact_dir,
                                should_stop=should_stop)
             status, error = self._outcome(job, study, flags, deadline)
         except Exception as e:
-            log.exception("job %s failed", job.id)
-            status, error = "failed", f"{type(e).__name__}: {e}"
+            if is_transient(e) and time.time() < deadline:
+                log.warning("job %s stopped by a database outage; it goes back to the queue",
+                            job.id)
+                status, error = None, None
+            else:
+                log.exception("job %s failed", job.id)
+                status, error = "failed", f"{type(e).__name__}: {e}"
         except BaseException:
             self.release()
             raise
         finally:
             beating.set()
             beat.join()
+        until_done(lambda: self._settle(job, storage, status, error), stop=self.stop,
+                   what=f"recording the end of job {job.id}")
+        self.current = None
+
+    def _settle(self, job: Job, storage: ResilientStorage | None, status: str | None,
+                error: str | None) -> None:
+        """Record how a job ended if this worker still holds it: its journaled results
+        written, no trial left running, then the job finished or (status None) back in the
+        queue without spending an attempt."""
+        if storage is not None:
+            storage.replay_pending()
         with self.db.session() as session:
-            if flags.lost:
+            if jobs.heartbeat(session, job_id=job.id, worker=self.name) is None:
                 log.warning("job %s is no longer held by worker %s", job.id, self.name)
-            elif status is None:
+                return
+        # Trials first: once the job is queued, another worker may claim it and start trials.
+        fail_orphan_trials(storage or open_storage(self.db.url), job.name,
+                           reason=RELEASED if status is None else f"its job {status}")
+        with self.db.session() as session:
+            if status is None:
                 jobs.release_job(session, job_id=job.id, worker=self.name)
             else:
                 jobs.finish_job(session, job_id=job.id, worker=self.name, status=status,
                                 error=error)
-        self.current = None
 
     def _outcome(self, job: Job, study: optuna.Study, flags: _Flags, deadline: float
                  ) -> tuple[str | None, str | None]:
@@ -168,10 +316,11 @@ class JobWorker:
         while not beating.wait(self.settings.job_heartbeat_seconds):
             try:
                 self._stamp(job_id, flags)
-            except SQLAlchemyError:
+            except SQLAlchemyError as e:
                 # A database hiccup must not kill the heartbeat; a lasting outage shows as
                 # missed heartbeats, and the job is re-queued.
-                log.exception("heartbeat of job %s failed", job_id)
+                if not is_transient(e):
+                    log.exception("heartbeat of job %s failed", job_id)
 
 
 class WorkerPool:

@@ -1,5 +1,6 @@
 """The job table's persistence functions on real SQLite and PostgreSQL databases: claiming under
-contention, heartbeats, cancelling, re-queueing jobs of dead workers."""
+contention, heartbeats, cancelling, re-queueing jobs of dead workers (taken by one sweeper,
+then settled), releasing jobs without spending attempts."""
 
 from __future__ import annotations
 
@@ -104,26 +105,77 @@ def test_heartbeat_and_finish_need_the_holding_worker(db: Database) -> None:
         assert jobs.get_job(session, job_id=job_id).status == "succeeded"
 
 
+def _go_silent(db: Database, job_id: str) -> None:
+    with db.session() as session:
+        session.execute(update(Job).where(Job.id == job_id)
+                        .values(heartbeat_at=utcnow().replace(year=2000)))
+
+
+def _sweep(db: Database, *, max_attempts: int) -> dict[str, str | None]:
+    """What a sweeper does, without trials: take the stale jobs, then settle each."""
+    with db.session() as session:
+        taken = jobs.take_stale(session, timeout=60, sweeper="sweeper")
+    with db.session() as session:
+        return {job.id: jobs.settle_stale(session, job_id=job.id, sweeper="sweeper",
+                                          max_attempts=max_attempts) for job in taken}
+
+
 def test_stale_jobs_requeue_then_fail_after_max_attempts(db: Database) -> None:
     (job_id,) = _queue(db, 1)
 
     def claim_and_go_silent() -> None:
         with db.session() as session:
             assert jobs.claim_next(session, worker="dead").id == job_id
-            session.execute(update(Job).where(Job.id == job_id)
-                            .values(heartbeat_at=utcnow().replace(year=2000)))
+        _go_silent(db, job_id)
 
     for attempt in (1, 2):
         claim_and_go_silent()
+        assert _sweep(db, max_attempts=3) == {job_id: "queued"}
         with db.session() as session:
-            assert jobs.requeue_stale(session, timeout=60, max_attempts=3) == 1
             job = jobs.get_job(session, job_id=job_id)
             assert (job.status, job.attempts, job.worker) == ("queued", attempt, None)
     claim_and_go_silent()
+    assert _sweep(db, max_attempts=3) == {job_id: "failed"}
     with db.session() as session:
-        assert jobs.requeue_stale(session, timeout=60, max_attempts=3) == 1
         job = jobs.get_job(session, job_id=job_id)
         assert job.status == "failed" and "3 times" in job.error
+
+
+def test_a_taken_stale_job_is_the_sweepers_alone(db: Database) -> None:
+    (job_id,) = _queue(db, 1)
+    with db.session() as session:
+        jobs.claim_next(session, worker="dead")
+    _go_silent(db, job_id)
+    with db.session() as session:
+        assert [job.id for job in jobs.take_stale(session, timeout=60, sweeper="a")] == [job_id]
+    with db.session() as session:
+        assert jobs.take_stale(session, timeout=60, sweeper="b") == []
+        assert jobs.heartbeat(session, job_id=job_id, worker="dead") is None
+        assert not jobs.finish_job(session, job_id=job_id, worker="dead", status="succeeded")
+        assert jobs.settle_stale(session, job_id=job_id, sweeper="b", max_attempts=3) is None
+        assert jobs.settle_stale(session, job_id=job_id, sweeper="a", max_attempts=3) == "queued"
+
+
+def test_a_stale_job_whose_cancel_was_asked_ends_cancelled(db: Database) -> None:
+    (job_id,) = _queue(db, 1)
+    with db.session() as session:
+        jobs.claim_next(session, worker="dead")
+        jobs.request_cancel(session, job_id=job_id)
+    _go_silent(db, job_id)
+    assert _sweep(db, max_attempts=3) == {job_id: "cancelled"}
+
+
+def test_graceful_releases_spend_no_attempt(db: Database) -> None:
+    (job_id,) = _queue(db, 1)
+    for _ in range(3):  # say, a SIGTERM and two rolling restarts
+        with db.session() as session:
+            assert jobs.claim_next(session, worker="w").id == job_id
+            assert jobs.release_job(session, job_id=job_id, worker="w")
+            assert jobs.get_job(session, job_id=job_id).attempts == 0
+    with db.session() as session:
+        jobs.claim_next(session, worker="dead")
+    _go_silent(db, job_id)
+    assert _sweep(db, max_attempts=2) == {job_id: "queued"}  # the first crash, not the fourth
 
 
 def test_fresh_heartbeats_keep_the_job(db: Database) -> None:
@@ -131,8 +183,8 @@ def test_fresh_heartbeats_keep_the_job(db: Database) -> None:
     with db.session() as session:
         jobs.claim_next(session, worker="alive")
     time.sleep(0.05)
+    assert _sweep(db, max_attempts=3) == {}
     with db.session() as session:
-        assert jobs.requeue_stale(session, timeout=60, max_attempts=3) == 0
         assert jobs.get_job(session, job_id=job_id).status == "running"
 
 
