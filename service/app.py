@@ -10,26 +10,32 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import optuna_dashboard
 from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi_typing import WSGIApp
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoq import __version__
+from autoq.search import bundled_spaces
 from service.config import Settings, get_settings
 from service.db import Database
-from service.errors import error_item, install_error_handlers
+from service.errors import (
+    BodyTooLargeError,
+    body_too_large_message,
+    error_response,
+    install_error_handlers,
+)
 from service.routes import api_router, health
 from service.worker import StaleJobSweeper, WorkerPool
 
 API_PREFIX = "/api/v1"
+_DASHBOARD_API = "/api/"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -45,11 +51,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"request body larger than {self.max_bytes} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = JSONResponse({"detail": [error_item(["body"], message, "too_large")]},
-                                    status_code=413)
+            response = error_response(413, ["body"], body_too_large_message(self.max_bytes),
+                                      "too_large")
             await response(scope, receive, send)
             return
         received = 0
@@ -59,7 +64,8 @@ class BodySizeLimit:
             event = await receive()
             received += len(event.get("body", b""))
             if received > self.max_bytes:
-                raise HTTPException(413, message)
+                # Answered by the app's handler of HTTP errors, in the same shape as above.
+                raise BodyTooLargeError(self.max_bytes)
             return event
 
         await self.app(scope, counted, send)
@@ -69,7 +75,7 @@ class Dashboard:
     """optuna-dashboard on the app's storage, built on its first request: the app's fallback
     for every path our routes do not match (except under ``/api/v1``: a JSON 404). With an
     API token configured, requests that change something (notes, deleting studies) need the
-    token too."""
+    token too. While the database does not answer, its API answers a 503 like ours."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -93,18 +99,19 @@ class Dashboard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and f"{scope['path']}/".startswith(API_PREFIX + "/"):
             # An /api/v1 path none of our routes matched: a JSON 404, not the dashboard's page.
-            response = JSONResponse(
-                {"detail": [error_item([], f"no route {scope['path']}", "http_error")]},
-                status_code=404)
+            response = error_response(404, [], f"no route {scope['path']}", "http_error")
             await response(scope, receive, send)
             return
         if scope["type"] == "http" and not self._allowed(scope):
-            response = JSONResponse(
-                {"detail": [error_item(["header", "Authorization"],
-                                       "missing or wrong bearer token", "unauthorized")]},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            response = error_response(401, ["header", "Authorization"],
+                                      "missing or wrong bearer token", "unauthorized",
+                                      headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["path"].startswith(_DASHBOARD_API):
+            # The dashboard answers its own database errors with a 500 page: a ping first lets
+            # an outage raise here, where the app's handler answers it with a 503.
+            await run_in_threadpool(self.db.ping)
         # Building the dashboard opens Optuna's storage: off the event loop, once.
         app = self._app
         if app is None:
@@ -156,4 +163,46 @@ def create_app(settings: Settings | None = None, *, workers: int = 0) -> FastAPI
     # and a method our route does not take would get the dashboard's 404 instead of a 405.
     app.router.default = Dashboard(db, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.openapi = _with_server_choices(app.openapi, settings)  # type: ignore[method-assign]
     return app
+
+
+# Where each limit applies in the OpenAPI document: (component, property) → the setting.
+_LIMITED_PROPERTIES = {
+    ("BundledSearchCreate", "trials"): "limit_trials",
+    ("InlineSearchCreate", "trials"): "limit_trials",
+    ("SearchSettings", "trials"): "limit_trials",
+    ("SearchSettings", "timeout"): "limit_job_seconds",
+    ("GenerateSpec", "samples"): "limit_samples",
+    ("GenerateSpec", "resolution"): "limit_resolution",
+    ("GenerateSpec", "frames"): "limit_frames",
+    ("TrainConfig", "epochs"): "limit_train_epochs",
+    ("FactoryConfig", "finetune_epochs"): "limit_train_epochs",
+    ("QATConfig", "epochs"): "limit_qat_epochs",
+}
+
+
+def _with_server_choices(build: Callable[[], dict[str, Any]], settings: Settings
+                         ) -> Callable[[], dict[str, Any]]:
+    """``build`` of the OpenAPI document, plus what this server accepts beyond the models:
+    the bundled spaces as the enum of ``space``, and each limit as its field's ``maximum``."""
+    names = sorted(bundled_spaces(settings.search_spaces))
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # cached by FastAPI: the changes below are made once
+        components = document["components"]["schemas"]
+        components["BundledSearchCreate"]["properties"]["space"]["enum"] = names
+        for (component, name), setting in _LIMITED_PROPERTIES.items():
+            if component in components:
+                _set_maximum(components[component]["properties"][name],
+                             getattr(settings, setting))
+        return document
+
+    return openapi
+
+
+def _set_maximum(schema: dict[str, Any], maximum: float) -> None:
+    """``maximum`` on a numeric property's schema, or on its numeric choice when nullable."""
+    for choice in schema.get("anyOf", [schema]):
+        if choice.get("type") in ("integer", "number"):
+            choice["maximum"] = maximum

@@ -1,12 +1,29 @@
-"""Request and response bodies of the REST API (one schema per direction)."""
+"""Request and response bodies of the REST API (one schema per direction).
+
+Requests are validated strictly: JSON's types are the only ones a field takes (``"8"`` is not a
+bitwidth, ``8.0`` not an integer, ``0`` not a boolean; an integer is a number), numbers are
+finite and strings are Unicode text, wherever in the body they are.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from autoq.search import SearchSpec
 from service.models import JobStatus
@@ -14,14 +31,47 @@ from service.models import JobStatus
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
+def _unfit_values(value: Any, loc: tuple[str | int, ...] = ()
+                  ) -> Iterator[InitErrorDetails]:
+    """Every number that is not finite and every string that is not Unicode text (a lone
+    surrogate, which JSON's escapes can spell) in a parsed JSON body, with its location."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # Python's JSON parser reads NaN and Infinity, which JSON has not.
+        yield InitErrorDetails(type="finite_number", loc=loc, input=value)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            yield InitErrorDetails(
+                type=PydanticCustomError("unicode_invalid",
+                                         "Input should be Unicode text (no lone surrogates)"),
+                loc=loc, input=value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unfit_values(key, (*loc, key))
+            yield from _unfit_values(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unfit_values(item, (*loc, index))
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers_and_text(cls, data: Any) -> Any:
+        unfit = list(_unfit_values(data))
+        if unfit:
+            raise ValidationError.from_exception_data(cls.__name__, unfit)
+        return data
 
 
 class _SearchCreateBase(_Request):
     name: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
                              description="study name (default: the spec's name + job id)")
-    trials: int | None = Field(None, ge=1, description="trial budget (default: the spec's)")
+    trials: int | None = Field(None, ge=1, description="trial budget (default: the spec's); "
+                                                      "at most AUTOQ_LIMIT_TRIALS")
 
 
 class BundledSearchCreate(_SearchCreateBase):
@@ -38,6 +88,15 @@ class InlineSearchCreate(_SearchCreateBase):
     """Submit a whole search spec."""
 
     spec: SearchSpec
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _strict_spec(cls, value: Any) -> Any:
+        # The spec's models are the library's, lax for YAML files; a request gets none of
+        # their coercions.
+        if isinstance(value, SearchSpec):
+            return value
+        return SearchSpec.model_validate(value, strict=True)
 
 
 BUNDLED, INLINE = "bundled-space", "inline-spec"
@@ -218,3 +277,33 @@ class NoOperatingPoint(ErrorBody):
     trial (null if none)."""
 
     best: TrialPublic | None = None
+
+
+Responses = dict[int | str, dict[str, Any]]
+"""FastAPI's type of a route's extra ``responses``."""
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait before trying again",
+                          "schema": {"type": "integer", "minimum": 1}}},
+}
+_ERROR_DESCRIPTIONS = {
+    400: "the body is not JSON",
+    401: "missing or wrong bearer token",
+    404: "no such search",
+    409: "the request clashes with the current state",
+    413: "the body is larger than AUTOQ_MAX_REQUEST_BYTES",
+    422: "a field is invalid; loc names it",
+    503: "the database does not answer; try again after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int, described: Mapping[int, str] | None = None) -> Responses:
+    """The ``responses`` of the error statuses a route answers, all in the error shape
+    (:class:`ErrorBody`), with the headers they carry; ``described`` replaces the generic
+    description of some."""
+    described = described or {}
+    return {status: {"model": ErrorBody,
+                     "description": described.get(status, _ERROR_DESCRIPTIONS[status]),
+                     **({"headers": _ERROR_HEADERS[status]} if status in _ERROR_HEADERS else {})}
+            for status in statuses}

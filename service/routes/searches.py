@@ -6,7 +6,7 @@ import io
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from optuna.storages import BaseStorage
@@ -26,7 +26,6 @@ from service.deps import SessionDep, SettingsDep, StorageDep, TokenDep
 from service.errors import InvalidRequestError, NotFoundError
 from service.models import Job, utcnow
 from service.schemas import (
-    ErrorBody,
     JobStatus,
     NoOperatingPoint,
     OperatingPointPublic,
@@ -40,18 +39,16 @@ from service.schemas import (
     TrialCounts,
     TrialPublic,
     TrialsPublic,
+    error_responses,
 )
-from service.specs import submitted_spec, trial_budget
+from service.specs import public_spec, submitted_spec, trial_budget
 from service.studies import study_progress, study_trials
 
-router = APIRouter(prefix="/searches", tags=["searches"],
-                   responses={422: {"model": ErrorBody}})
+# Every route reads the database (503 while it does not answer) and takes parameters (422).
+router = APIRouter(prefix="/searches", tags=["searches"], responses=error_responses(422, 503))
 
 PositiveFloat = Annotated[float, Query(gt=0, allow_inf_nan=False)]
-# FastAPI's type of a route's extra ``responses``.
-_Responses = dict[int | str, dict[str, Any]]
-_UNKNOWN: _Responses = {404: {"model": ErrorBody, "description": "no such search"}}
-_GUARDED: _Responses = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
+_UNKNOWN = error_responses(404)
 
 
 def _public(job: Job, storage: BaseStorage) -> SearchPublic:
@@ -70,9 +67,7 @@ def _public(job: Job, storage: BaseStorage) -> SearchPublic:
 
 
 @router.post("", status_code=202, dependencies=[TokenDep],
-             responses={**_GUARDED, 400: {"model": ErrorBody, "description": "body not JSON"},
-                        409: {"model": ErrorBody, "description": "name taken"},
-                        413: {"model": ErrorBody, "description": "body too large"}})
+             responses=error_responses(400, 401, 409, 413, described={409: "name taken"}))
 def submit_search(body: SearchCreate, session: SessionDep, settings: SettingsDep
                   ) -> SearchCreated:
     """Queue a search: a bundled ``space`` with ``overrides``, or a whole ``spec``."""
@@ -96,10 +91,13 @@ def list_searches(
 
 
 @router.get("/{search_id}", responses=_UNKNOWN)
-def get_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> SearchDetail:
-    """Status, trials done of asked, timings, error, and the spec."""
+def get_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep,
+               settings: SettingsDep) -> SearchDetail:
+    """Status, trials done of asked, timings, error, and the spec (its paths relative to the
+    data root)."""
     job = jobs.get_job(session, job_id=str(search_id))
-    return SearchDetail(**_public(job, storage).model_dump(), spec=job.spec)
+    return SearchDetail(**_public(job, storage).model_dump(),
+                        spec=public_spec(job.spec, settings.data_root))
 
 
 @router.get("/{search_id}/trials", responses=_UNKNOWN)
@@ -165,8 +163,8 @@ def get_operating_point(search_id: uuid.UUID, session: SessionDep, storage: Stor
 @router.get("/{search_id}/trials/{number}/artifact", response_class=Response,
             responses={200: {"content": {"application/zip": {}},
                              "description": "the trial's deployable folder as a zip"},
-                       404: {"model": ErrorBody,
-                             "description": "no such search or trial, or no deployable model"}})
+                       **error_responses(404, described={
+                           404: "no such search or trial, or no deployable model"})})
 def get_artifact(search_id: uuid.UUID, number: int, session: SessionDep, storage: StorageDep,
                  settings: SettingsDep) -> Response:
     """The trial's deployable model as a zip: ``model.onnx`` (raw input to raw output),
@@ -198,8 +196,7 @@ def get_artifact(search_id: uuid.UUID, number: int, session: SessionDep, storage
 
 
 @router.post("/{search_id}/cancel", status_code=202, dependencies=[TokenDep],
-             responses={**_UNKNOWN, **_GUARDED,
-                        409: {"model": ErrorBody, "description": "already finished"}})
+             responses=error_responses(401, 404, 409, described={409: "already finished"}))
 def cancel_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep
                   ) -> SearchPublic:
     """Cancel: a queued search at once, a running one at its next trial boundary."""
