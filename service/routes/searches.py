@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from optuna.storages import BaseStorage
+from sqlalchemy.orm import Session
 
 from autoq.errors import SpecError
 from autoq.search import (
@@ -42,7 +43,7 @@ from service.schemas import (
     error_responses,
 )
 from service.specs import public_spec, submitted_spec, trial_budget
-from service.studies import study_progress, study_trials
+from service.studies import Progress, study_trials, trial_counts
 
 # Every route reads the database (503 while it does not answer) and takes parameters (422).
 router = APIRouter(prefix="/searches", tags=["searches"], responses=error_responses(422, 503))
@@ -51,8 +52,7 @@ PositiveFloat = Annotated[float, Query(gt=0, allow_inf_nan=False)]
 _UNKNOWN = error_responses(404)
 
 
-def _public(job: Job, storage: BaseStorage) -> SearchPublic:
-    progress = study_progress(storage, name=job.name)
+def _public(job: Job, progress: Progress) -> SearchPublic:
     elapsed = None
     if job.started_at is not None:
         elapsed = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
@@ -64,6 +64,10 @@ def _public(job: Job, storage: BaseStorage) -> SearchPublic:
         error=job.error, attempts=job.attempts, created_at=job.created_at,
         started_at=job.started_at, finished_at=job.finished_at, heartbeat_at=job.heartbeat_at,
         elapsed_seconds=elapsed)
+
+
+def _one_public(session: Session, storage: BaseStorage, job: Job) -> SearchPublic:
+    return _public(job, trial_counts(session, storage, [job.name])[job.name])
 
 
 @router.post("", status_code=202, dependencies=[TokenDep],
@@ -87,7 +91,8 @@ def list_searches(
 ) -> SearchesPublic:
     """Searches, newest first; ``count`` is the total matching ``status``."""
     page, count = jobs.list_jobs(session, status=status, offset=offset, limit=limit)
-    return SearchesPublic(data=[_public(job, storage) for job in page], count=count)
+    progress = trial_counts(session, storage, [job.name for job in page])
+    return SearchesPublic(data=[_public(job, progress[job.name]) for job in page], count=count)
 
 
 @router.get("/{search_id}", responses=_UNKNOWN)
@@ -96,7 +101,7 @@ def get_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep,
     """Status, trials done of asked, timings, error, and the spec (its paths relative to the
     data root)."""
     job = jobs.get_job(session, job_id=str(search_id))
-    return SearchDetail(**_public(job, storage).model_dump(),
+    return SearchDetail(**_one_public(session, storage, job).model_dump(),
                         spec=public_spec(job.spec, settings.data_root))
 
 
@@ -105,7 +110,7 @@ def list_trials(search_id: uuid.UUID, session: SessionDep, storage: StorageDep
                 ) -> TrialsPublic:
     """Every trial of the search, in trial order."""
     job = jobs.get_job(session, job_id=str(search_id))
-    points = study_trials(storage, name=job.name)
+    points = study_trials(session, storage, name=job.name)
     return TrialsPublic(data=[TrialPublic(**p.to_json()) for p in points], count=len(points))
 
 
@@ -123,7 +128,7 @@ def get_pareto(
     ``ref_cost`` and ``ref_mse`` fix either coordinate (fix both to compare searches).
     """
     job = jobs.get_job(session, job_id=str(search_id))
-    points = study_trials(storage, name=job.name)
+    points = study_trials(session, storage, name=job.name)
     front = [TrialPublic(**p.to_json()) for p in pareto_front(points)]
     if not front:
         return ParetoPublic(data=[], count=0, hypervolume=None, reference=None)
@@ -143,7 +148,7 @@ def get_operating_point(search_id: uuid.UUID, session: SessionDep, storage: Stor
     ``max_ratio`` × the float model's error at full resolution (give one of the two). When none
     is, a 404 whose body carries the lowest-error trial as ``best``."""
     job = jobs.get_job(session, job_id=str(search_id))
-    points = study_trials(storage, name=job.name)
+    points = study_trials(session, storage, name=job.name)
     loc = ("query", "max_mse" if max_ratio is None else "max_ratio")
     try:
         bound = error_bound(points, max_mse=max_mse, max_ratio=max_ratio)
@@ -170,7 +175,8 @@ def get_artifact(search_id: uuid.UUID, number: int, session: SessionDep, storage
     """The trial's deployable model as a zip: ``model.onnx`` (raw input to raw output),
     ``model.encodings``, ``manifest.json`` and the quantized network (``network/``)."""
     job = jobs.get_job(session, job_id=str(search_id))
-    point = next((p for p in study_trials(storage, name=job.name) if p.number == number), None)
+    points = study_trials(session, storage, name=job.name)
+    point = next((p for p in points if p.number == number), None)
     loc = ("path", "number")
     if point is None:
         raise NotFoundError(f"search {job.name!r} has no trial {number}", loc=loc)
@@ -201,4 +207,4 @@ def cancel_search(search_id: uuid.UUID, session: SessionDep, storage: StorageDep
                   ) -> SearchPublic:
     """Cancel: a queued search at once, a running one at its next trial boundary."""
     job = jobs.request_cancel(session, job_id=str(search_id))
-    return _public(job, storage)
+    return _one_public(session, storage, job)
