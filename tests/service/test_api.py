@@ -41,12 +41,16 @@ def finished(api: Api) -> dict[str, Any]:
     return api.wait_status(created["id"], {"succeeded", "failed", "cancelled"})
 
 
-def test_search_succeeds_with_trials_pareto_and_operating_point(api: Api,
-                                                                finished: dict[str, Any]
-                                                                ) -> None:
+def test_search_succeeds_with_trials_pareto_and_operating_point(
+    api: Api, finished: dict[str, Any], workdir: Path
+) -> None:
     assert finished["status"] == "succeeded", finished["error"]
     assert finished["started_at"] <= finished["finished_at"]
-    assert finished["spec"]["data"]["path"].endswith("data/burgers_tiny.h5")
+    # Shown relative to the data root, where the job generated the file (its temporary file
+    # beside it: nothing is written outside the root).
+    assert finished["spec"]["data"]["path"] == "burgers_tiny.h5"
+    assert (workdir / "data" / "burgers_tiny.h5").is_file()
+    assert [p.name for p in workdir.glob("*.h5*")] == []
     verify_results(api, finished["id"], trials=3)
 
 
