@@ -32,7 +32,7 @@ from optuna.storages._rdb.models import (
     TrialUserAttributeModel,
 )
 from optuna.trial import TrialState
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from autoq.search.records import ERROR_ATTR, TrialPoint
@@ -89,6 +89,23 @@ def _progress(counts: _StateCounts) -> Progress:
                     running=running)
 
 
+def _counts_query() -> Select[Any]:
+    error = TrialUserAttributeModel
+    return (
+        select(StudyModel.study_name, TrialModel.state, func.count(TrialModel.trial_id),
+               func.count(error.trial_user_attribute_id))
+        .join(TrialModel, TrialModel.study_id == StudyModel.study_id)
+        # (trial_id, key) is unique: the outer join adds no rows, it marks the failed trials
+        # our objective recorded (the others' process died).
+        .outerjoin(error, (error.trial_id == TrialModel.trial_id) & (error.key == ERROR_ATTR))
+        .where(StudyModel.study_name.in_(bindparam("names", expanding=True)))
+        .group_by(StudyModel.study_name, TrialModel.state))
+
+
+# Built once: building a statement costs more than SQLAlchemy's cached compilation of it.
+_COUNTS = _counts_query()
+
+
 def trial_counts(session: Session, storage: BaseStorage, names: Collection[str]
                  ) -> dict[str, Progress]:
     """Progress of each study in ``names`` (all zero for one that does not exist yet), in one
@@ -97,18 +114,8 @@ def trial_counts(session: Session, storage: BaseStorage, names: Collection[str]
     ``storage`` is Optuna's storage on the session's database, open: opening it created
     Optuna's tables, which the query reads, in a database no study was written to yet.
     """
-    error = TrialUserAttributeModel
-    query = (
-        select(StudyModel.study_name, TrialModel.state, func.count(TrialModel.trial_id),
-               func.count(error.trial_user_attribute_id))
-        .join(TrialModel, TrialModel.study_id == StudyModel.study_id)
-        # (trial_id, key) is unique: the outer join adds no rows, it marks the failed trials
-        # our objective recorded (the others' process died).
-        .outerjoin(error, (error.trial_id == TrialModel.trial_id) & (error.key == ERROR_ATTR))
-        .where(StudyModel.study_name.in_(names))
-        .group_by(StudyModel.study_name, TrialModel.state))
     counts: defaultdict[str, dict[TrialState, tuple[int, int]]] = defaultdict(dict)
-    for name, state, trials, with_error in session.execute(query):
+    for name, state, trials, with_error in session.execute(_COUNTS, {"names": list(names)}):
         counts[name][state] = (trials, with_error)
     return {name: _progress(counts[name]) for name in names}
 
@@ -127,7 +134,7 @@ def _last_row(model: Any, row_id: Any) -> Any:
             .where(trial.study_id == StudyModel.study_id).scalar_subquery())
 
 
-def _freshness_query(name: str) -> Select[Any]:
+def _freshness_query() -> Select[Any]:
     in_study = TrialModel.study_id == StudyModel.study_id
     # A trial is added (count, last id), starts or finishes (state counts: its values come in
     # the same transaction as its final state), or records a parameter, a user attribute or a
@@ -143,13 +150,16 @@ def _freshness_query(name: str) -> Select[Any]:
                    _last_row(TrialSystemAttributeModel,
                              TrialSystemAttributeModel.trial_system_attribute_id))
             .outerjoin(TrialModel, in_study)
-            .where(StudyModel.study_name == name)
+            .where(StudyModel.study_name == bindparam("name"))
             .group_by(StudyModel.study_id))
+
+
+_FRESHNESS = _freshness_query()
 
 
 def study_freshness(session: Session, *, name: str) -> Freshness | None:
     """The freshness of study ``name`` in one query, or None when it does not exist yet."""
-    row = session.execute(_freshness_query(name)).first()
+    row = session.execute(_FRESHNESS, {"name": name}).first()
     return None if row is None else tuple(row)
 
 
