@@ -192,7 +192,8 @@ def client(db: Database) -> Iterator[TestClient]:
 
 def _add_jobs(db: Database, writer: optuna.storages.RDBStorage, count: int, *, trials: int,
               names: Iterator[str]) -> list[str]:
-    """``count`` jobs, each with a study of ``trials`` complete, one failed and one running."""
+    """``count`` jobs, each with a study of ``trials`` complete trials, one failed and one
+    running."""
     ids = []
     for _ in range(count):
         name = next(names)
@@ -222,7 +223,7 @@ def test_listing_searches_costs_the_same_statements_for_3_and_30_jobs(
     assert [job["trials"]["done"] for job in listing["data"]] == [4] * 3
     with_3 = _statements(client, "/api/v1/searches?limit=100")
 
-    _add_jobs(db, writer, 27, trials=30, names=names)
+    _add_jobs(db, writer, 27, trials=5, names=names)
     listing = client.get("/api/v1/searches", params={"limit": 100}).json()
     assert listing["count"] == len(listing["data"]) == 30
     assert [job["trials"]["running"] for job in listing["data"]] == [1] * 30
