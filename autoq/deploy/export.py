@@ -35,7 +35,7 @@ import onnx
 import torch
 
 import autoq
-from autoq.deploy.qdq import OPSET, export_qdq_onnx
+from autoq.deploy.qdq import OPSET, export_qdq_onnx, quantizers
 from autoq.errors import QuantizationError
 from autoq.models import ModelConfig
 from autoq.precision import optional_types
@@ -53,8 +53,15 @@ ENCODINGS = "model.encodings"
 NETWORK_DIR = "network"
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 TOLERANCE = 1e-3
-"""Largest relative L2 difference between onnxruntime's output (graph optimisations disabled:
-the graph as written) and torch's that :func:`export_deployable` accepts on its check inputs."""
+"""Relative L2 difference between onnxruntime's output (graph optimisations disabled: the graph
+as written) and torch's that :func:`export_deployable` accepts on its check inputs whatever the
+network; more is accepted as far as torch's own rounding spread explains it (``_check``)."""
+ROUNDING_NOISE = 1e-6
+"""Relative noise put on every activation quantizer's input to measure the rounding spread: a
+few float32 ulps, the size of the differences between two correct implementations."""
+ROUNDING_PROBES = 3
+SPREAD_FACTOR = 3.0
+"""onnxruntime may differ from torch by this multiple of torch's largest rounding spread."""
 
 
 @dataclass(frozen=True)
@@ -252,25 +259,39 @@ def _check(solver: ScaledSolver, path: Path, inputs: torch.Tensor) -> dict[str, 
     onnxruntime's own optimisations change.
 
     The graph is checked with onnxruntime's graph optimisations *disabled*: that runs the nodes
-    as written, which compute the simulation's values (up to rounding ties), so a larger
-    difference is an export bug. With its default optimisations onnxruntime rewrites the
-    integer scheme's graph into integer kernels that round in their own way (it quantizes the
-    float bias to int32 at ``s_in·s_w``, transformer ``WeightBiasQuantization``, and
-    QLinearConv requantizes its int32 accumulator); that difference is the runtime's, measured
-    and kept, not refused.
+    as written, which compute the simulation's values up to rounding ties. Ties are not rare:
+    wherever two correct implementations differ in the last bits (a convolution's summation
+    order, onnxruntime's instance normalisation against torch's group norm), a value next to a
+    rounding boundary lands on the other grid step, and a norm after it spreads that step over
+    the whole feature map; after QAT, 0.1–0.5% of a quantized UNet's output moves this way.
+    So the check measures it: torch runs the inputs again with every activation quantizer's
+    input moved by :data:`ROUNDING_NOISE` (its *rounding spread*), and onnxruntime may differ
+    by :data:`TOLERANCE` or :data:`SPREAD_FACTOR` times that spread, whichever is larger. An
+    export bug (a wrong scale, zero point, container or operator) moves the output by more
+    than rounding does. With its default optimisations onnxruntime rewrites the integer
+    scheme's graph into integer kernels that round in their own way (it quantizes the float
+    bias to int32 at ``s_in·s_w``, transformer ``WeightBiasQuantization``, and QLinearConv
+    requantizes its int32 accumulator); that difference is the runtime's, measured and kept,
+    not refused.
     """
     import tempfile
 
+    device = next(solver.parameters()).device
     with torch.no_grad():
-        expected = solver(inputs.to(next(solver.parameters()).device)).cpu().numpy()
+        expected = solver(inputs.to(device)).cpu().numpy()
     feed = {INPUT_NAME: inputs.cpu().numpy().astype(np.float32)}
     got, = _session(path, optimised=False).run(None, feed)
     exact = _difference(got, expected)
-    if not exact["relative_difference"] <= TOLERANCE:
+    spread = 0.0
+    if exact["relative_difference"] > TOLERANCE:
+        spread = rounding_spread(solver, inputs.to(device), expected)
+    allowed = max(TOLERANCE, SPREAD_FACTOR * spread)
+    if not exact["relative_difference"] <= allowed:
         raise QuantizationError(f"onnxruntime's output of {path} (graph optimisations "
                                 f"disabled) differs from the torch solver's by "
                                 f"{exact['relative_difference']:.3g} (relative L2; at most "
-                                f"{TOLERANCE:g} allowed)")
+                                f"{allowed:.3g} allowed: {TOLERANCE:g}, or {SPREAD_FACTOR:g}× "
+                                f"torch's own rounding spread {spread:.3g})")
     with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
         # "Serializing optimized model with ... NchwcTransformer": kept for counting only.
         warnings.simplefilter("ignore")
@@ -278,9 +299,34 @@ def _check(solver: ScaledSolver, path: Path, inputs: torch.Tensor) -> dict[str, 
         got, = _session(path, optimised=True, save=optimised_path).run(None, feed)
         ops = Counter(node.op_type for node in onnx.load(str(optimised_path)).graph.node)
     return {"inputs": len(inputs), "optimisations": "disabled", **exact,
+            "rounding_spread": spread, "allowed_difference": allowed,
             "runtime": {"optimisations": "onnxruntime default (ORT_ENABLE_ALL)",
                         **_difference(got, expected),
                         "integer_kernels": {op: ops[op] for op in INTEGER_KERNELS if ops[op]}}}
+
+
+def rounding_spread(module: torch.nn.Module, inputs: torch.Tensor, expected: np.ndarray
+                    ) -> float:
+    """How far rounding alone moves a quantized module's output: the largest relative L2
+    change from ``expected`` (its output on ``inputs``) over :data:`ROUNDING_PROBES` runs with
+    every activation quantizer's input moved by :data:`ROUNDING_NOISE` (relative)."""
+    generator = torch.Generator(device=inputs.device).manual_seed(0)
+
+    def jitter(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x, *rest = args
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x * (1 + ROUNDING_NOISE * noise), *rest)
+
+    hooks = [quantizer.register_forward_pre_hook(jitter)
+             for name, quantizer in quantizers(module) if "/weight:" not in name]
+    try:
+        with torch.no_grad():
+            runs = [module(inputs).as_subclass(torch.Tensor).cpu().numpy()
+                    for _ in range(ROUNDING_PROBES)]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(_difference(run, expected)["relative_difference"] for run in runs)
 
 
 def _versions() -> dict[str, str]:

@@ -14,6 +14,7 @@ import torch
 
 from autoq.bits import Scheme
 from autoq.deploy import export_qdq_onnx
+from autoq.deploy.export import SPREAD_FACTOR, rounding_spread
 from autoq.models import UNetConfig, build_model
 from autoq.precision import TrialConfig
 from autoq.quant import build_sim, calibrate
@@ -89,9 +90,9 @@ def test_integer_kernels_below_eight_bits(weight_bits: int, act_bits: int,
                                           tmp_path: Path) -> None:
     # Widths under 8 travel in 8-bit containers where it matters for the kernels: constant
     # weights as int8 integers (no runtime QuantizeLinear, no Clip), output quantizers as
-    # Q → DQ → Clip (Conv → Q adjacent). Seed 2: a draw without rounding ties, so the exact
-    # comparison below is not spoiled by one tie flipping a step that this untrained UNet's
-    # instance norms then spread over every output.
+    # Q → DQ → Clip (Conv → Q adjacent). The graph as written computes the simulation's values
+    # up to rounding ties, which this UNet's instance norms spread over every output: the
+    # comparison allows what torch's own rounding spread explains (as the export check does).
     model, x, convolutions = _uniform_unet_sim(weight_bits, act_bits, seed=2)
     exported, optimised = tmp_path / "m.onnx", tmp_path / "optimised.onnx"
     encodings = export_qdq_onnx(model, x[:1], exported)
@@ -111,7 +112,8 @@ def test_integer_kernels_below_eight_bits(weight_bits: int, act_bits: int,
         out = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
         difference = torch.linalg.norm(out - expected) / torch.linalg.norm(expected)
         if level == levels.ORT_DISABLE_ALL:  # the graph as written: the simulation's values
-            assert difference < 1e-5
+            spread = rounding_spread(model, x, expected.numpy())
+            assert difference <= max(1e-5, SPREAD_FACTOR * spread)
     # onnxruntime's own arithmetic (int32 bias, requantization) moves this UNet a few percent.
     assert difference < 0.2
     ops = collections.Counter(node.op_type for node in onnx.load(str(optimised)).graph.node)
