@@ -237,4 +237,5 @@ def _problem(spec: SearchSpec, dataset: PDEData) -> Problem:
 def _shapes(problem: Problem) -> Geometry:
     from autoq.search.setup import Geometry
 
-    return Geometry(problem.data.spatial_shape, problem.in_channels, problem.out_channels)
+    return Geometry(problem.data.spatial_shape, problem.in_channels, problem.out_channels,
+                    steady=problem.data.steady)

@@ -226,6 +226,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _pareto_text(study: optuna.Study) -> str:
     from autoq.search import default_reference, hypervolume, pareto_front, study_points
+    from autoq.search.records import cost_objective_name
     from autoq.search.report import pareto_table
     from autoq.search.results import float_reference
 
@@ -239,11 +240,24 @@ def _pareto_text(study: optuna.Study) -> str:
         return f"search {study.study_name!r}: no complete trials yet"
     reference = default_reference(points)
     volume = hypervolume(points, reference)
+    objective = cost_objective_name(study.metric_names)
     lines = [f"Pareto set of {study.study_name!r}: {len(front)} of {complete} complete trials "
-             f"(hypervolume {volume:.3f} in log10 space, reference cost {reference[0]:.3e}, "
-             f"MSE {reference[1]:.3e})",
-             pareto_table(front, reference_mse=float_reference(points))]
+             f"(hypervolume {volume:.3f} in log10 space, reference {objective} "
+             f"{reference[0]:.3e}, MSE {reference[1]:.3e})",
+             pareto_table(front, reference_mse=float_reference(points), objective=objective)]
     return "\n".join(lines)
+
+
+def _cost_words(cost: float | None, objective: str) -> str:
+    """A trial's cost as a sentence reads it: ``cost 6.035e+07 bit-ops`` or ``latency 0.312×
+    the float model's``."""
+    from autoq.search.records import LATENCY_OBJECTIVE
+
+    if cost is None:
+        return "no cost"
+    if objective == LATENCY_OBJECTIVE:
+        return f"latency {cost:.3f}× the float model's"
+    return f"cost {cost:.3e} bit-ops"
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
@@ -256,6 +270,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
         pareto_front,
         study_points,
     )
+    from autoq.search.records import cost_objective_name
     from autoq.search.report import plot_front
 
     study = load_study(args.name, storage=args.storage)
@@ -273,7 +288,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
         print(_pareto_text(study))
     if args.plot:
         out = plot_front(points, front, args.plot, x_axis=args.x_axis,
-                         title=f"{study.study_name}: {args.x_axis} vs MSE")
+                         title=f"{study.study_name}: {args.x_axis} vs MSE",
+                         objective=cost_objective_name(study.metric_names))
         print(f"plot written to {out}")
     return 0
 
@@ -294,7 +310,12 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     import json
 
     from autoq.search import best_mse_point, load_study, operating_point, study_points
-    from autoq.search.records import DEPLOYABLE_ATTR, DEPLOYED_ERROR_ATTR, LATENCY_ATTR
+    from autoq.search.records import (
+        DEPLOYABLE_ATTR,
+        DEPLOYED_ERROR_ATTR,
+        LATENCY_ATTR,
+        cost_objective_name,
+    )
     from autoq.search.report import bits_summary
     from autoq.search.results import error_bound
 
@@ -318,9 +339,10 @@ def _cmd_pick(args: argparse.Namespace) -> int:
         print(json.dumps({"operating_point": chosen.to_json()}, indent=2))
     else:
         rank = "" if chosen.rank is None else f", rank {chosen.rank:g}"
-        print(f"cheapest trial with {asked}: trial {chosen.number}, cost "
-              f"{chosen.cost:.3e} bit-ops, MSE {chosen.mse:.3e}, scale {chosen.scale:g}{rank}, "
-              f"{bits_summary(chosen.bits)}")
+        objective = cost_objective_name(study.metric_names)
+        print(f"cheapest trial with {asked}: trial {chosen.number}, "
+              f"{_cost_words(chosen.cost, objective)}, MSE {chosen.mse:.3e}, "
+              f"scale {chosen.scale:g}{rank}, {bits_summary(chosen.bits)}")
         for layer, bits in chosen.bits.items():
             print(f"  {layer:40s} {bits if bits == 'float' else f'w{bits[0]}a{bits[1]}'}")
         details = chosen.details
@@ -379,6 +401,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     import json
 
     from autoq.search import load_study, study_points
+    from autoq.search.records import cost_objective_name
     from autoq.search.report import trials_table
 
     study = load_study(args.name, storage=args.storage)
@@ -388,7 +411,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         print(f"{study.study_name!r}: {len(points)} trials")
-        print(trials_table(points))
+        print(trials_table(points, objective=cost_objective_name(study.metric_names)))
     return 0
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import optuna
 
     from autoq.search.spec import SearchSpec
+    from autoq.train.solver import ScaledSolver
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime-cpu": "CPUExecutionProvider",
@@ -153,9 +154,13 @@ def check_runtime(runtime: str) -> str:
     return provider
 
 
-def open_session(path: str | Path, *, runtime: str = "onnxruntime-cpu", threads: int = 1
+def open_session(path: str | Path, *, runtime: str = "onnxruntime-cpu", threads: int = 1,
+                 profile_prefix: Path | None = None, optimised_path: Path | None = None
                  ) -> onnxruntime.InferenceSession:
     """A timing session of the ONNX model at ``path`` (default graph optimisations).
+
+    ``profile_prefix``: profile every node's kernel time (files ``<prefix>_*.json``);
+    ``optimised_path``: write the optimised graph the session runs there.
 
     Raises:
         RuntimeUnavailableError: the runtime's provider is missing, or the session fell back to
@@ -169,6 +174,12 @@ def open_session(path: str | Path, *, runtime: str = "onnxruntime-cpu", threads:
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
+    if optimised_path is not None:
+        options.optimized_model_filepath = str(optimised_path)
+        options.log_severity_level = 3  # its warning that NCHWc graphs are machine-specific
     session = onnxruntime.InferenceSession(str(path), sess_options=options,
                                            providers=[provider])
     if provider not in session.get_providers():
@@ -178,7 +189,8 @@ def open_session(path: str | Path, *, runtime: str = "onnxruntime-cpu", threads:
     return session
 
 
-def _inputs(session: onnxruntime.InferenceSession, batch: int, seed: int) -> dict[str, Any]:
+def random_inputs(session: onnxruntime.InferenceSession, batch: int, seed: int
+                  ) -> dict[str, Any]:
     """Random inputs at the model's fixed shape with ``batch`` for its dynamic first axis."""
     spec = session.get_inputs()[0]
     shape = [batch if not isinstance(d, int) or i == 0 else d for i, d in enumerate(spec.shape)]
@@ -212,7 +224,7 @@ def time_models(models: Mapping[Key, str | Path], *, runtime: str = "onnxruntime
     keys = list(models)
     sessions = {key: open_session(models[key], runtime=runtime, threads=threads)
                 for key in keys}
-    feeds = {key: _inputs(session, batch, seed=i) for i, (key, session)
+    feeds = {key: random_inputs(session, batch, seed=i) for i, (key, session)
              in enumerate(sessions.items())}
     for _ in range(warmup):
         for key in keys:
@@ -255,24 +267,32 @@ def measure_latency(models: Mapping[Key, str | Path], reference: str | Path, *,
     return results, float_timing
 
 
+def export_solver(solver: ScaledSolver, path: str | Path) -> Path:
+    """A :class:`~autoq.train.ScaledSolver` (float, or holding calibrated quantizers) as a
+    raw-to-raw ONNX graph, through the trials' own exporter, with no export check: for timing.
+    """
+    import torch
+
+    from autoq.deploy.export import INPUT_NAME, OUTPUT_NAME
+    from autoq.deploy.qdq import export_qdq_onnx
+
+    device = next(solver.parameters()).device
+    dummy = torch.zeros(1, int(solver.in_mean.numel()), *solver.data_shape, device=device)
+    export_qdq_onnx(solver, dummy, path, input_name=INPUT_NAME, output_name=OUTPUT_NAME)
+    return Path(path)
+
+
 def export_float_reference(spec: SearchSpec, path: str | Path) -> Path:
     """The float model at the space's largest scale (the yardstick of the search's relative
     bounds), as a raw-to-raw ONNX graph through the trials' own exporter: the same
     :class:`~autoq.train.ScaledSolver` with normalisation and resizing, no quantizer.
 
     The float model comes from the float-model cache (trained now if it is not there)."""
-    import torch
-
-    from autoq.deploy.export import INPUT_NAME, OUTPUT_NAME
-    from autoq.deploy.qdq import export_qdq_onnx
     from autoq.search.trial import TrialRunner
 
     runner = TrialRunner(spec)
-    solver = runner.float_model(max(spec.space.scales), runner.space.ranks[0]).solver
-    device = next(solver.parameters()).device
-    dummy = torch.zeros(1, int(solver.in_mean.numel()), *solver.data_shape, device=device)
-    export_qdq_onnx(solver, dummy, path, input_name=INPUT_NAME, output_name=OUTPUT_NAME)
-    return Path(path)
+    reference = runner.float_model(max(spec.space.scales), runner.space.ranks[0])
+    return export_solver(reference.solver, path)
 
 
 def store_trial_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:

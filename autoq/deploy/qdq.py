@@ -108,6 +108,13 @@ def container(bits: int, *, signed: bool) -> tuple[str, int | None]:
     return FLOAT_ARITHMETIC, None
 
 
+def container_width(bits: int) -> int:
+    """The width of the container a ``bits``-wide grid runs in: 8, 16, or 32 (float
+    arithmetic); grids of one width run the same kernels."""
+    name, onnx_type = container(bits, signed=True)
+    return 32 if onnx_type is None else int(name.removeprefix("int"))
+
+
 @dataclass(frozen=True)
 class QDQEncoding:
     """One quantizer as the exported graph computes it.

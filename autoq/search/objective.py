@@ -3,8 +3,9 @@
 
 A trial asks the sampler for a configuration (or runs an enqueued baseline regime), records its
 per-layer bits before training, runs the QAT trial, then records the result: the values (error,
-bit-op cost), the constraints of the search (``trial.set_constraint``), the cost breakdown,
-timings and artifact. A trial that raises records its error and fails; the search goes on.
+and bit-op cost or measured latency), the constraints of the search (``trial.set_constraint``),
+the cost breakdown, timings and artifact. A trial that raises records its error and fails; the
+search goes on.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
     """Write a finished trial's measurements and constraints on ``trial``."""
     trial.set_user_attr(records.COST_BREAKDOWN_ATTR,
                         {name: layer.cost for name, layer in result.cost.layers.items()})
+    trial.set_user_attr(records.BITOPS_ATTR, result.cost.total)
     trial.set_user_attr(records.FLOPS_ATTR, result.cost.flops)
     trial.set_user_attr(records.FLOAT_MSE_ATTR, result.float_mse)
     trial.set_user_attr(records.FLOAT_REFERENCE_ATTR, result.float_reference)
@@ -58,15 +60,18 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
         trial.set_user_attr(records.DEPLOYED_ERROR_ATTR, result.deployed_error)
     if result.deploy_error is not None:
         trial.set_user_attr(records.DEPLOY_ERROR_ATTR, result.deploy_error)
+    if result.latency is not None:
+        trial.set_user_attr(records.LATENCY_ATTR, result.latency.to_json())
     if max_mse is not None:
         trial.set_constraint(records.MAX_MSE_CONSTRAINT, result.mse - max_mse)
     if max_cost is not None:
-        trial.set_constraint(records.MAX_COST_CONSTRAINT, result.cost.total - max_cost)
+        trial.set_constraint(records.MAX_COST_CONSTRAINT, result.objective_cost - max_cost)
 
 
 def make_objective(runner: TrialRunner, study_name: str
                    ) -> Callable[[optuna.Trial], tuple[float, float]]:
-    """The function Optuna optimises: one QAT trial → (validation MSE, bit-op cost)."""
+    """The function Optuna optimises: one QAT trial → (validation error, cost: bit-ops, or
+    the measured latency relative to the float model under the latency objective)."""
     spec = runner.spec
     limits = spec.search.constraints
 
@@ -89,7 +94,7 @@ def make_objective(runner: TrialRunner, study_name: str
             trial.set_user_attr(records.ERROR_ATTR, f"{type(e).__name__}: {e}")
             raise
         record_result(trial, result, max_mse=limits.max_mse, max_cost=limits.max_cost)
-        return result.mse, result.cost.total
+        return result.mse, result.objective_cost
 
     return objective
 

@@ -37,6 +37,14 @@ def objective_names(metric: str, cost: Literal["bitops", "latency"] = "bitops") 
     return [metric, LATENCY_OBJECTIVE if cost == "latency" else COST_OBJECTIVE]
 
 
+def cost_objective_name(metric_names: Sequence[str] | None) -> str:
+    """The name of a study's cost objective from its metric names: :data:`LATENCY_OBJECTIVE`
+    or :data:`COST_OBJECTIVE` (bit-ops; also for studies that named no metrics)."""
+    if metric_names and metric_names[-1] == LATENCY_OBJECTIVE:
+        return LATENCY_OBJECTIVE
+    return COST_OBJECTIVE
+
+
 DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("minimize", "minimize")
 """Optuna's direction of each objective, in the same order (both are minimised)."""
 
@@ -56,6 +64,9 @@ BASELINE_ATTR = "baseline"
 ERROR_ATTR = "error"
 """Why the objective failed (``"TrialError: …"``); absent when a trial's process died."""
 COST_BREAKDOWN_ATTR = "cost_breakdown"
+BITOPS_ATTR = "bitops"
+"""The configuration's bit-op cost: the second objective's value in a bit-op search, and kept
+beside the measured latency in a latency search."""
 FLOPS_ATTR = "flops"
 FLOAT_MSE_ATTR = "float_mse"
 """The error of the float model the trial started from (its scale), in the search's metric."""
@@ -161,7 +172,8 @@ class TrialPoint:
         number: Optuna's trial number within the study.
         state: ``COMPLETE``, ``FAIL``, ``RUNNING``, ...
         mse: validation error (``None`` unless complete).
-        cost: bit-op cost (``None`` unless complete).
+        cost: the cost objective's value: bit-ops, or in a latency search the measured latency
+            relative to the float full-resolution model (``None`` unless complete).
         scale: spatial scale factor.
         bits: ``{layer: [w, a] or "float"}``.
         baseline: the paper's uniform regime this trial reproduces (``w4a8``, ...), or ``None``.

@@ -10,12 +10,20 @@ from typing import Any, Literal
 
 from autoq.bits import FLOAT
 from autoq.search.records import (
+    BITOPS_ATTR,
+    COST_OBJECTIVE,
     FLOAT_REFERENCE_ATTR,
     LATENCY_ATTR,
+    LATENCY_OBJECTIVE,
     CompletePoint,
     TrialPoint,
     complete_points,
 )
+
+COST_HEADERS = {COST_OBJECTIVE: "cost (bit-ops)", LATENCY_OBJECTIVE: "latency (× float)"}
+"""The cost column's header by the search's cost objective."""
+COST_AXES = {COST_OBJECTIVE: "inference cost (bit operations per step)",
+             LATENCY_OBJECTIVE: "measured latency relative to the float full-resolution model"}
 
 
 def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
@@ -24,23 +32,32 @@ def bits_summary(bits: Mapping[str, Sequence[int] | str]) -> str:
     return " ".join(f"{label}×{n}" for label, n in counts.most_common())
 
 
-def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = None) -> str:
+def pareto_table(front: Sequence[TrialPoint], *, reference_mse: float | None = None,
+                 objective: str = COST_OBJECTIVE) -> str:
     """The Pareto set as a text table sorted by cost; ``reference_mse`` adds an MSE ratio, and
-    measured latencies (``autoq latency``) add the latency and its speed-up over the float
-    model at full resolution."""
+    measured latencies (``autoq latency``, or a latency search's own) add the latency and its
+    speed-up over the float model at full resolution. In a latency search (``objective``) the
+    cost is the latency relative to float, and the bit-ops get their own column."""
     ranked = _any_rank(front)
     timed = any(LATENCY_ATTR in p.details for p in front)
-    header = ["trial", "cost (bit-ops)", "MSE", *(["× float"] if reference_mse else []),
+    by_latency = objective == LATENCY_OBJECTIVE
+    header = ["trial", COST_HEADERS[objective], "MSE", *(["× float"] if reference_mse else []),
               *(["latency (ms)", "speed-up"] if timed else []),
+              *(["bit-ops"] if by_latency else []),
               "scale", *(["rank"] if ranked else []), "bits", "baseline"]
     rows = []
     for p in front:
         ratio = [_number(p.mse / reference_mse, ".2f")] if reference_mse and p.mse else []
         rank = [_number(p.rank, "g")] if ranked else []
-        rows.append([str(p.number), _number(p.cost), _number(p.mse), *ratio,
-                     *(_latency_cells(p) if timed else []),
+        bitops = [_number(p.details.get(BITOPS_ATTR))] if by_latency else []
+        rows.append([str(p.number), _cost(p.cost, objective), _number(p.mse), *ratio,
+                     *(_latency_cells(p) if timed else []), *bitops,
                      _number(p.scale, "g"), *rank, bits_summary(p.bits), p.baseline or ""])
     return _table(header, rows)
+
+
+def _cost(value: float | None, objective: str) -> str:
+    return _number(value, ".3f" if objective == LATENCY_OBJECTIVE else ".3e")
 
 
 def _latency_cells(point: TrialPoint) -> list[str]:
@@ -51,13 +68,14 @@ def _latency_cells(point: TrialPoint) -> list[str]:
     return [_number(1e3 * latency["median_s"], ".3g"), _number(latency["speedup"], ".2f") + "×"]
 
 
-def trials_table(points: Sequence[TrialPoint]) -> str:
-    """Every trial as a text table in trial order: state, MSE, cost, scale, bits, error."""
+def trials_table(points: Sequence[TrialPoint], *, objective: str = COST_OBJECTIVE) -> str:
+    """Every trial as a text table in trial order: state, MSE, cost (``objective``'s), scale,
+    bits, error."""
     ranked = _any_rank(points)
-    header = ["trial", "state", "MSE", "cost (bit-ops)", "scale", *(["rank"] if ranked else []),
-              "bits", "baseline", "error"]
+    header = ["trial", "state", "MSE", COST_HEADERS[objective], "scale",
+              *(["rank"] if ranked else []), "bits", "baseline", "error"]
     rows = [[str(p.number), p.state if p.feasible else f"{p.state} (infeasible)",
-             _number(p.mse), _number(p.cost), _number(p.scale, "g"),
+             _number(p.mse), _cost(p.cost, objective), _number(p.scale, "g"),
              *([_number(p.rank, "g")] if ranked else []), bits_summary(p.bits),
              p.baseline or "", p.error or ""] for p in points]
     return _table(header, rows)
@@ -82,9 +100,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def plot_front(
     points: Sequence[TrialPoint], front: Sequence[TrialPoint], path: str | Path, *, title: str,
-    x_axis: Literal["cost", "latency"] = "cost",
+    x_axis: Literal["cost", "latency"] = "cost", objective: str = COST_OBJECTIVE,
 ) -> Path:
     """Cost vs MSE on log-log axes: every trial, the front, the paper's grid and the float model.
+    The cost is the search's cost ``objective``: bit-ops, or the latency relative to float.
 
     With ``x_axis="latency"`` the x-axis is the measured latency (``autoq latency``) instead of
     the bit-op count: only timed trials are drawn, the front is the measured one, and the star
@@ -131,7 +150,7 @@ def plot_front(
                 lw=1.6, zorder=4)
         ax.scatter([c.cost for c in on_front], [c.mse for c in on_front], c="k", s=30,
                    zorder=4, label="Pareto front")
-    return save_cost_mse_figure(fig, ax, path, title=title)
+    return save_cost_mse_figure(fig, ax, path, title=title, xlabel=COST_AXES[objective])
 
 
 def _plot_latency_front(points: Sequence[TrialPoint], path: str | Path, *, title: str) -> Path:
@@ -171,7 +190,7 @@ def _plot_latency_front(points: Sequence[TrialPoint], path: str | Path, *, title
 
 
 def save_cost_mse_figure(fig: Any, ax: Any, path: str | Path, *, title: str,
-                         xlabel: str = "inference cost (bit operations per step)") -> Path:
+                         xlabel: str = COST_AXES[COST_OBJECTIVE]) -> Path:
     """Finish a cost vs MSE figure the one way autoq draws them (log-log, labelled, legend) and
     write it as PNG."""
     import matplotlib.pyplot as plt

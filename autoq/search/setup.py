@@ -21,11 +21,13 @@ class Geometry:
         data_shape: spatial shape of the data grid.
         in_channels: network input channels (input steps × fields, or coefficient channels).
         out_channels: network output channels (target steps × fields).
+        steady: a steady problem (coefficients → solution: no residual).
     """
 
     data_shape: tuple[int, ...]
     in_channels: int
     out_channels: int
+    steady: bool = False
 
 
 def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
@@ -82,7 +84,7 @@ def geometry(spec: SearchSpec) -> Geometry:
         raise DataError(f"data file not found: {path} (layout {spec.data.layout!r} has no "
                         f"generator, so its shapes come from the file)")
     if coefficient_channels:
-        return Geometry(shape, coefficient_channels, fields)
+        return Geometry(shape, coefficient_channels, fields, steady=True)
     return Geometry(shape, spec.data.input_steps * fields, spec.data.target_steps * fields)
 
 

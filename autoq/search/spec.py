@@ -272,7 +272,8 @@ class TrialResources(_Strict):
 
 
 CostObjective = Literal["bitops", "latency"]
-OBJECTIVES: tuple[list[str], ...] = (["error", "bitops"], ["error", "latency"])
+ObjectiveName = Literal["error", "bitops", "latency"]
+OBJECTIVES: tuple[list[ObjectiveName], ...] = (["error", "bitops"], ["error", "latency"])
 """The objective pairs a search may minimise: the error and one of the two costs."""
 
 
@@ -311,8 +312,7 @@ class SearchSettings(_Strict):
             cluster's resources allow).
     """
 
-    objectives: list[Literal["error", "bitops", "latency"]] = Field(
-        default_factory=lambda: ["error", "bitops"])
+    objectives: list[ObjectiveName] = Field(default_factory=lambda: list(OBJECTIVES[0]))
     latency: LatencySettings = Field(default_factory=LatencySettings)
     sampler: SamplerName = "autoq"
     trials: int = Field(40, ge=1)
@@ -326,7 +326,7 @@ class SearchSettings(_Strict):
 
     @field_validator("objectives")
     @classmethod
-    def _an_error_and_a_cost(cls, values: list[str]) -> list[str]:
+    def _an_error_and_a_cost(cls, values: list[ObjectiveName]) -> list[ObjectiveName]:
         if values not in OBJECTIVES:
             raise ValueError(f"objectives must be one of {list(OBJECTIVES)}, got {values}")
         return values

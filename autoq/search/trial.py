@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ import torch
 
 from autoq.bits import Rank
 from autoq.cost import CostReport
-from autoq.deploy.export import DeploymentInfo, export_deployable
+from autoq.deploy.export import ONNX_MODEL, DeploymentInfo, export_deployable
+from autoq.deploy.latency import LatencyResult, export_solver, measure_latency
 from autoq.deploy.runtime import OnnxSolver
-from autoq.errors import QuantizationError
+from autoq.errors import QuantizationError, TrialError
 from autoq.precision import TrialConfig
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
 from autoq.search.setup import load_spec_problem
@@ -63,6 +65,8 @@ class TrialResult:
         deployed_error: the deployable model's error on the validation set, run by
             onnxruntime (one-step metrics only).
         deploy_error: why the deployable model was not written (its export check failed).
+        latency: the deployable model's measured latency against the float full-resolution
+            model (searches whose cost objective is latency).
     """
 
     mse: float
@@ -75,6 +79,28 @@ class TrialResult:
     deployable: Path | None = None
     deployed_error: float | None = None
     deploy_error: str | None = None
+    latency: LatencyResult | None = None
+
+    @property
+    def objective_cost(self) -> float:
+        """The trial's second objective value: its latency relative to the float model when it
+        was timed, else its bit-op cost."""
+        if self.latency is not None:
+            return self.latency.median_s / self.latency.float_median_s
+        return self.cost.total
+
+
+@dataclass(frozen=True)
+class _Deployment:
+    """What a trial exported: its artifact folder, its deployable folder and the deployed
+    model's error, or why there is no deployable model; and the ONNX graph written, which
+    exists also when its check failed (a latency does not depend on the last digits)."""
+
+    artifact: Path | None = None
+    deployable: Path | None = None
+    deployed_error: float | None = None
+    deploy_error: str | None = None
+    graph: Path | None = None
 
 
 class TrialRunner:
@@ -111,6 +137,7 @@ class TrialRunner:
         self.space = space or SearchSpace(spec)
         self._float_models: dict[tuple[float, Rank | None], FloatModel] = {}
         self._float_errors: dict[tuple[float, Rank | None], float] = {}
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def float_model(self, scale: float, rank: Rank | None = None) -> FloatModel:
         """The float model at ``scale`` (and factorization ``rank``), from memory, the disk
@@ -166,40 +193,96 @@ class TrialRunner:
             solver, self.problem.data, self.problem.split.val)
         cost = self.space.cost(config)
         timings["evaluation"] = time.perf_counter() - started
-        artifact = deployable = deployed_error = deploy_error = None
         started = time.perf_counter()
-        if qnet is not None and self.artifact_dir is not None and artifact_name is not None:
-            model_config = self.space.model_config(config.rank)
-            artifact = export_artifact(
-                qnet, self.artifact_dir / artifact_name, model_config=model_config, onnx=False,
-                metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
-                          "scale": config.scale, "rank": config.rank,
-                          "data_shape": list(self.space.geometry.data_shape)})
-            info = DeploymentInfo(
-                search=self.spec.name, trial=trial_number, metric=self.spec.metric,
-                error=mse, float_error=self.float_error(config.scale, config.rank),
-                float_reference=self.float_reference, cost=cost.total)
-            windows = self.problem.val_windows
-            check = windows.batch(torch.arange(min(8, len(windows))))[0]
-            try:
-                deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR,
-                                               info=info, model_config=model_config,
-                                               check_inputs=check)
-            except QuantizationError as e:
-                # The trial's measurement stands; only its deployable model is missing (a layer
-                # with no ONNX form, such as neuraloperator's spectral convolution, or a failed
-                # check): the reason is recorded.
-                deploy_error = str(e)
-            else:
-                if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
-                    deployed_error = self.metric(OnnxSolver(deployable), self.problem)
-        timings["export"] = time.perf_counter() - started
+        timed = self.spec.search.cost_objective == "latency"
+        keep = self.artifact_dir is not None and artifact_name is not None
+        with tempfile.TemporaryDirectory(prefix="autoq-trial-") as scratch:
+            folder = (self.artifact_dir / artifact_name if self.artifact_dir is not None
+                      and artifact_name is not None else Path(scratch))
+            deployment = _Deployment()
+            if qnet is not None and (keep or timed):
+                deployment = self._deploy(solver, qnet, config, folder, mse=mse, cost=cost,
+                                          trial_number=trial_number)
+            timings["export"] = time.perf_counter() - started
+            latency = None
+            if timed:
+                started = time.perf_counter()
+                latency = self._time(solver, config, deployment, folder)
+                timings["latency"] = time.perf_counter() - started
+        if not keep:  # exported only to be timed, into the scratch folder now gone
+            deployment = _Deployment()
         return TrialResult(mse=mse, cost=cost,
                            float_mse=self.float_error(config.scale, config.rank),
                            float_reference=self.float_reference,
                            rollout_mse=rollout_mse, timings=timings,
-                           artifact=artifact, deployable=deployable,
-                           deployed_error=deployed_error, deploy_error=deploy_error)
+                           artifact=deployment.artifact, deployable=deployment.deployable,
+                           deployed_error=deployment.deployed_error,
+                           deploy_error=deployment.deploy_error, latency=latency)
+
+    def _deploy(self, solver: ScaledSolver, qnet: QuantizedNetwork, config: TrialConfig,
+                folder: Path, *, mse: float, cost: CostReport, trial_number: int | None
+                ) -> _Deployment:
+        """Export the trial's quantized network to ``folder`` and, when it has an ONNX form,
+        its deployable model beside it (``deploy/``), scored by onnxruntime."""
+        model_config = self.space.model_config(config.rank)
+        artifact = export_artifact(
+            qnet, folder, model_config=model_config, onnx=False,
+            metadata={"search": self.spec.name, "val_mse": mse, "cost": cost.total,
+                      "scale": config.scale, "rank": config.rank,
+                      "data_shape": list(self.space.geometry.data_shape)})
+        info = DeploymentInfo(
+            search=self.spec.name, trial=trial_number, metric=self.spec.metric,
+            error=mse, float_error=self.float_error(config.scale, config.rank),
+            float_reference=self.float_reference, cost=cost.total)
+        windows = self.problem.val_windows
+        check = windows.batch(torch.arange(min(8, len(windows))))[0]
+        try:
+            deployable = export_deployable(solver, qnet, artifact / DEPLOY_DIR, info=info,
+                                           model_config=model_config, check_inputs=check)
+        except QuantizationError as e:
+            # The trial's measurement stands; only its deployable model is missing (a layer
+            # with no ONNX form, such as neuraloperator's spectral convolution, or a failed
+            # check): the reason is recorded.
+            written = artifact / DEPLOY_DIR / ONNX_MODEL
+            return _Deployment(artifact=artifact, deploy_error=str(e),
+                               graph=written if written.is_file() else None)
+        deployed_error = None
+        if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
+            deployed_error = self.metric(OnnxSolver(deployable), self.problem)
+        return _Deployment(artifact=artifact, deployable=deployable,
+                           deployed_error=deployed_error, graph=deployable / ONNX_MODEL)
+
+    def _time(self, solver: ScaledSolver, config: TrialConfig, deployment: _Deployment,
+              folder: Path) -> LatencyResult:
+        """The latency of the trial's exported graph (of its float solver, for a float
+        configuration) against the float full-resolution model, timed in the same rounds. A
+        graph whose export check failed is timed too: the check is about the last digits of
+        its output, not its speed; the trial records why it is not deployable."""
+        if not config.quantized_layers:
+            model = export_solver(solver, folder / "float.onnx")
+        elif deployment.graph is not None:
+            model = deployment.graph
+        else:
+            raise TrialError(f"the latency objective times a trial's exported model, and this "
+                             f"network has no ONNX form: {deployment.deploy_error}")
+        settings = self.spec.search.latency
+        results, _ = measure_latency({"trial": model}, self.reference_model(),
+                                     runtime=settings.runtime, threads=settings.threads,
+                                     batch=settings.batch, warmup=settings.warmup,
+                                     repeats=settings.repeats)
+        return results["trial"]
+
+    def reference_model(self) -> Path:
+        """The float model at the space's largest scale and rank as a raw-to-raw ONNX file
+        (exported on first use into a folder that lives as long as the runner): the
+        reference every trial's latency is timed against."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="autoq-reference-")
+        path = Path(self._scratch.name) / "float-reference.onnx"
+        if not path.is_file():
+            reference = self.float_model(max(self.spec.space.scales), self.space.ranks[0])
+            export_solver(reference.solver, path)
+        return path
 
     def _quantize(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
                   ) -> QuantizedNetwork:

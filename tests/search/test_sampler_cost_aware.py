@@ -239,3 +239,49 @@ def test_sampler_searches_ranks_and_prices_them_exactly() -> None:
     # chooses the ranks itself (relative sampling) rather than leaving them to random draws.
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 12
     assert sampler._params_of(study.trials[-1]) == study.trials[-1].params
+
+
+def _measured_objective(bias: dict[float, float]):
+    """The synthetic objective whose recorded cost is the priced one times ``bias[scale]``:
+    what a latency search records against a latency table's prediction."""
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        mse, cost = _objective(trial)
+        return mse, cost * bias[trial.params["scale"]]
+
+    return objective
+
+
+def test_cost_correction_learns_each_scales_bias_from_the_recorded_costs() -> None:
+    bias = {1.0: 1.0, 0.5: 3.0, 0.25: 1.0}
+    sampler = _sampler(seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(_measured_objective(bias), n_trials=40)
+    params = [t.params for t in study.trials]
+    factors = sampler.cost_correction(sampler.encode(params),
+                                      np.array([t.values[1] for t in study.trials]))
+    assert factors[SCALES.index(0.5)] == pytest.approx(3.0, rel=0.15)
+    for scale in (1.0, 0.25):
+        assert factors[SCALES.index(scale)] == pytest.approx(1.0, rel=0.15)
+    # Exactly priced costs (bit-ops) are left alone.
+    exact = sampler.cost_correction(sampler.encode(params), np.array([_cost(p) for p in params]))
+    assert list(exact) == [1.0] * len(SCALES)
+
+
+def test_sampler_keeps_within_max_cost_by_the_measured_not_the_predicted_cost() -> None:
+    # At scale 0.5 every configuration measures 100× its prediction: all of them are priced
+    # under the limit and all measure over it. Once the sampler has measured one, it proposes
+    # none there.
+    bias = {1.0: 1.0, 0.5: 100.0, 0.25: 1.0}
+    limit = 0.6 * _cost({"scale": 1.0, **_uniform(16)})
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=_cost, seed=0, candidates=256,
+                               max_cost=limit)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    for scale in SCALES:  # one measured trial per scale to learn from
+        study.enqueue_trial({"scale": scale, **_uniform(8)})
+    study.optimize(_measured_objective(bias), n_trials=15)
+    proposed = study.trials[len(SCALES):]
+    assert proposed and all(t.values[1] <= limit for t in proposed)
+    assert all(t.params["scale"] != 0.5 for t in proposed)

@@ -18,8 +18,9 @@ from autoq.cost import REGIMES
 from autoq.errors import SpecError
 from autoq.search import records
 from autoq.search.executors import Executor, ExecutorOptions, StudyCallback, get_executor
+from autoq.search.latency import LatencyModel
 from autoq.search.results import finished_trials
-from autoq.search.samplers import SAMPLERS, SamplerSettings
+from autoq.search.samplers import SAMPLERS, PricedSpace, SamplerSettings
 from autoq.search.space import SearchSpace
 from autoq.search.spec import SearchSpec
 from autoq.search.storage import (
@@ -69,12 +70,17 @@ def make_sampler(spec: SearchSpec, space: SearchSpace, *, stored: int = 0
 
     A seeded sampler restarts its random sequence in every process, so a resumed search would
     propose again what its first run proposed: the seed moves on by the ``stored`` trials
-    already in the study.
+    already in the study. Under the latency objective the sampler prices configurations in
+    predicted latency (:class:`~autoq.search.latency.LatencyModel`; its runtime is checked
+    here, before any study exists).
     """
     limits = spec.search.constraints
     settings = SamplerSettings(trials=spec.search.trials, max_cost=limits.max_cost,
                                max_mse=limits.max_mse)
-    return SAMPLERS[spec.search.sampler](space, settings, seed=spec.search.seed + stored)
+    priced: PricedSpace = space
+    if spec.search.cost_objective == "latency":
+        priced = LatencyModel(space, spec.search.latency)
+    return SAMPLERS[spec.search.sampler](priced, settings, seed=spec.search.seed + stored)
 
 
 def open_search_study(spec: SearchSpec, *, name: str | None = None, storage: RDBStorage,

@@ -26,6 +26,12 @@ The sampler plugs into Optuna like any other (``sample_relative``), so the stora
 dashboard and resuming stay the same. It reads finished trials' configurations through
 :mod:`autoq.search.records`, and the constraints known before training: ``max_cost`` exactly,
 ``max_mse`` by the model's prediction.
+
+The cost need not be a count. Under the latency objective the cost function is a prediction
+from per-layer timings (:class:`~autoq.search.latency.LatencyModel`), and the trials record
+what was measured: the sampler scales each scale's predictions by the ratio of measured to
+predicted latency of the finished trials (:meth:`CostAwareSampler.cost_correction`), so every
+measurement corrects the prices of the candidates.
 """
 
 from __future__ import annotations
@@ -213,6 +219,7 @@ class CostAwareSampler(BaseSampler):
         if not len(rows):
             return {}
         costs = self.costs(Configs.from_rows(rows))
+        costs *= self.cost_correction(observed, np.array(cost))[rows[:, 0]]
         if self._max_cost is not None:
             rows, costs = rows[costs <= self._max_cost], costs[costs <= self._max_cost]
             if not len(rows):
@@ -289,6 +296,29 @@ class CostAwareSampler(BaseSampler):
                     self._costs[key] = self._cost_fn(self.decode(one)[0])
                 total[index] = self._costs[key]
         return total
+
+    CORRECTION_PRIOR = 1.0
+    """Pseudo-trials of the search-wide ratio in each scale's cost correction: one trial at a
+    scale moves that scale's factor halfway from the search-wide one to its own."""
+
+    def cost_correction(self, observed: Configs, recorded: np.ndarray) -> np.ndarray:
+        """Per scale index, the factor by which finished trials' recorded costs exceed what
+        the cost function priced them at: 1 for bit-ops (priced exactly); for a predicted cost
+        (latency, from per-layer timings) it learns the prediction's bias from every
+        measurement, per scale, shrunk towards the search-wide factor where a scale has few
+        trials."""
+        factors = np.ones(len(self._scales))
+        if not len(observed):
+            return factors
+        log_ratio = np.log(recorded) - np.log(self.costs(observed))
+        if np.allclose(log_ratio, 0.0, rtol=0, atol=1e-9):
+            return factors
+        overall = float(np.mean(log_ratio))
+        for scale in range(len(self._scales)):
+            here = log_ratio[observed.scale == scale]
+            factors[scale] = math.exp((here.sum() + self.CORRECTION_PRIOR * overall)
+                                      / (len(here) + self.CORRECTION_PRIOR))
+        return factors
 
     def _table_at(self, scale: int, rank: int) -> tuple[float, np.ndarray] | None:
         """The per-group cost table of scale index ``scale`` and rank index ``rank``, built on
