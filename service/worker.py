@@ -221,7 +221,7 @@ class JobWorker:
         beat = threading.Thread(target=self._beat, args=(job.id, flags, beating),
                                 name=f"heartbeat-{job.id[:8]}", daemon=True)
         assert job.started_at is not None
-        deadline = job.started_at.timestamp() + self.settings.max_job_seconds
+        deadline = job.started_at.timestamp() + self.settings.limit_job_seconds
 
         def should_stop() -> bool:
             try:
@@ -296,7 +296,7 @@ class JobWorker:
         if done < job.trials and self.stop.is_set():
             return None, None
         if done < job.trials and time.time() > deadline:
-            return "failed", (f"time cap of {self.settings.max_job_seconds:g} s reached after "
+            return "failed", (f"time cap of {self.settings.limit_job_seconds:g} s reached after "
                               f"{done} of {job.trials} trials")
         trials = study.get_trials(deepcopy=False)
         if done and not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):

@@ -83,6 +83,14 @@ class Proc:
         self.process.kill()
         self.process.wait()
 
+    def terminate(self) -> int:
+        """SIGTERM (``docker stop``, a rolling restart); its exit code once it has exited."""
+        self.process.terminate()
+        return self.process.wait(timeout=60)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
