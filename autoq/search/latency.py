@@ -142,9 +142,12 @@ class LatencyModel:
             paths: dict[object, Path] = {}
             for kind in tqdm(self.classes, desc=f"latency table, scale {scale:g}",
                              unit="model", disable=None, leave=False):
-                paths[kind] = self._export(scale, rank, kind, Path(folder) / f"{kind}.onnx")
-            paths[reference] = self._export(max(self.space.scales), self.space.ranks[0], FLOAT,
-                                            Path(folder) / "reference.onnx")
+                bits = {layer: None if kind == FLOAT else kind for layer in self._layers}
+                paths[kind] = self.export_untrained(scale, rank, bits,
+                                                    Path(folder) / f"{kind}.onnx")
+            paths[reference] = self.export_untrained(max(self.space.scales),
+                                                     self.space.ranks[0], {},
+                                                     Path(folder) / "reference.onnx")
             timings = time_models(paths, runtime=settings.runtime, threads=settings.threads,
                                   batch=settings.batch, warmup=settings.warmup,
                                   repeats=settings.repeats)
@@ -167,10 +170,11 @@ class LatencyModel:
         return LatencyTable(glue=glue / reference_s, layers=layers, uniform=uniform,
                             reference_s=reference_s)
 
-    def _export(self, scale: float, rank: Rank | None, kind: ContainerClass, path: Path
-                ) -> Path:
-        """The untrained model at ``scale`` and ``rank`` with every group layer in class
-        ``kind``, as a raw-to-raw ONNX graph."""
+    def export_untrained(self, scale: float, rank: Rank | None, bits: Mapping[str, Bits],
+                         path: Path) -> Path:
+        """The untrained model at ``scale`` and ``rank`` with layers at ``bits`` (``{layer:
+        (weight, activation) or None}``; layers not named stay float), calibrated on random
+        inputs, as a raw-to-raw ONNX graph: what is timed."""
         geometry = self.space.geometry
         network = self.space.network(rank)
         # A time-dependent solver's residual is one Add whatever the steps and fields: one
@@ -178,10 +182,9 @@ class LatencyModel:
         solver = ScaledSolver(network, data_shape=geometry.data_shape, scale=scale,
                               fields=geometry.out_channels, input_steps=1, target_steps=1,
                               steady=geometry.steady, in_channels=geometry.in_channels)
-        if kind != FLOAT:
-            bits = {layer: kind for layer in self._layers}
-            config = TrialConfig.for_model(network, scale=scale, bits=bits, rank=rank,
-                                           scheme=self.space.spec.space.scheme)
+        config = TrialConfig.for_model(network, scale=scale, bits=bits, rank=rank,
+                                       scheme=self.space.spec.space.scheme)
+        if config.quantized_layers:
             dummy = torch.zeros(1, geometry.in_channels, *solver.net_shape)
             qnet = build_sim(network, config, dummy_input=dummy)
             generator = torch.Generator().manual_seed(0)

@@ -69,7 +69,8 @@ def test_profiled_nodes_of_the_integer_graph_belong_to_their_layers(
     space = SearchSpace(parse_spec(latency_payload))
     model = LatencyModel(space, LatencySettings(**QUICK))
     layers = [layer for group in space.groups.values() for layer in group]
-    path = model._export(1.0, None, (8, 8), tmp_path / "w8a8.onnx")
+    path = model.export_untrained(1.0, None, dict.fromkeys(layers, (8, 8)),
+                                  tmp_path / "w8a8.onnx")
     times, graph = node_times(path, warmup=1, repeats=3)
     owner = attribute_nodes(graph, layers)
     assert set(times) <= set(owner)
