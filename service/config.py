@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from autoq.errors import SettingsError
@@ -63,20 +63,6 @@ class Settings(AutoqSettings):
     max_attempts: int = Field(3, ge=1)
     poll_seconds: float = Field(1.0, gt=0)
     allowed_factories: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _former_keywords(cls, data: Any) -> Any:
-        # The worker and its tests still pass the job's time cap by its former name.
-        if isinstance(data, dict) and "max_job_seconds" in data:
-            data = dict(data)
-            data["limit_job_seconds"] = data.pop("max_job_seconds")
-        return data
-
-    @property
-    def max_job_seconds(self) -> float:
-        """The former name of :attr:`limit_job_seconds`, which the worker still reads."""
-        return self.limit_job_seconds
 
     @field_validator("allowed_factories", mode="before")
     @classmethod

@@ -141,7 +141,8 @@ class SearchPublic(BaseModel):
     cancel_requested: bool
     trials: TrialCounts
     error: str | None
-    attempts: int = Field(description="claims by a worker; above 1 after a worker died")
+    attempts: int = Field(description="claims by a worker that did not end in a graceful "
+                          "release: above 1 after a worker crashed")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

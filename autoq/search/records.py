@@ -63,6 +63,12 @@ BASELINE_ATTR = "baseline"
 """The paper's uniform regime an enqueued baseline trial reproduces (``w4a8``, …)."""
 ERROR_ATTR = "error"
 """Why the objective failed (``"TrialError: …"``); absent when a trial's process died."""
+ORPHAN_ATTR = "orphaned"
+"""Why a trial was failed from outside: its process was gone (the service's stale-job sweep);
+such a trial does not count towards the budget and runs once more."""
+REPLACES_ATTR = "replaces_trial"
+"""System attribute of a trial re-added from a result whose own trial was failed meanwhile
+(:class:`~autoq.search.storage.ResilientStorage`'s journal): the number of that trial."""
 COST_BREAKDOWN_ATTR = "cost_breakdown"
 BITOPS_ATTR = "bitops"
 """The configuration's bit-op cost: the second objective's value in a bit-op search, and kept
@@ -249,7 +255,7 @@ def trial_point(trial: FrozenTrial) -> TrialPoint:
         bits=attrs.get(BITS_ATTR, {}),
         baseline=attrs.get(BASELINE_ATTR),
         feasible=is_feasible(trial),
-        error=attrs.get(ERROR_ATTR),
+        error=attrs.get(ERROR_ATTR, attrs.get(ORPHAN_ATTR)),
         details={k: v for k, v in attrs.items()
                  if k not in (BITS_ATTR, BASELINE_ATTR, ERROR_ATTR)},
     )

@@ -46,7 +46,13 @@ from sqlalchemy.exc import (
 
 from autoq.errors import SpecError
 from autoq.extras import require
-from autoq.search.records import DIRECTIONS, SPEC_ATTR, objective_names
+from autoq.search.records import (
+    DIRECTIONS,
+    ORPHAN_ATTR,
+    REPLACES_ATTR,
+    SPEC_ATTR,
+    objective_names,
+)
 from autoq.settings import get_settings
 
 if TYPE_CHECKING:
@@ -138,11 +144,6 @@ DEFAULT_RETRY_SECONDS = 300.0
 """How long one storage call is retried when no deadline was given (the local CLI)."""
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 10.0
-ORPHAN_ATTR = "orphaned"
-"""User attribute of a trial failed because its process was gone: why."""
-REPLACES_ATTR = "replaces_trial"
-"""System attribute of a trial re-added from a result whose own trial was failed meanwhile:
-the number of that trial."""
 
 
 def journal_dir(url: str) -> Path:

@@ -17,9 +17,8 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 from tcp_proxy import TcpProxy
 
+from autoq.search.records import ORPHAN_ATTR, REPLACES_ATTR
 from autoq.search.storage import (
-    ORPHAN_ATTR,
-    REPLACES_ATTR,
     fail_orphan_trials,
     is_transient,
     journal_dir,

@@ -14,7 +14,7 @@ from harness import Api, Proc, Service, tiny_spec, wait_for
 from optuna.trial import FrozenTrial, TrialState
 from tcp_proxy import TcpProxy
 
-from autoq.search.storage import ORPHAN_ATTR
+from autoq.search.records import ORPHAN_ATTR
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

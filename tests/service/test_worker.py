@@ -16,7 +16,8 @@ from sqlalchemy import update
 from tcp_proxy import TcpProxy
 
 from autoq.search import SearchSpec
-from autoq.search.storage import ORPHAN_ATTR, open_storage
+from autoq.search.records import ORPHAN_ATTR
+from autoq.search.storage import open_storage
 from service import jobs
 from service.config import Settings
 from service.db import Database
@@ -55,7 +56,7 @@ def test_time_cap_fails_the_job_at_a_trial_boundary_keeping_its_trials(
 ) -> None:
     monkeypatch.setenv("AUTOQ_CACHE_DIR", str(float_cache))
     job_id = _submit(db, tiny_spec(path=str(tmp_path / "burgers.h5")), trials=3)
-    worker = JobWorker(db, Settings(storage=db.url, max_job_seconds=0.001))
+    worker = JobWorker(db, Settings(storage=db.url, limit_job_seconds=0.001))
     assert worker.run_next()
     with db.session() as session:
         job = jobs.get_job(session, job_id=job_id)
