@@ -126,16 +126,18 @@ def _placement_problem(resolved: Path, base: Path) -> str | None:
 
 
 def shown_path(path: str, root: Path) -> str:
-    """A stored (resolved) data path as a client may see it: relative to the data root; just
-    the file name if it is no longer inside the root."""
-    resolved, base = Path(path), root.resolve()
-    return (resolved.relative_to(base).as_posix() if resolved.is_relative_to(base)
-            else resolved.name)
+    """A stored data path as a client may see it: relative to the data root (jobs store them
+    so; jobs queued by earlier versions stored absolute ones); just the file name if it is no
+    longer inside the root."""
+    stored, base = Path(path), root.resolve()
+    if not stored.is_absolute():
+        return stored.as_posix()
+    return stored.relative_to(base).as_posix() if stored.is_relative_to(base) else stored.name
 
 
 def public_spec(stored: Mapping[str, Any], root: Path) -> dict[str, Any]:
     """A job's stored spec as the API shows it: data path and checkpoint relative to the data
-    root (the stored ones are the server's absolute paths)."""
+    root."""
     spec = deep_merge(stored, {"data": {"path": shown_path(stored["data"]["path"], root)}})
     checkpoint = stored["model"].get("checkpoint")
     if checkpoint is not None:
@@ -160,7 +162,8 @@ def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
                                        settings.search_spaces, where)
     _check_limits(spec, settings, where)
     path = confine(spec.data.path, settings.data_root, loc=where("data", "path"))
-    update: dict[str, Any] = {"data": spec.data.model_copy(update={"path": str(path)})}
+    update: dict[str, Any] = {"data": spec.data.model_copy(
+        update={"path": _under_root(path, settings)})}
     if isinstance(spec.model, FactoryConfig):
         update["model"] = _allowed_model(spec.model, settings, where)
     return spec.model_copy(update=update)
@@ -179,7 +182,13 @@ def _allowed_model(model: FactoryConfig, settings: Settings, where: Locator) -> 
         return model
     checkpoint = confine(model.checkpoint, settings.data_root,
                          loc=where("model", "checkpoint"))
-    return model.model_copy(update={"checkpoint": str(checkpoint)})
+    return model.model_copy(update={"checkpoint": _under_root(checkpoint, settings)})
+
+
+def _under_root(confined: Path, settings: Settings) -> str:
+    """A confined path as a job stores it: relative to the data root, so neither the job nor
+    its study names a server path (the worker resolves it under its own data root)."""
+    return confined.relative_to(settings.data_root.resolve()).as_posix()
 
 
 def _bundled_with_overrides(name: str, overrides: dict[str, Any], directory: Path,

@@ -245,7 +245,7 @@ class JobWorker:
             study = run_search(spec, name=job.name, storage=storage, trials=job.trials,
                                options=ExecutorOptions(ray_address=self.settings.ray_address),
                                artifact_dir=self.settings.artifact_dir,
-                               should_stop=should_stop)
+                               should_stop=should_stop, data_root=self.settings.data_root)
             status, error = self._outcome(job, study, flags, deadline)
         except Exception as e:
             if is_transient(e) and time.time() < deadline:

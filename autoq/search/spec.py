@@ -350,6 +350,18 @@ class SearchSpec(_Strict):
     space: SpaceSpec = Field(default_factory=SpaceSpec)
     search: SearchSettings = Field(default_factory=SearchSettings)
 
+    def with_paths_under(self, root: str | os.PathLike[str]) -> SearchSpec:
+        """This spec with its relative file paths (``data.path``, a factory model's
+        ``checkpoint``) made absolute under ``root``: how a server runs the specs it stores
+        with paths relative to its data root."""
+        base = Path(root).resolve()
+        update: dict[str, Any] = {
+            "data": self.data.model_copy(update={"path": str(base / self.data.path)})}
+        if isinstance(self.model, FactoryConfig) and self.model.checkpoint is not None:
+            update["model"] = self.model.model_copy(
+                update={"checkpoint": str(base / self.model.checkpoint)})
+        return self.model_copy(update=update)
+
     @model_validator(mode="after")
     def _ranks_need_a_factory(self) -> SearchSpec:
         if self.space.ranks is not None and not isinstance(self.model, FactoryConfig):

@@ -3,14 +3,18 @@ worker): a real search end to end, cancelling, bad requests, the dashboard."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import optuna
 import pytest
 from harness import TOKEN, Api, Service, service_env, tiny_spec, verify_results, wait_for
 from sqlalchemy import create_engine, text
+
+from autoq.search.records import SPEC_ATTR
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def finished(api: Api) -> dict[str, Any]:
 
 
 def test_search_succeeds_with_trials_pareto_and_operating_point(
-    api: Api, finished: dict[str, Any], workdir: Path
+    api: Api, finished: dict[str, Any], workdir: Path, storage: str
 ) -> None:
     assert finished["status"] == "succeeded", finished["error"]
     assert finished["started_at"] <= finished["finished_at"]
@@ -52,6 +56,10 @@ def test_search_succeeds_with_trials_pareto_and_operating_point(
     assert (workdir / "data" / "burgers_tiny.h5").is_file()
     assert [p.name for p in workdir.glob("*.h5*")] == []
     verify_results(api, finished["id"], trials=3)
+    # The study (which optuna-dashboard shows) stores the spec as the job does: no server path.
+    stored = optuna.load_study(study_name="tiny-sqlite", storage=storage).user_attrs[SPEC_ATTR]
+    assert json.loads(stored)["data"]["path"] == "burgers_tiny.h5"
+    assert str(workdir) not in stored
 
 
 def test_a_trials_deployable_model_downloads_as_a_zip_that_runs(

@@ -140,12 +140,16 @@ def prepare_run(
     trials: int | None = None,
     baseline_regimes: Sequence[str] = (),
     space: SearchSpace | None = None,
+    data_root: Path | None = None,
 ) -> SearchRun:
     """Open (or create) the search's study and queue the paper's ``baseline_regimes`` at the
     space's scales; the budget is ``trials``, else the spec's. ``space``: the search space if
-    already built (e.g. from an in-memory dataset's shapes)."""
+    already built (e.g. from an in-memory dataset's shapes). ``data_root``: relative paths of
+    the spec resolve against it (a server's data root) while the study keeps them as given, so
+    the stored spec names no server path."""
     store = storage if isinstance(storage, RDBStorage) else open_storage(storage)
-    space = space or SearchSpace(spec)
+    runnable = spec if data_root is None else spec.with_paths_under(data_root)
+    space = space or SearchSpace(runnable)
     study, created = open_search_study(spec, name=name, storage=store, space=space)
     try:
         queued = enqueue_baseline_grid(study, spec, regimes=baseline_regimes) \
@@ -155,7 +159,7 @@ def prepare_run(
             delete_if_empty(store, study.study_name)
         raise
     budget = trials if trials is not None else spec.search.trials
-    return SearchRun(spec=spec, study=study, storage=store, space=space, budget=budget,
+    return SearchRun(spec=runnable, study=study, storage=store, space=space, budget=budget,
                      created=created,
                      queued=queued)
 
@@ -201,6 +205,7 @@ def run_search(
     artifact_dir: Path | None = None,
     callbacks: list[StudyCallback] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    data_root: Path | None = None,
 ) -> optuna.Study:
     """Run (or resume) a search until its budget of finished trials is spent.
 
@@ -215,8 +220,11 @@ def run_search(
         artifact_dir: where trials export their quantized networks (``None``: not kept).
         callbacks: called after every trial, as Optuna's ``optimize`` callbacks.
         should_stop: polled after every trial; True stops the search at that boundary.
+        data_root: relative paths of the spec resolve against it; the study stores them as
+            given (:func:`prepare_run`).
     """
     run = prepare_run(spec, name=name, storage=storage, trials=trials,
-                      baseline_regimes=tuple(REGIMES) if baseline_grid else ())
+                      baseline_regimes=tuple(REGIMES) if baseline_grid else (),
+                      data_root=data_root)
     return execute(run, executor=executor, options=options, artifact_dir=artifact_dir,
                    callbacks=callbacks, should_stop=should_stop)
