@@ -184,7 +184,11 @@ class TrialPublic(BaseModel):
     number: int
     state: str
     mse: float | None
-    cost: float | None
+    cost: float | None = Field(description="the search's cost objective (search.objectives): "
+                                           "bit-ops, or the measured latency relative to the "
+                                           "float model at full resolution")
+    bitops: float | None = Field(None, description="the configuration's bit-op count (also in "
+                                                   "a latency search)")
     scale: float | None
     rank: int | float | None = Field(None, description="factorization rank, in a search over "
                                                       "ranks (space.ranks)")

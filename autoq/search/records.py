@@ -207,10 +207,11 @@ class TrialPoint:
             and self.cost is not None
 
     def to_json(self) -> dict[str, Any]:
-        """The API's trial shape: ``{number, state, mse, cost, scale, rank, bits, baseline,
-        regime, feasible, error, deployed_error, latency}``."""
+        """The API's trial shape: ``{number, state, mse, cost, bitops, scale, rank, bits,
+        baseline, regime, feasible, error, deployed_error, latency}``."""
         return {"number": self.number, "state": self.state, "mse": self.mse, "cost": self.cost,
-                "scale": self.scale, "rank": self.rank, "bits": self.bits,
+                "bitops": self.details.get(BITOPS_ATTR), "scale": self.scale,
+                "rank": self.rank, "bits": self.bits,
                 "baseline": self.baseline is not None, "regime": self.baseline,
                 "feasible": self.feasible, "error": self.error,
                 "deployed_error": self.details.get(DEPLOYED_ERROR_ATTR),

@@ -17,7 +17,13 @@ from autoq.errors import SpecError
 from autoq.search import SearchSpace, parse_spec, run_search
 from autoq.search.executors.plan import execute, prepare_run
 from autoq.search.latency import LatencyModel, container_class
-from autoq.search.records import BITOPS_ATTR, COST_BREAKDOWN_ATTR, LATENCY_ATTR, encode_params
+from autoq.search.records import (
+    BITOPS_ATTR,
+    COST_BREAKDOWN_ATTR,
+    LATENCY_ATTR,
+    encode_params,
+    trial_point,
+)
 from autoq.search.spec import LatencySettings
 from autoq.search.storage import study_exists
 
@@ -101,6 +107,9 @@ def test_latency_search_times_every_trial_against_the_float_model(
         assert trial.values[1] == pytest.approx(latency["median_s"] / latency["float_median_s"])
         assert trial.user_attrs[BITOPS_ATTR] == pytest.approx(
             sum(trial.user_attrs[COST_BREAKDOWN_ATTR].values()))
+        shown = trial_point(trial).to_json()  # what the CLI's --json and the REST API return
+        assert shown["cost"] == trial.values[1]
+        assert shown["bitops"] == trial.user_attrs[BITOPS_ATTR]
     sampled = [t for t in trials if "baseline" not in t.user_attrs]
     assert len(sampled) == 1 and "deployable" in sampled[0].user_attrs
 
