@@ -3,11 +3,12 @@ to read, and safe HDF5 writing/reading."""
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
+from autoq import __version__
 from autoq.errors import DataError, SpecError
 
 
@@ -198,6 +200,28 @@ def atomic_h5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+GENERATOR_ATTR = "autoq_generator"
+"""Root attribute of every file autoq's generators write: ``"autoq <version> <family> solver"``."""
+PARAMETERS_ATTR = "autoq_parameters"
+"""Root attribute beside :data:`GENERATOR_ATTR`: the generator's arguments as JSON."""
+
+
+def write_label(handle: h5py.File, family: str, parameters: Mapping[str, Any]) -> None:
+    """Mark an open file as written by autoq's ``family`` solver with ``parameters``.
+
+    autoq's files share the public layouts key for key, so only these root attributes tell them
+    from PDEBench's or PDEArena's own files. Readers never look at them.
+
+    Args:
+        handle: the file being written.
+        family: the PDE family whose solver wrote it (``burgers``).
+        parameters: the generator's arguments (samples, resolution, seed, frames, physics),
+            JSON-serialisable; stored with sorted keys.
+    """
+    handle.attrs[GENERATOR_ATTR] = f"autoq {__version__} {family} solver"
+    handle.attrs[PARAMETERS_ATTR] = json.dumps(dict(parameters), sort_keys=True)
 
 
 @contextmanager
