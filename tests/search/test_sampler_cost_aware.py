@@ -17,6 +17,7 @@ import pytest
 
 from autoq.search.results import TrialPoint, hypervolume
 from autoq.search.samplers import CostAwareSampler
+from autoq.search.samplers.cost_aware import Configs
 
 SCALES = [1.0, 0.5, 0.25]
 BITS = [4, 8, 16]
@@ -285,3 +286,74 @@ def test_sampler_keeps_within_max_cost_by_the_measured_not_the_predicted_cost() 
     proposed = study.trials[len(SCALES):]
     assert proposed and all(t.values[1] <= limit for t in proposed)
     assert all(t.params["scale"] != 0.5 for t in proposed)
+
+
+def test_every_proposal_respects_max_cost() -> None:
+    limit = 0.1 * _cost({"scale": 1.0, **_uniform(16)})
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=_cost, seed=0, candidates=256,
+                               max_cost=limit)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(_objective, n_trials=15)
+    costs = [t.values[1] for t in study.trials]
+    assert max(costs) <= limit
+    # The limit binds: without it the sampler spends trials above it (the accurate end).
+    free = optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(0))
+    free.optimize(_objective, n_trials=15)
+    assert max(t.values[1] for t in free.trials) > limit
+
+
+def test_sampler_proposes_each_configuration_of_a_small_space_once() -> None:
+    # 2 scales × 2 weight × 2 activation widths: every configuration once in 8 proposals, even
+    # where the model predicts a finished configuration to be the best trade.
+    groups = {"g0": ["g0"]}
+    sampler = CostAwareSampler(scales=[1.0, 0.5], groups=groups, weight_bits=[4, 8],
+                               act_bits=[4, 8], cost_fn=_small_cost, seed=0, candidates=32)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(_small_objective, n_trials=8)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 8
+
+
+def _small_cost(params: dict) -> float:
+    return params["scale"] * params["w_bits:g0"] * params["a_bits:g0"]
+
+
+def _small_objective(trial: optuna.Trial) -> tuple[float, float]:
+    params = {"scale": trial.suggest_categorical("scale", [1.0, 0.5]),
+              "w_bits:g0": trial.suggest_categorical("w_bits:g0", [4, 8]),
+              "a_bits:g0": trial.suggest_categorical("a_bits:g0", [4, 8])}
+    trial.set_user_attr("bits", {"g0": [params["w_bits:g0"], params["a_bits:g0"]]})
+    noise = 4.0 ** -(params["w_bits:g0"] - 4) + 4.0 ** -(params["a_bits:g0"] - 4)
+    return 1e-4 * (2.0 - params["scale"]) * (1 + noise), _small_cost(params)
+
+
+def test_each_greedy_step_is_the_best_predicted_trade() -> None:
+    # After a few trials the model has views on every group; each step of the greedy path must
+    # be, of all one-step narrowings, the one with the least predicted log-MSE increase per
+    # log-cost saved.
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(_objective, n_trials=20)
+    sampler = _sampler(0)
+    observed = sampler.encode([t.params for t in study.trials])
+    sampler._model.fit(observed, np.log([t.values[0] for t in study.trials]))
+    theta = sampler._model.mode
+    path = sampler._greedy_path(SCALES.index(0.5), 0, theta).rows()
+    assert len(path) == 1 + 2 * len(GROUPS) * (len(BITS) - 1)
+    groups = len(GROUPS)
+
+    def trade(before: np.ndarray, after: np.ndarray) -> float:
+        configs = Configs.from_rows(np.array([before, after]))
+        mse = sampler._model.predict(configs, theta)
+        cost = np.log(sampler.costs(configs))
+        return float((mse[1] - mse[0]) / (cost[0] - cost[1]))
+
+    for here, chosen in itertools.pairwise(path):
+        steps = []
+        for column in range(2, 2 + 2 * groups):
+            if here[column] < len(BITS) - 1:
+                step = here.copy()
+                step[column] += 1
+                steps.append(step)
+        best = min(trade(here, step) for step in steps)
+        assert trade(here, chosen) == pytest.approx(best, rel=1e-9, abs=1e-12)

@@ -127,3 +127,38 @@ def test_hypervolume_in_log_space_is_the_area_of_the_logged_points(
 def test_hypervolume_rejects_a_non_positive_reference() -> None:
     with pytest.raises(SpecError, match="reference"):
         hypervolume([], (0.0, 1.0))
+
+
+def test_a_trial_reads_back_the_values_its_objective_returned() -> None:
+    import optuna
+
+    from autoq.search.records import BITS_ATTR, trial_point
+
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    trial = study.ask()
+    trial.suggest_categorical("scale", [0.5])
+    trial.set_user_attr(BITS_ATTR, {"conv": [4, 8]})
+    study.tell(trial, (2.5e-4, 7.0e9))  # (error, cost), as the objective returns them
+    point = trial_point(study.trials[0])
+    assert (point.mse, point.cost, point.scale) == (2.5e-4, 7.0e9, 0.5)
+    assert point.bits == {"conv": [4, 8]} and point.to_json()["bits"]["conv"] == [4, 8]
+
+
+def test_best_mse_point_is_the_lowest_error_not_the_cheapest() -> None:
+    from autoq.search import best_mse_point
+
+    points = [TrialPoint(number=0, state="COMPLETE", mse=3.0, cost=1.0, scale=1.0, bits={}),
+              TrialPoint(number=1, state="COMPLETE", mse=1.0, cost=9.0, scale=1.0, bits={}),
+              TrialPoint(number=2, state="COMPLETE", mse=1.0, cost=5.0, scale=1.0, bits={}),
+              TrialPoint(number=3, state="FAIL", mse=None, cost=None, scale=1.0, bits={})]
+    best = best_mse_point(points)
+    assert best is not None and best.number == 2  # lowest MSE; of the tied, the cheaper
+
+
+def test_default_reference_is_ten_percent_beyond_the_worst_complete_trial() -> None:
+    from autoq.search import default_reference
+
+    points = [TrialPoint(number=0, state="COMPLETE", mse=2.0, cost=10.0, scale=1.0, bits={}),
+              TrialPoint(number=1, state="COMPLETE", mse=4.0, cost=5.0, scale=1.0, bits={}),
+              TrialPoint(number=2, state="FAIL", mse=None, cost=None, scale=1.0, bits={})]
+    assert default_reference(points) == pytest.approx((11.0, 4.4))
