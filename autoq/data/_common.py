@@ -217,11 +217,13 @@ def write_label(handle: h5py.File, family: str, parameters: Mapping[str, Any]) -
     Args:
         handle: the file being written.
         family: the PDE family whose solver wrote it (``burgers``).
-        parameters: the generator's arguments (samples, resolution, seed, frames, physics),
-            JSON-serialisable; stored with sorted keys.
+        parameters: the generator's arguments (samples, resolution, seed, frames, physics):
+            numbers, strings, ``None`` or numpy scalars; stored as JSON with sorted keys.
     """
     handle.attrs[GENERATOR_ATTR] = f"autoq {__version__} {family} solver"
-    handle.attrs[PARAMETERS_ATTR] = json.dumps(dict(parameters), sort_keys=True)
+    # Arguments may arrive as numpy scalars (np.int64 is no int to json); .item() unwraps them.
+    handle.attrs[PARAMETERS_ATTR] = json.dumps(dict(parameters), sort_keys=True,
+                                               default=lambda value: value.item())
 
 
 @contextmanager
