@@ -45,3 +45,22 @@ def test_down_then_up_of_a_smooth_periodic_field_is_accurate(dims: int) -> None:
     assert error < 2e-3 * dims
     rough = torch.randn_like(field)
     assert (resize(resize(rough, small.shape[2:]), rough.shape[2:]) - rough).abs().max() > 0.5
+
+
+@pytest.mark.parametrize(("size", "target"), [(64, 40), (64, 16), (50, 13)])
+def test_a_cell_centred_linear_ramp_is_resized_exactly(size: int, target: int) -> None:
+    # Samples of a + b·x at cell centres (i + ½)/n, as the data files hold them: resized to m
+    # cells they are the ramp at (j + ½)/m (a corner-aligned grid would be shifted).
+    def ramp(n: int) -> torch.Tensor:
+        return 0.3 + 2.0 * (torch.arange(n, dtype=torch.float64) + 0.5) / n
+
+    line = resize(ramp(size).view(1, 1, size), (target,))
+    assert torch.allclose(line.view(-1), ramp(target), rtol=0, atol=1e-12)
+    plane = resize(ramp(size).view(1, 1, size, 1).expand(1, 1, size, size), (target, target))
+    assert torch.allclose(plane[0, 0, :, 0], ramp(target), rtol=0, atol=1e-12)
+
+
+def test_a_network_grid_keeps_two_points_at_least() -> None:
+    assert network_shape((3,), 0.1) == (2,)
+    assert network_shape((100, 64), 0.01) == (2, 2)
+    assert network_shape((10,), 0.25) == (3,)  # rounded, not truncated: 2.5 → 3
