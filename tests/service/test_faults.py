@@ -58,7 +58,7 @@ def test_a_database_outage_across_a_trials_end_loses_no_result(
         api = service.api(workers=0)
         job = api.submit(spec=tiny_spec("outage", trials=4))
         workers = [service.worker(), service.worker()]  # one runs the job, one stays idle
-        wait_for(_mid_trial(pg_url, job["name"]), timeout=240,
+        wait_for(_mid_trial(pg_url, job["name"]), timeout=600,
                  what="a complete trial and one in flight")
         before = _states(_trials(pg_url, job["name"]))
         (cut_off,) = [n for n, (state, _) in before.items() if state == "RUNNING"]
@@ -105,7 +105,7 @@ def test_a_killed_workers_job_is_requeued_while_the_other_worker_is_busy(
     workers = [service.worker(), service.worker()]
     killed = api.submit(spec=tiny_spec("killed", trials=3))
     busy = api.submit(spec=tiny_spec("busy", trials=12))
-    wait_for(_mid_trial(pg_url, killed["name"]), timeout=240,
+    wait_for(_mid_trial(pg_url, killed["name"]), timeout=600,
              what="a complete trial and one in flight")
     wait_for(lambda: api.search(busy["id"])["trials"]["running"] == 1, timeout=120,
              what="the other worker to be busy with the other job")
@@ -129,7 +129,7 @@ def test_the_api_alone_takes_back_a_killed_workers_job(
     api = service.api(workers=0)  # the only sweeper once the worker is dead
     job = api.submit(spec=tiny_spec("api-sweeps", trials=3))
     worker = service.worker()
-    wait_for(_mid_trial(pg_url, job["name"]), timeout=240,
+    wait_for(_mid_trial(pg_url, job["name"]), timeout=600,
              what="a complete trial and one in flight")
     worker.kill()
     seconds = _requeue_time(api, job["id"], time.monotonic())
@@ -146,7 +146,7 @@ def test_a_sigterm_then_a_sigkill_leave_the_job_to_succeed(
     api = service.api(workers=0)
     job = api.submit(spec=tiny_spec("term-kill", trials=4))
     first = service.worker()
-    wait_for(_mid_trial(pg_url, job["name"]), timeout=240,
+    wait_for(_mid_trial(pg_url, job["name"]), timeout=600,
              what="a complete trial and one in flight")
     assert first.terminate() == 130
     released = api.search(job["id"])
