@@ -31,6 +31,7 @@ from autoq.data._common import (
     Selection,
     atomic_h5,
     cell_centres,
+    write_label,
 )
 from autoq.data.pdebench import SCALAR_1D, read_scalar_1d, scalar_1d_evidence
 from autoq.errors import SpecError
@@ -41,6 +42,9 @@ DEFAULT_RESOLUTION = 1024
 DEFAULT_SAMPLES = 10_000
 DEFAULT_NU = 0.01
 CFL = 0.8
+# PDEBench's initial states: waves 1…4 (``k_tot=4``), two of them drawn per state.
+_WAVES = 4
+_PICKS = 2
 
 # Samples solved together. Larger batches amortise numpy's per-call overhead, but one step size
 # serves the batch, so its fastest sample sets the pace; 8 to 32 ran alike at 1024 cells.
@@ -159,12 +163,23 @@ def solve_burgers(u0: np.ndarray, *, nu: float, t_out: np.ndarray, cfl: float = 
 
 
 def initial_states(rng: np.random.Generator, samples: int, x: np.ndarray) -> np.ndarray:
-    """Random initial states of the PDEBench Burgers set-up.
+    """Random initial states drawn as PDEBench draws them.
 
-    Each is a sum of two waves ``A sin(2πn x + φ)``, n ∈ {1..4}, A ~ U(0, 1), φ ~ U(0, 2π);
-    with probability 0.1 its absolute value times a random sign is taken, and independently
-    with probability 0.1 it is multiplied by a smooth box ``(tanh((x-a)/δ) - tanh((x-b)/δ))/2``
-    with a ~ U(0.1, 0.45), b ~ U(0.55, 0.9), δ = 0.01.
+    PDEBench's ``init_multi`` (``pdebench/data_gen/data_gen_NLE/utils.py``, called by
+    ``BurgersEq/burgers_multi_solution_Hydra.py`` with ``k_tot=4`` and its default two picks):
+
+    - each of the waves n = 1…4 gets A_n ~ U(0, 1), φ_n ~ U(0, 2π), and the state is
+      ``Σ_n A_n sin(2π n c_n x / L + φ_n)``, where c_n counts how often n came up in two draws
+      from {1…4} with replacement. A wave never drawn (c_n = 0) is the constant A_n sin φ_n,
+      the random offset; a wave drawn twice doubles its wavenumber.
+    - L is ``xc[-1] - xc[0]``, the distance between the first and last cell centres (1 - dx, not
+      the period 1), so the waves miss periodicity by one cell's worth of phase.
+    - with probability 0.1 the absolute value is taken; then every state gets a random sign.
+    - with probability 0.1 the state is multiplied by the box
+      ``(tanh((x-a)/δ) - tanh((x-b)/δ))/2``, δ = 0.01. PDEBench draws that choice and
+      a ~ U(0.1, 0.45), b ~ U(0.55, 0.9) from one JAX key and so from one uniform number v:
+      the box is chosen when v < 0.1 (``random.choice`` with ``p=[0.9, 0.1]`` picks 1 when
+      1 - v > 0.9), and then a = 0.1 + 0.35 v < 0.135, b = 0.55 + 0.35 v < 0.585.
 
     Args:
         rng: source of randomness; all draws for all samples happen here.
@@ -174,20 +189,24 @@ def initial_states(rng: np.random.Generator, samples: int, x: np.ndarray) -> np.
     Returns:
         ``(samples, cells)`` float64 initial states.
     """
-    waves = rng.integers(1, 5, size=(samples, 2, 1))
-    amplitude = rng.uniform(0.0, 1.0, size=(samples, 2, 1))
-    phase = rng.uniform(0.0, 2.0 * np.pi, size=(samples, 2, 1))
+    x = np.asarray(x, dtype=np.float64)
+    waves = np.arange(1, _WAVES + 1)
+    drawn = rng.integers(1, _WAVES + 1, size=(samples, _PICKS, 1))
+    counts = np.sum(drawn == waves, axis=1)
+    amplitude = rng.uniform(0.0, 1.0, size=(samples, _WAVES))
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=(samples, _WAVES))
     fold = rng.uniform(size=(samples, 1)) < 0.1
     sign = rng.choice([-1.0, 1.0], size=(samples, 1))
-    window = rng.uniform(size=(samples, 1)) < 0.1
-    left = rng.uniform(0.1, 0.45, size=(samples, 1))
-    right = rng.uniform(0.55, 0.9, size=(samples, 1))
+    shared = rng.uniform(size=(samples, 1))
 
-    x = np.asarray(x, dtype=np.float64)
-    u = np.sum(amplitude * np.sin(2.0 * np.pi * waves * x + phase), axis=1)
-    u = np.where(fold, sign * np.abs(u), u)
+    wavenumber = 2.0 * np.pi * waves * counts / (x[-1] - x[0])
+    u = np.zeros((samples, x.size))
+    for n in range(_WAVES):  # one wave at a time: no (samples, waves, cells) temporary
+        u += amplitude[:, n:n + 1] * np.sin(wavenumber[:, n:n + 1] * x + phase[:, n:n + 1])
+    u = sign * np.where(fold, np.abs(u), u)
+    left, right = 0.1 + 0.35 * shared, 0.55 + 0.35 * shared
     box = 0.5 * (np.tanh((x - left) / 0.01) - np.tanh((x - right) / 0.01))
-    return np.where(window, u * box, u)
+    return np.where(shared < 0.1, u * box, u)
 
 
 def _check_sizes(samples: int, resolution: int, frames: int) -> None:
@@ -223,7 +242,8 @@ def generate(
 
     Returns:
         The path written. ``tensor`` float32 ``(samples, frames, resolution)``,
-        ``x-coordinate`` ``(resolution,)``, ``t-coordinate`` ``(frames + 1,)``, attr ``Nu``.
+        ``x-coordinate`` ``(resolution,)``, ``t-coordinate`` ``(frames + 1,)``, attr ``Nu``,
+        and `write_label`'s root attributes.
     """
     resolution = DEFAULT_RESOLUTION if resolution is None else resolution
     frames = DEFAULT_FRAMES if frames is None else frames
@@ -245,6 +265,8 @@ def generate(
             "t-coordinate", data=(np.arange(frames + 1) * dt_save).astype(np.float32)
         )
         handle.attrs["Nu"] = nu
+        write_label(handle, "burgers", {"samples": samples, "resolution": resolution,
+                                        "seed": seed, "frames": frames, "nu": nu})
         for start in range(0, samples, _BATCH):
             stop = min(start + _BATCH, samples)
             tensor[start:stop] = solve_burgers(u0[start:stop], nu=nu, t_out=t_out)
