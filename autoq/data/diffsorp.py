@@ -8,7 +8,8 @@ on x ∈ [0, 1] with u = 1 at x = 0 and, at x = 1, PDEBench's discrete Cauchy (o
 condition: a ghost cell beyond the boundary holds ``D (u_{N-2} - u_{N-1}) / dx``. The public file
 ``1D_diff-sorp_NA_NA.h5`` has one group per sample (``"0000"``, ``"0001"``, …), each with
 ``data`` float32 ``(101, 1024, 1)`` as (t, x, field), ``grid/x`` and ``grid/t``, all lzf
-compressed, and the attribute ``config`` (YAML text of the run's settings).
+compressed, and the attribute ``config`` (YAML text of the run's settings, with the sample's own
+seed, from which PDEBench's loaders rebuild its initial value).
 
 The solver is ours: cell-centred finite volumes in space and an implicit, adaptive integrator in
 time (LSODA with a banded Jacobian). Samples are stacked into one system whose Jacobian is still
@@ -33,6 +34,8 @@ from autoq.data._common import (
     Selection,
     atomic_h5,
     cell_centres,
+    check_int,
+    write_label,
 )
 from autoq.data.pdebench import read_sample_groups, sample_keys
 from autoq.errors import AutoqError, SpecError
@@ -191,8 +194,9 @@ def solve_diffsorp(
 
 
 def _check_arguments(
-    samples: int, resolution: int, frames: int, physics: dict[str, float]
+    samples: int, resolution: int, frames: int, seed: int, physics: dict[str, float]
 ) -> None:
+    check_int("seed", seed, minimum=0)
     for name, value, low in (
         ("samples", samples, 1),
         ("resolution", resolution, 8),
@@ -209,9 +213,33 @@ def _check_arguments(
         raise SpecError(f"phi must be in (0, 1], got {physics['phi']!r}")
 
 
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a file generated with ``seed``: ``seed·2³² + index``.
+
+    PDEBench's ``gen_diff_sorp.py`` seeds sample i with i (``config.sim.seed = i``), so seed 0
+    gives PDEBench's own seeds 0, 1, 2, … and its initial values; files of different seeds share
+    no sample (up to 2³² samples each).
+    """
+    return int(seed) * 2**32 + int(index)  # Python ints: a numpy seed would overflow
+
+
+def initial_level(seed: int) -> float:
+    """The constant initial value of the sample seeded with ``seed``, drawn as PDEBench draws it.
+
+    ``pdebench/data_gen/src/sim_diff_sorp.py`` (``Simulator.generate_sample``) takes one
+    ``np.random.default_rng(seed).uniform(0, 0.2)``, and PDEBench's PINN loader
+    (``pdebench/models/pinn/utils.py``, ``PINNDatasetDiffSorption.get_initial_condition``)
+    rebuilds it the same way from the ``seed`` in the sample's ``config``.
+    """
+    return float(np.random.default_rng(seed).uniform(0.0, 0.2))
+
+
 def _config_text(
-    *, physics: dict[str, float], frames: int, resolution: int, seed: int, sample: int, u0: float
+    *, physics: dict[str, float], frames: int, resolution: int, seed: int, u0: float
 ) -> str:
+    """The ``config`` attribute of one sample: PDEBench's ``name`` and ``sim`` settings, with
+    the sample's own seed (PDEBench's loaders rebuild its initial value from it) and that
+    value."""
     sim = {_CONFIG_NAMES[key]: float(value) for key, value in physics.items()}
     sim.update(
         sol=LEFT_VALUE,
@@ -222,7 +250,6 @@ def _config_text(
         xdim=int(resolution),
         n=1,
         seed=int(seed),
-        sample=int(sample),
         u0=float(u0),
     )
     return yaml.safe_dump({"name": "1d_diff-sorp", "sim": sim}, sort_keys=False)
@@ -244,13 +271,15 @@ def generate(
 ) -> Path:
     """Generate a diffusion–sorption data set in the PDEBench layout.
 
-    Each sample starts from a constant u0 ~ U(0, 0.2).
+    Each sample starts from a constant u0 ~ U(0, 0.2), drawn from its own seed
+    (`sample_seed`, `initial_level`) as PDEBench draws it; the seed is in the sample's
+    ``config``, where PDEBench's loaders look for it.
 
     Args:
         out: target HDF5 file; written atomically (nothing appears unless complete).
         samples: number of trajectories.
         resolution: cells on [0, 1]; ``None`` means the public 1024.
-        seed: seed of ``np.random.default_rng`` for the initial values.
+        seed: the file's seed; sample i is seeded with ``seed·2³² + i`` (seed 0: PDEBench's).
         progress: told ``update(k)`` as each batch of k samples is finished.
         frames: frames over t ∈ [0, 500]; ``None`` means the public 101 (Δt = 5).
         D: diffusion coefficient.
@@ -262,21 +291,24 @@ def generate(
     Returns:
         The path written: groups ``"0000"``, ``"0001"``, … each with ``data`` float32
         ``(frames, resolution, 1)``, ``grid/x`` ``(resolution,)``, ``grid/t`` ``(frames,)``
-        (lzf) and attr ``config``.
+        (lzf) and attr ``config``; root attributes `write_label`'s.
     """
     resolution = DEFAULT_RESOLUTION if resolution is None else resolution
     frames = DEFAULT_FRAMES if frames is None else frames
     physics = {"D": D, "phi": phi, "rho_s": rho_s, "k_f": k_f, "n_f": n_f}
-    _check_arguments(samples, resolution, frames, physics)
+    _check_arguments(samples, resolution, frames, seed, physics)
 
     x = cell_centres(resolution)
     t_out = np.linspace(0.0, T_END, frames)
-    levels = np.random.default_rng(seed).uniform(0.0, 0.2, size=samples)
+    seeds = [sample_seed(seed, index) for index in range(samples)]
+    levels = np.array([initial_level(each) for each in seeds])
     # Wide enough that names sort in sample order even past 9999 samples.
     width = max(4, len(str(samples - 1)))
 
     target = Path(out)
     with atomic_h5(target) as handle:
+        write_label(handle, "diffsorp", {"samples": samples, "resolution": resolution,
+                                         "seed": seed, "frames": frames, **physics})
         for start in range(0, samples, _BATCH):
             stop = min(start + _BATCH, samples)
             u0 = np.repeat(levels[start:stop, np.newaxis], resolution, axis=1)
@@ -297,8 +329,7 @@ def generate(
                     physics=physics,
                     frames=frames,
                     resolution=resolution,
-                    seed=seed,
-                    sample=index,
+                    seed=seeds[index],
                     u0=float(levels[index]),
                 )
             if progress is not None:

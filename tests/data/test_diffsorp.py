@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from autoq.data import diffsorp
-from autoq.data._common import cell_centres
+from autoq.data._common import GENERATOR_ATTR, PARAMETERS_ATTR, cell_centres
 from autoq.errors import DataError, SpecError
 
 D = diffsorp.PHYSICS["D"]
@@ -116,7 +116,7 @@ def test_generate_writes_public_layout(tmp_path: Path) -> None:
     assert counter.done == 3
     with h5py.File(out, "r") as f:
         assert list(f.keys()) == ["0000", "0001", "0002"]
-        assert dict(f.attrs) == {}
+        assert set(f.attrs) == {GENERATOR_ATTR, PARAMETERS_ATTR}
         starts = []
         for key in f:
             group = f[key]
@@ -141,6 +141,42 @@ def test_generate_writes_public_layout(tmp_path: Path) -> None:
             starts.append(values[0, 0, 0])
     assert len(set(starts)) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+
+
+def _pinn_initial_value(config_text: str) -> np.ndarray:
+    """A sample's initial value as PDEBench's PINN loader rebuilds it from the sample's config
+    (``pdebench/models/pinn/utils.py``, ``PINNDatasetDiffSorption.get_initial_condition``)."""
+    config = yaml.load(config_text, Loader=yaml.SafeLoader)
+    rng = np.random.default_rng(config["sim"]["seed"])
+    return np.ones(config["sim"]["xdim"]) * rng.uniform(0, 0.2)
+
+
+def test_pinn_loader_rebuilds_every_initial_value(tmp_path: Path) -> None:
+    # Issue 16: every group's config carried the file's seed, so the loader rebuilt 0.127 for
+    # every sample against 0.127, 0.054, 0.008, 0.003 in the file. Each carries its own now.
+    samples = 500
+    path = diffsorp.generate(tmp_path / "d.h5", samples=samples, resolution=8, frames=2, seed=3)
+    with h5py.File(path, "r") as f:
+        rebuilt = np.stack([_pinn_initial_value(f[key].attrs["config"]) for key in f])
+        stored = np.stack([f[key]["data"][0, :, 0] for key in f])
+    print(f"first initial values {stored[:4, 0].round(3)}, rebuilt {rebuilt[:4, 0].round(3)}")
+    np.testing.assert_allclose(rebuilt, stored, rtol=1e-6)  # stored as float32
+    assert len(np.unique(stored[:, 0])) == samples
+
+
+def test_initial_values_are_drawn_as_pdebench_draws_them() -> None:
+    # PDEBench seeds sample i with i: seed 0 gives its own initial values.
+    pdebench = [diffsorp.initial_level(diffsorp.sample_seed(0, i)) for i in range(4)]
+    assert pdebench == pytest.approx([0.1274, 0.1024, 0.0523, 0.0171], abs=1e-4)
+    # U(0, 0.2): mean 0.1, std 0.2/√12 = 0.0577; over 20,000 samples their standard errors
+    # are 0.0004 and 0.0003.
+    levels = np.array([diffsorp.initial_level(diffsorp.sample_seed(5, i)) for i in range(20_000)])
+    assert levels.min() >= 0.0 and levels.max() < 0.2
+    assert levels.mean() == pytest.approx(0.1, abs=0.002)
+    assert levels.std() == pytest.approx(0.2 / np.sqrt(12), abs=0.0015)
+    # Files of different seeds share no sample.
+    first = {diffsorp.sample_seed(0, i) for i in range(1000)}
+    assert not first & {diffsorp.sample_seed(1, i) for i in range(1000)}
 
 
 def test_generate_interrupted_leaves_nothing(
@@ -172,6 +208,7 @@ def test_generate_interrupted_leaves_nothing(
         ("D", -1.0),
         ("phi", 1.5),
         ("n_f", float("nan")),
+        ("seed", -1),
     ],
 )
 def test_generate_rejects_bad_arguments(tmp_path: Path, argument: str, value: object) -> None:
