@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from autoq.data import darcy
+from autoq.data._common import GENERATOR_ATTR, PARAMETERS_ATTR
 from autoq.errors import DataError, SpecError
 
 
@@ -69,6 +70,35 @@ def test_solve_darcy_obeys_maximum_principle() -> None:
     np.testing.assert_allclose(darcy.solve_darcy(a, 5.0), 5.0 * darcy.solve_darcy(a, 1.0))
 
 
+def test_coefficients_have_pdebench_statistics() -> None:
+    # Issue 16: PDEBench's thresholded bumps leave a = 1 on 0.00–0.89 of a sample over a batch
+    # of 200, with 287 interface faces per sample; autoq's Gaussian random field gave 0.41–0.59
+    # and 863. The largest fraction of a batch of 200 ranged over 0.86–0.97 in 50 batches; the
+    # mean face count over 1,000 draws moves by ~3 between seeds.
+    rng = np.random.default_rng(0)
+    a = np.stack([darcy.random_coefficient(rng, 128) for _ in range(1000)])
+    assert set(np.unique(a)) == {np.float32(0.1), np.float32(1.0)}
+    high = (a == 1.0).mean(axis=(1, 2))
+    faces = (np.sum(a[:, 1:] != a[:, :-1], axis=(1, 2))
+             + np.sum(a[:, :, 1:] != a[:, :, :-1], axis=(1, 2)))
+    batch = high[:200]
+    print(f"a = 1 on {batch.min():.2f}–{batch.max():.2f} of a sample over 200 draws, "
+          f"{faces.mean():.0f} interface faces per sample (PDEBench 0.00–0.89, 287)")
+    assert batch.min() == 0.0
+    assert 0.85 < batch.max() < 0.98
+    assert 272 < faces.mean() < 302
+
+
+def test_threshold_is_the_expected_mean_of_the_bump_field() -> None:
+    # PDEBench thresholds at its batch's mean field value; bump_threshold is that mean's
+    # expectation, computed by quadrature. Monte Carlo over 4,000 fields agrees within its
+    # standard error (about 0.3%).
+    rng = np.random.default_rng(1)
+    means = np.array([darcy.bump_field(rng, 32).mean() for _ in range(4000)])
+    error = means.std() / np.sqrt(means.size)
+    assert abs(means.mean() - darcy.bump_threshold(32)) < 4 * error
+
+
 def test_generate_writes_the_public_layout(tmp_path: Path) -> None:
     ticks: list[int] = []
 
@@ -80,7 +110,8 @@ def test_generate_writes_the_public_layout(tmp_path: Path) -> None:
                          progress=Counter())
     with h5py.File(out, "r") as f:
         assert set(f.keys()) == {"nu", "tensor", "x-coordinate", "y-coordinate"}
-        assert dict(f.attrs) == {"beta": 2.0}
+        assert set(f.attrs) == {"beta", GENERATOR_ATTR, PARAMETERS_ATTR}
+        assert f.attrs["beta"] == 2.0
         assert (f["nu"].shape, f["nu"].dtype) == ((3, 16, 16), np.float32)
         assert (f["tensor"].shape, f["tensor"].dtype) == ((3, 1, 16, 16), np.float32)
         for key in ("x-coordinate", "y-coordinate"):
@@ -193,7 +224,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path: Path,
         ({"frames": 14}, "frames"),
         ({"beta": -1.0}, "beta"),
         ({"beta": float("inf")}, "beta"),
-        ({"tau": 0}, "tau"),
+        ({"tau": 3.0}, "unknown parameter.*tau"),
         ({"viscosity": 1.0}, "viscosity"),
     ],
 )
