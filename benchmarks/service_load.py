@@ -11,8 +11,9 @@ first complete trial; then adds ``--jobs`` − 1 finished jobs older than it, ea
 of ``--trials-per-job`` trials copied from that trial (one in ten failed), so that every job on
 the first page has a study. Then ``--clients`` concurrent httpx clients alternate the two GETs
 (the running search's Pareto set, the first page of searches) until ``--requests`` are done or
-``--seconds`` pass, then as many on ``GET /healthz`` (no database: the floor of the HTTP stack
-on this machine). Prints per-endpoint p50/p99 latency, throughput and errors, the load average
+``--seconds`` pass; before them one client alone does the same (the cost of one request), and
+after them as many clients send ``GET /healthz`` (no database: the floor of the HTTP stack on
+this machine). Prints per-endpoint p50/p99 latency, throughput and errors, the load average
 before and after, and the trials the search finished during the load (it must keep running).
 """
 
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -128,7 +130,10 @@ async def _load(url: str, paths: dict[str, str], *, clients: int, requests: int,
     errors: list[str] = []
     issued = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends: a request sent on a
+    # connection as the server closes it fails with a ReadError.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
+                          keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
         async def one_client(index: int) -> None:
@@ -139,7 +144,11 @@ async def _load(url: str, paths: dict[str, str], *, clients: int, requests: int,
                 name = names[turn % len(names)]
                 turn += 1
                 started = time.perf_counter()
-                response = await client.get(paths[name])
+                try:
+                    response = await client.get(paths[name])
+                except httpx.TransportError as e:
+                    errors.append(f"{name}: {type(e).__name__}")
+                    continue
                 elapsed = time.perf_counter() - started
                 if response.status_code != 200:
                     errors.append(f"{name}: {response.status_code}")
@@ -152,7 +161,7 @@ async def _load(url: str, paths: dict[str, str], *, clients: int, requests: int,
 def _report(what: str, result: dict[str, list[float]], errors: list[str], wall: float) -> None:
     total = sum(len(v) for v in result.values())
     print(f"  {what}: {total} requests in {wall:.1f} s ({total / wall:.0f} req/s), "
-          f"{len(errors)} errors")
+          f"{len(errors)} errors {dict(Counter(errors))}")
     for name, values in result.items():
         ms = [1000 * v for v in values]
         print(f"    GET {name:<9} n={len(ms):5d}  p50 {_percentile(ms, 50):7.1f} ms  "
@@ -226,9 +235,13 @@ def main() -> None:
             load = {"pareto": f"{search}/pareto", "searches": "/api/v1/searches"}
             load_before = _load_average()
             phases = {}
-            for what, paths in (("the two reads", load), ("the floor", {"healthz": "/healthz"})):
+            for what, paths, clients in (
+                    ("one client (the cost of a request)", load, 1),
+                    (f"{args.clients} clients", load, args.clients),
+                    (f"{args.clients} clients, the floor", {"healthz": "/healthz"},
+                     args.clients)):
                 started = time.perf_counter()
-                result, errors = asyncio.run(_load(url, paths, clients=args.clients,
+                result, errors = asyncio.run(_load(url, paths, clients=clients,
                                                    requests=args.requests,
                                                    seconds=args.seconds))
                 phases[what] = (result, errors, time.perf_counter() - started)
