@@ -53,13 +53,14 @@ from autoq._lazy import lazy_exports
 if TYPE_CHECKING:
     from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
     from autoq.cost._counts import Operations
-    from autoq.cost._paper import PAPER_SCALES, REGIMES
-    from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache
+    from autoq.cost._paper import PAPER_MFLOPS, PAPER_SCALES, REGIMES
+    from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache, deepspeed_flops
     from autoq.cost._regimes import format_cost_table, regime_costs, uniform_regimes
 
 __all__ = [
     "FFT_SUFFIX",
     "IFFT_SUFFIX",
+    "PAPER_MFLOPS",
     "PAPER_SCALES",
     "REGIMES",
     "RESIZE_IN",
@@ -69,6 +70,7 @@ __all__ = [
     "Operations",
     "bitops",
     "clear_cache",
+    "deepspeed_flops",
     "format_cost_table",
     "regime_costs",
     "uniform_regimes",
@@ -77,6 +79,7 @@ __all__ = [
 _SOURCES = {
     "FFT_SUFFIX": "_profile",
     "IFFT_SUFFIX": "_profile",
+    "PAPER_MFLOPS": "_paper",
     "PAPER_SCALES": "_paper",
     "REGIMES": "_paper",
     "RESIZE_IN": "_bitops",
@@ -86,6 +89,7 @@ _SOURCES = {
     "Operations": "_counts",
     "bitops": "_bitops",
     "clear_cache": "_profile",
+    "deepspeed_flops": "_profile",
     "format_cost_table": "_regimes",
     "regime_costs": "_regimes",
     "uniform_regimes": "_regimes",

@@ -194,6 +194,58 @@ def clear_cache() -> None:
         _WARNED.clear()
 
 
+def deepspeed_flops(network: nn.Module, *, data_shape: tuple[int, ...], in_channels: int) -> int:
+    """The FLOPs DeepSpeed's flops profiler reports for one forward pass of ``network`` on a
+    ``(1, in_channels, *data_shape)`` input: the measure of the paper's Table 2 (its section 4.2,
+    "flops, as taken from deepspeed"), for holding a space's size against the paper's.
+
+    It is DeepSpeed's ``get_total_flops()`` as it stands, nothing added or taken out: two per MAC
+    of ``F.linear`` (bias not counted) and ``F.conv*`` (bias counted), one per element for
+    activations, pooling and softmax and a few for norms, ``torch.matmul``/``bmm`` two per MAC,
+    ``torch.einsum`` as numpy's ``einsum_path`` FLOP count of the operand shapes. It differs from
+    autoq's count (:attr:`CostReport.flops <autoq.cost.CostReport.flops>`, the operations that
+    :func:`~autoq.cost.bitops` prices) because DeepSpeed does not see ``torch.fft`` (no FFTs), nor
+    operators written in Python (residual additions), nor complex arithmetic: an einsum is counted
+    from its shapes whatever the dtype, so the one complex einsum of the original FNO code counts
+    as one real product, while autoq's :class:`~autoq.models.layers.SpectralConv` writes the same
+    mixing as four real einsums and counts four; and it counts no linear-layer bias and no
+    resize around a scaled network. Torch's fused attention fast path, if a module takes it, is
+    invisible to it, as it was to the paper.
+
+    Raises:
+        SpecError: the network does not run on that input.
+    """
+    pin_deepspeed_accelerator()
+    from deepspeed.profiling.flops_profiler import profiler as ds_profiler
+
+    parameter = next(network.parameters(), None)
+    x = torch.zeros(
+        (1, in_channels, *data_shape),
+        dtype=parameter.dtype if parameter is not None else None,
+        device=parameter.device if parameter is not None else None,
+    )
+    training = {module: module.training for module in network.modules()}
+    with _LOCK:  # DeepSpeed patches torch globally, as _profile does
+        profiler = ds_profiler.FlopsProfiler(network)
+        try:
+            network.eval()
+            profiler.start_profile()
+            with torch.no_grad():
+                network(x)
+            return int(profiler.get_total_flops())
+        except (RuntimeError, AssertionError) as e:
+            raise SpecError(
+                f"{type(network).__name__} does not run on an input of shape {tuple(x.shape)} "
+                f"(in_channels={in_channels}, grid {data_shape}): {e}"
+            ) from e
+        finally:
+            profiler.end_profile()
+            ds_profiler.module_flop_count.clear()
+            ds_profiler.module_mac_count.clear()
+            for module, mode in training.items():
+                module.training = mode
+
+
 def _architecture_key(network: nn.Module) -> Hashable | None:
     """``(class, config, channels)`` for a registry model, whose structure its config fixes."""
     config = getattr(network, "config", None)
