@@ -63,7 +63,9 @@ def _add_datagen(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("datagen", help="generate a PDE data set in its public HDF5 layout")
     p.add_argument("pde", choices=sorted(PDES))
-    p.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="HDF5 file to write; for ns2d a directory receives PDEArena's "
+                        "train/valid/test files (a .h5 path: one file holding the three)")
     p.add_argument("--samples", type=int, help="trajectories (default: the public count)")
     p.add_argument("--resolution", type=int, help="grid points per axis (default: public)")
     p.add_argument("--frames", type=int, help="saved time frames (default: public)")

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from autoq.data._common import PDEData
+from autoq.data.ns2d import SPLIT_ATTR
 from autoq.errors import SpecError
 
 
@@ -26,6 +27,21 @@ class Split:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+
+
+def split_of(data: PDEData, *, seed: int = 0) -> Split:
+    """The data's own train/val/test split when it carries one (PDEArena's train/valid/test
+    files or groups, in that order: ``attrs["split"]``), else :func:`split_samples` with
+    ``seed``; data with their own split are never re-split."""
+    own = data.attrs.get(SPLIT_ATTR)
+    if own is None:
+        return split_samples(data.samples, seed=seed)
+    bounds = np.cumsum([own["train"], own["valid"], own["test"]])
+    if bounds[-1] != data.samples:
+        raise SpecError(f"the {data.pde} data's split {own} does not add up to its "
+                        f"{data.samples} samples")
+    rows = np.arange(data.samples)
+    return Split(train=rows[:bounds[0]], val=rows[bounds[0]:bounds[1]], test=rows[bounds[1]:])
 
 
 def split_samples(

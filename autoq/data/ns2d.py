@@ -1,47 +1,77 @@
-"""2D incompressible Navier–Stokes with buoyant smoke, in PDEArena's ``NavierStokes2D`` layout.
+"""2D incompressible Navier–Stokes with buoyant smoke, as PDEArena's ``NavierStokes2D`` data set.
 
 The problem (PDEArena, Gupta & Brandstetter 2022): a passive scalar s ("smoke") is carried by an
 incompressible flow and pushes it upwards with a Boussinesq force (0, b·s):
 
-    ∂v/∂t + (v·∇)v = −∇p + ν∇²v + (0, b·s),   ∇·v = 0,
-    ∂s/∂t + v·∇s = κ∇²s.
+    ∂v/∂t + (v·∇)v = −∇p + ν∇²v + (0, b·s),   ∇·v = 0,   ∂s/∂t + v·∇s = 0.
 
-PDEArena ran phiflow 2.1 in a closed 32 × 32 box (staggered grid, semi-Lagrangian advection,
-pressure projection; ν = 0.01, b = 0.5, 128², internal Δt = 1.5, 64 steps of which the first 8
-are dropped and every 4th kept: 14 frames at t = 13.5, 19.5, …, 91.5, i.e. 6 apart). We solve the
-same equations on a *periodic* 32 × 32 box with a pseudo-spectral vorticity–stream-function
-method (Orszag's 2/3 rule against aliasing, fourth-order Runge–Kutta with an integrating factor
-for the diffusion terms, CFL-limited steps that land exactly on the frame times) and keep
-PDEArena's frame times. In vorticity form ω = ∂v_y/∂x − ∂v_x/∂y the equations read
+PDEArena's generator (``pdedatagen/navier_stokes.py``, config ``navierstokes2dsmoke.yaml`` with
+``sample_rate=4``) runs phiflow in a closed 32 × 32 box of 128² cells: velocity on a staggered
+grid with zero extrapolation (no flow through the walls, tangential ghost values 0), smoke at the
+cell centres with zero-gradient extrapolation, ν = 0.01, b = 0.5, Δt = 1.5, 64 steps of which the
+first 8 are dropped and every 4th kept: 14 frames at t = 13.5, 19.5, …, 91.5, 6 apart. It has no
+smoke source (its docstring speaks of an inflow, but the inflow geometry is commented out): the
+only smoke is the initial ``abs(Noise(scale=11, smoothness=6))``. Each step
 
-    ∂ω/∂t + ∇·(v ω) = ν∇²ω + b ∂s/∂x,   ∂s/∂t + ∇·(v s) = κ∇²s,   v = (∂ψ/∂y, −∂ψ/∂x), −∇²ψ = ω,
+1. advects the smoke with the current velocity,
+2. samples the buoyancy b·s at the vertical faces,
+3. advects the velocity by itself (semi-Lagrangian) and adds Δt times the force,
+4. diffuses it explicitly (ν Δt / Δx² = 0.24 at 128², one step),
+5. projects it onto divergence-free fields (pressure solve, closed walls).
 
-and the mean of the buoyancy force, which a periodic box cannot take up, is balanced by a
-hydrostatic pressure gradient. PDEArena's smoke has no diffusivity of its own; its semi-Lagrangian
-advection smears it numerically. A spectral method does not, and the under-resolved smoke rings
-and goes negative, so we give it a small diffusivity κ = 0.02 (Schmidt number ν/κ = 0.5).
+We take these steps on the same marker-and-cell grid with our own numerics: semi-Lagrangian
+velocity advection with bilinear interpolation (as phiflow: its numerical diffusion is what makes
+the flow decay, ν alone would not), the buoyancy of the smoke's deviation from its mean (the
+mean's force is hydrostatic and the projection takes it whole; phiflow's diffusion sees it jump
+to zero at the walls first and stirs a little flow from smoke at rest), explicit diffusion
+(sub-stepped where ν Δt / Δx² would exceed 1/4), an exact pressure projection (the cell-centred
+Neumann Laplacian is diagonal in the DCT-II basis, so the discrete divergence is zero to
+round-off), and, where phiflow advects the smoke
+semi-Lagrangian, a conservative finite-volume scheme: MUSCL with the monotonized-central limiter
+and Heun's method, sub-stepped so that no cell loses more than half its smoke per stage. It keeps
+the smoke total exactly and the smoke non-negative (phiflow keeps it non-negative but not its
+total); the limiter keeps it about as sharp as phiflow's at PDEArena's resolution.
 
-Initial state as in PDEArena: velocity zero, smoke a positive random field with features of
-about 11 length units (PDEArena: ``abs(Noise(scale=11, smoothness=6))``; ours: a smoothed
-absolute value of a Gaussian-filtered white noise of unit variance).
+Initial state as in PDEArena: velocity zero, smoke phiflow's ``Noise`` recipe (complex white
+noise times (k²)^−6 with k = scale · m / L, modes with k² ≤ 0.1 left out, real part of the
+inverse FFT, normalised, absolute value).
 
-Public layout (``NavierStokes2D_{mode}_{seed}_{buoyancy:.5f}[_{N}].h5``): groups ``train``,
-``valid``, ``test`` (a public file holds one of them, ours all three, split 80/10/10), each with
+Files (PDEArena's names, ``scripts/generate_data.py`` adding 100/200/300 to the seed per split):
 
-- ``u`` (smoke), ``vx``, ``vy``: float64 ``(N, T, X, Y)``, x before y (phiflow's order);
+- ``NavierStokes2D_train_{seed+100}_{b:.5f}_{N}.h5`` with a group ``train``,
+- ``NavierStokes2D_valid_{seed+200}_{b:.5f}.h5`` with a group ``valid``,
+- ``NavierStokes2D_test_{seed+300}_{b:.5f}.h5`` with a group ``test``,
+
+each group holding
+
+- ``u`` (smoke, cell centres), ``vx``, ``vy``: float64 ``(N, T, X, Y)``, x before y. ``vx[..., i,
+  j]`` is the x-velocity on the face x = i·Δx (the left face of cell i; ``i = 0`` is the wall), and
+  ``vy[..., i, j]`` the y-velocity on the face y = j·Δy, as phiflow's ``staggered_tensor()[:-1,
+  :-1]`` stores them (the right and top walls, zero, are not stored);
 - ``t`` float64 ``(N, T)``; ``dt`` float64 ``(N,)``: time between frames;
 - ``x``, ``y`` float64 ``(N, X)``, ``(N, Y)``; ``dx``, ``dy``, ``buo_y`` float64 ``(N,)``.
 
-PDEArena writes nominal coordinates (``t = linspace(18, 102, 14)``, ``x = linspace(0, 32, 128)``,
-``dx = 32/127``, ``dt = 6``); we write the true ones of our grid and frames (cell centres,
-``dx = 32/128``, ``t = 13.5 + 6k``). We add the root attributes ``nu`` and ``buoyancy``, which
-PDEArena's loader ignores.
+PDEArena's loader takes the files of a directory whose names contain ``train`` (``valid``,
+``test``) and ``h5`` and reads the group of that name from each. PDEArena splits 100/25/25 per
+seed; we scale that 4:1:1 split to the sample count. PDEArena writes nominal coordinates
+(``t = linspace(18, 102, 14)``, ``x = linspace(0, 32, 128)``, ``dx = 32/127``); we write the true
+ones (cell centres, ``dx = 32/128``, ``t = 13.5 + 6k``). The root attributes ``nu``, ``buoyancy``
+and :func:`~autoq.data._common.write_label`'s are ours; PDEArena's loader ignores them.
+
+A data path names such a directory (every file of it PDEArena's loader would take), or one HDF5
+file holding some of the groups: a public file, or autoq's one-file form of the set (what
+:func:`generate` writes to a ``.h5`` path, and what the earlier periodic generator wrote).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +85,6 @@ from autoq.data._common import (
     PDEFamily,
     Progress,
     Selection,
-    atomic_h5,
     check_int,
     check_real,
     open_h5,
@@ -63,6 +92,7 @@ from autoq.data._common import (
     require_dataset,
     require_float,
     selected,
+    write_label,
 )
 from autoq.errors import DataError, SpecError
 
@@ -71,171 +101,272 @@ DEFAULT_SAMPLES = 7_800  # PDEArena's NavierStokes-2D: 5200 train, 1300 valid, 1
 DEFAULT_FRAMES = 14
 SPLITS = ("train", "valid", "test")
 FIELDS = ("u", "vx", "vy")
-_WORKERS = max(1, min(os.cpu_count() or 1, 4))  # threads per FFT; transforms of ≤ 128² are small
+SPLIT_ATTR = "split"
+"""Key of :attr:`PDEData.attrs` holding the rows per split (``{"train": n, "valid": n, "test":
+n}``, in that order) when the data holds all three."""
+SEED_OFFSETS = {"train": 100, "valid": 200, "test": 300}  # PDEArena's MODE2SEED
+HDF5_SUFFIXES = (".h5", ".hdf5")
+_SMOKE_CFL = 0.5  # the most of its smoke a cell may lose per stage; keeps the smoke >= 0
+_BATCH_CELLS = 4 * 64**2  # samples integrated together: numpy's per-call cost shared, in cache
 
 
-class VorticitySolver:
-    """Pseudo-spectral solver of 2D incompressible flow with a buoyant scalar, periodic box.
+class SmokeSolver:
+    """Buoyant smoke in a closed box on a marker-and-cell grid (see the module docstring).
 
-    Fields live on an ``n × n`` grid of cell centres ``(i + 1/2)·length/n``, axis 0 along x and
-    axis 1 along y (up); spectral fields are ``rfft2`` of those, ``(..., n, n//2 + 1)``, kept
-    dealiased (modes with |m| ≥ n/3 in either direction are zero).
+    State: ``smoke`` ``(batch, n, n)`` at the cell centres ((i + 1/2)·Δx, (j + 1/2)·Δx), ``u``
+    ``(batch, n + 1, n)`` on the x-faces (i·Δx, (j + 1/2)·Δx), ``v`` ``(batch, n, n + 1)`` on the
+    y-faces ((i + 1/2)·Δx, j·Δx); axis 1 is x, axis 2 is y (up). Wall faces hold zero.
 
     Args:
-        n: grid points per axis (even, ≥ 8).
+        n: cells per axis (≥ 4).
         length: side of the square box.
         nu: kinematic viscosity ν (0 switches viscosity off).
-        buoyancy: b in the force (0, b·s) (0 switches buoyancy off).
-        diffusivity: κ of the scalar.
-        cfl: step size as a fraction of the grid spacing per maximum speed; fourth-order
-            Runge–Kutta with the 2/3 rule is stable up to about 0.95 in any flow direction.
-        max_dt: the largest step, used while the flow is (nearly) at rest.
+        buoyancy: b in the force (0, b·s).
+        max_step: the longest time step (PDEArena's 1.5); intervals are cut into equal steps.
     """
 
     def __init__(
-        self,
-        n: int,
-        *,
-        length: float = 32.0,
-        nu: float = 0.01,
-        buoyancy: float = 0.5,
-        diffusivity: float = 0.02,
-        cfl: float = 0.8,
-        max_dt: float = 0.25,
+        self, n: int, *, length: float = 32.0, nu: float = 0.01, buoyancy: float = 0.5,
+        max_step: float = 1.5,
     ) -> None:
-        if n < 8 or n % 2:
-            raise SpecError(f"resolution={n!r}: must be an even integer >= 8")
-        self.n, self.length = n, length
-        self.nu, self.buoyancy, self.diffusivity = nu, buoyancy, diffusivity
-        self.cfl, self.max_dt = cfl, max_dt
-        modes_x = np.fft.fftfreq(n, d=1.0 / n)[:, None]
-        modes_y = np.fft.rfftfreq(n, d=1.0 / n)[None, :]
-        self._ikx = 2j * math.pi / length * modes_x
-        self._iky = 2j * math.pi / length * modes_y
-        k2 = -(self._ikx**2 + self._iky**2).real
-        self._inv_k2 = np.divide(1.0, k2, out=np.zeros_like(k2), where=k2 > 0)
-        self._keep = (np.abs(modes_x) < n / 3) & (modes_y < n / 3)
-        # Diffusion rates of (ω, s), for the integrating factor exp(rate·dt).
-        self._rates = np.stack([-nu * k2, -diffusivity * k2])[:, None]
+        if n < 4:
+            raise SpecError(f"resolution={n!r}: must be an integer >= 4")
+        self.n, self.length, self.dx = n, length, length / n
+        self.nu, self.buoyancy, self.max_step = nu, buoyancy, max_step
+        half_angles = np.sin(np.pi * np.arange(n) / (2 * n)) ** 2
+        eigenvalues = -4 / self.dx**2 * (half_angles[:, None] + half_angles[None, :])
+        eigenvalues[0, 0] = 1.0  # the constant mode: divergences have none (closed walls)
+        self._inverse_laplacian = 1 / eigenvalues
+        self._inverse_laplacian[0, 0] = 0.0
 
     @property
     def coords(self) -> np.ndarray:
         """``(n,)`` cell-centre coordinates, the same along x and y."""
-        return (np.arange(self.n) + 0.5) * (self.length / self.n)
+        return (np.arange(self.n) + 0.5) * self.dx
 
-    def to_spectral(self, field: np.ndarray) -> np.ndarray:
-        """``(..., n, n)`` grid values → ``(..., n, n//2 + 1)`` dealiased coefficients."""
-        return sfft.rfft2(field, workers=_WORKERS) * self._keep
-
-    def to_physical(self, field_hat: np.ndarray) -> np.ndarray:
-        """``(..., n, n//2 + 1)`` coefficients → ``(..., n, n)`` grid values."""
-        return sfft.irfft2(field_hat, s=(self.n, self.n), workers=_WORKERS)
-
-    def velocity(self, omega_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The divergence-free velocity ``(vx, vy)``, each ``(..., n, n)``, of a vorticity."""
-        vx_hat, vy_hat = self._velocity_hat(omega_hat)
-        return self.to_physical(vx_hat), self.to_physical(vy_hat)
-
-    def advance(
-        self, omega_hat: np.ndarray, smoke_hat: np.ndarray, duration: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Integrate vorticity and smoke over ``duration``, ending exactly at its end.
-
-        Args:
-            omega_hat: ``(..., n, n//2 + 1)`` spectral vorticity.
-            smoke_hat: same shape, spectral smoke.
-            duration: time to integrate (≥ 0).
-
-        Returns:
-            ``(omega_hat, smoke_hat)`` after ``duration``.
-        """
-        state = np.stack(np.broadcast_arrays(omega_hat, smoke_hat))
-        elapsed = 0.0
-        while duration - elapsed > 1e-12 * max(1.0, duration):
-            k1, speed = self._tendency(state)
-            limit = self.cfl * (self.length / self.n) / speed if speed > 0 else math.inf
-            dt = min(self.max_dt, limit, duration - elapsed)
-            state = self._step(state, dt, k1)
-            elapsed += dt
-        return state[0], state[1]
+    def at_rest(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Face velocities ``(u, v)`` of ``batch`` fluids at rest."""
+        return np.zeros((batch, self.n + 1, self.n)), np.zeros((batch, self.n, self.n + 1))
 
     def run(
-        self, smoke: np.ndarray, times: np.ndarray, omega: np.ndarray | None = None
+        self, smoke: np.ndarray, times: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Start from ``smoke`` (and ``omega``, default at rest) at t = 0; sample at ``times``.
+        """Start from ``smoke`` and a fluid at rest at t = 0; sample at ``times``.
 
         Args:
             smoke: ``(batch, n, n)`` initial smoke.
             times: ``(frames,)`` non-decreasing sample times ≥ 0.
-            omega: ``(batch, n, n)`` initial vorticity, or ``None`` for a fluid at rest.
 
         Returns:
-            ``(smoke, vx, vy)``, each ``(batch, frames, n, n)`` float64.
+            ``(smoke, vx, vy)``, each ``(batch, frames, n, n)`` float64, velocities on the
+            left/bottom faces as PDEArena stores them.
         """
         times = np.asarray(times, dtype=np.float64)
         if times.ndim != 1 or np.any(times < 0) or np.any(np.diff(times) < 0):
             raise SpecError(f"times must be non-decreasing and >= 0, got {times}")
-        smoke_hat = self.to_spectral(np.asarray(smoke, dtype=np.float64))
-        omega_hat = np.zeros_like(smoke_hat) if omega is None else self.to_spectral(omega)
-        frames = np.empty((3, smoke_hat.shape[0], len(times), self.n, self.n))
+        smoke = np.array(smoke, dtype=np.float64)
+        u, v = self.at_rest(smoke.shape[0])
+        frames = np.empty((3, smoke.shape[0], len(times), self.n, self.n))
         now = 0.0
         for k, time in enumerate(times):
-            omega_hat, smoke_hat = self.advance(omega_hat, smoke_hat, float(time) - now)
+            smoke, u, v = self.advance(smoke, u, v, float(time) - now)
             now = float(time)
-            frames[0, :, k] = self.to_physical(smoke_hat)
-            frames[1, :, k], frames[2, :, k] = self.velocity(omega_hat)
+            frames[:, :, k] = smoke, u[:, :-1], v[:, :, :-1]
         return frames[0], frames[1], frames[2]
 
-    def _velocity_hat(self, omega_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        psi_hat = omega_hat * self._inv_k2
-        return self._iky * psi_hat, -self._ikx * psi_hat
+    def advance(
+        self, smoke: np.ndarray, u: np.ndarray, v: np.ndarray, duration: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Integrate over ``duration`` in equal steps of at most ``max_step``."""
+        steps = math.ceil(duration / self.max_step - 1e-9)
+        for _ in range(steps):
+            smoke, u, v = self.step(smoke, u, v, duration / steps)
+        return smoke, u, v
 
-    def _tendency(self, state: np.ndarray) -> tuple[np.ndarray, float]:
-        """Advection and buoyancy terms of ``state = (ω̂, ŝ)``, and the largest speed."""
-        omega_hat, smoke_hat = state
-        vx, vy, omega, smoke = self.to_physical(
-            np.stack([*self._velocity_hat(omega_hat), omega_hat, smoke_hat])
-        )
-        # Flux form: the k = 0 mode of a divergence is exactly zero, so the smoke mean is kept.
-        fluxes = sfft.rfft2(np.stack([vx * omega, vy * omega, vx * smoke, vy * smoke]),
-                            workers=_WORKERS)
-        tendency = np.stack([
-            self.buoyancy * self._ikx * smoke_hat - self._ikx * fluxes[0] - self._iky * fluxes[1],
-            -self._ikx * fluxes[2] - self._iky * fluxes[3],
-        ])
-        return tendency * self._keep, float(np.sqrt((vx * vx + vy * vy).max()))
+    def step(
+        self, smoke: np.ndarray, u: np.ndarray, v: np.ndarray, dt: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step in phiflow's order: smoke, buoyancy, velocity advection, diffusion,
+        projection."""
+        smoke = advect_smoke(smoke, u, v, dt, self.dx)
+        u, v = advect_velocity(u, v, dt, self.dx)
+        # The mean smoke's force is hydrostatic, all pressure gradient: leaving it out changes
+        # nothing after the projection but spares the diffusion its jump at the walls.
+        anomaly = smoke - smoke.mean(axis=(1, 2), keepdims=True)
+        v[:, :, 1:-1] += dt * self.buoyancy * 0.5 * (anomaly[:, :, 1:] + anomaly[:, :, :-1])
+        u, v = diffuse(u, v, self.nu * dt / self.dx**2)
+        return (smoke, *self.project(u, v))
 
-    def _step(self, state: np.ndarray, dt: float, k1: np.ndarray) -> np.ndarray:
-        """One integrating-factor RK4 (Lawson) step: diffusion exact, the rest fourth order."""
-        half = np.exp(self._rates * (dt / 2))
-        k2, _ = self._tendency(half * (state + dt / 2 * k1))
-        k3, _ = self._tendency(half * state + dt / 2 * k2)
-        k4, _ = self._tendency(half * half * state + dt * half * k3)
-        return half * half * state + dt / 6 * (half * half * k1 + 2 * half * (k2 + k3) + k4)
+    def project(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The divergence-free part of ``(u, v)``: minus the gradient of the φ with ∇²φ = ∇·v,
+        ∂φ/∂n = 0 on the walls, solved exactly in the DCT-II basis."""
+        phi_hat = sfft.dctn(divergence(u, v, self.dx), type=2, axes=(1, 2), norm="ortho")
+        phi = sfft.idctn(phi_hat * self._inverse_laplacian, type=2, axes=(1, 2), norm="ortho")
+        u, v = u.copy(), v.copy()
+        u[:, 1:-1] -= np.diff(phi, axis=1) / self.dx
+        v[:, :, 1:-1] -= np.diff(phi, axis=2) / self.dx
+        return u, v
 
 
-def initial_smoke(rng: np.random.Generator, n: int, length: float, scale: float) -> np.ndarray:
-    """A positive random smoke field with features of about ``scale`` length units.
+def divergence(u: np.ndarray, v: np.ndarray, dx: float) -> np.ndarray:
+    """``(batch, n, n)`` divergence per cell of face velocities ``u`` ``(batch, n + 1, n)`` and
+    ``v`` ``(batch, n, n + 1)``: net outflow over the cell's area."""
+    return (np.diff(u, axis=1) + np.diff(v, axis=2)) / dx
 
-    White noise filtered by a Gaussian of standard deviation ``scale/4``, scaled to unit
-    variance, through the smooth absolute value ``sqrt(g² + 1/16) − 1/4`` (a plain ``|g|`` has
-    kinks that a spectral method would ring at).
+
+def advect_velocity(u: np.ndarray, v: np.ndarray, dt: float, dx: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-Lagrangian self-advection: each face value is the velocity interpolated where the
+    flow at the face comes from, one Euler step back. Walls stay zero."""
+    n = u.shape[2]
+    v_at_u = np.zeros_like(u)
+    v_at_u[:, 1:-1] = _centres_to_faces(0.5 * (v[:, :, 1:] + v[:, :, :-1]), axis=1)
+    u_at_v = np.zeros_like(v)
+    u_at_v[:, :, 1:-1] = _centres_to_faces(0.5 * (u[:, 1:] + u[:, :-1]), axis=2)
+    faces = np.arange(n + 1, dtype=np.float64)
+    cells = np.arange(n, dtype=np.float64)
+    new_u = _bilinear(u, faces[:, None] - dt / dx * u, cells[None, :] - dt / dx * v_at_u)
+    new_v = _bilinear(v, cells[:, None] - dt / dx * u_at_v, faces[None, :] - dt / dx * v)
+    new_u[:, [0, -1]] = 0.0
+    new_v[:, :, [0, -1]] = 0.0
+    return new_u, new_v
+
+
+def _centres_to_faces(values: np.ndarray, axis: int) -> np.ndarray:
+    """Means of neighbouring values along ``axis`` (one fewer)."""
+    return 0.5 * (np.take(values, range(1, values.shape[axis]), axis=axis)
+                  + np.take(values, range(values.shape[axis] - 1), axis=axis))
+
+
+def _bilinear(grid: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``grid`` ``(batch, a, b)`` interpolated bilinearly at fractional indices (broadcast to
+    ``(batch, a, b)``), zero beyond its edges (phiflow's zero extrapolation)."""
+    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)))
+    rows = np.clip(rows + 1, 0, padded.shape[1] - 1)
+    columns = np.clip(columns + 1, 0, padded.shape[2] - 1)
+    i = np.minimum(rows.astype(np.intp), padded.shape[1] - 2)
+    j = np.minimum(columns.astype(np.intp), padded.shape[2] - 2)
+    wi, wj = rows - i, columns - j
+    b = np.arange(grid.shape[0])[:, None, None]
+    return ((1 - wi) * ((1 - wj) * padded[b, i, j] + wj * padded[b, i, j + 1])
+            + wi * ((1 - wj) * padded[b, i + 1, j] + wj * padded[b, i + 1, j + 1]))
+
+
+def diffuse(u: np.ndarray, v: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Explicit viscous diffusion by ``rate`` = ν Δt / Δx², zero ghost values beyond the walls;
+    cut into sub-steps of at most 1/4, the 2D explicit scheme's stability limit."""
+    steps = max(1, math.ceil(4 * rate - 1e-12))
+    u, v = u.copy(), v.copy()
+    for _ in range(steps):
+        u[:, 1:-1] += rate / steps * _laplacian(u)[:, 1:-1]
+        v[:, :, 1:-1] += rate / steps * _laplacian(v)[:, :, 1:-1]
+    return u, v
+
+
+def _laplacian(values: np.ndarray) -> np.ndarray:
+    """Five-point Laplacian (times Δx²) of ``(batch, a, b)`` values, zero beyond the edges."""
+    padded = np.pad(values, ((0, 0), (1, 1), (1, 1)))
+    return (padded[:, 2:, 1:-1] + padded[:, :-2, 1:-1] + padded[:, 1:-1, 2:]
+            + padded[:, 1:-1, :-2] - 4 * values)
+
+
+def advect_smoke(smoke: np.ndarray, u: np.ndarray, v: np.ndarray, dt: float, dx: float
+                 ) -> np.ndarray:
+    """Conservative, bounded advection of cell-centred smoke by face velocities over ``dt``.
+
+    MUSCL fluxes with the monotonized-central limiter and Heun's method. A limited face value
+    lies between the cell's neighbours and below twice the cell's value, so a stage that lets no
+    cell lose more than half its smoke keeps every cell non-negative; the sub-steps are chosen
+    so. Walls pass no flux, so the total is kept to round-off.
+    """
+    outflow = (np.maximum(u[:, 1:], 0) - np.minimum(u[:, :-1], 0)
+               + np.maximum(v[:, :, 1:], 0) - np.minimum(v[:, :, :-1], 0)) / dx
+    steps = max(1, math.ceil(dt * float(outflow.max()) / _SMOKE_CFL - 1e-12))
+    h = dt / steps
+    for _ in range(steps):
+        stage = smoke + h * _smoke_tendency(smoke, u, v, dx)
+        smoke = 0.5 * (smoke + stage + h * _smoke_tendency(stage, u, v, dx))
+    return smoke
+
+
+def _smoke_tendency(smoke: np.ndarray, u: np.ndarray, v: np.ndarray, dx: float) -> np.ndarray:
+    """−∇·(v s) per cell from upwinded, limited face values."""
+    flux_x = np.zeros_like(u)
+    flux_x[:, 1:-1] = _upwind_flux(smoke, u[:, 1:-1], axis=1)
+    flux_y = np.zeros_like(v)
+    flux_y[:, :, 1:-1] = _upwind_flux(smoke, v[:, :, 1:-1], axis=2)
+    return -(np.diff(flux_x, axis=1) + np.diff(flux_y, axis=2)) / dx
+
+
+def _upwind_flux(smoke: np.ndarray, velocity: np.ndarray, axis: int) -> np.ndarray:
+    """Flux through the interior faces along ``axis``: the velocity times the limited value
+    reconstructed in the upwind cell."""
+    half_slope = 0.5 * _limited_slopes(smoke, axis)
+    count = smoke.shape[axis]
+    before, after = range(count - 1), range(1, count)
+    from_before = np.take(smoke + half_slope, before, axis=axis)
+    from_after = np.take(smoke - half_slope, after, axis=axis)
+    return velocity * np.where(velocity > 0, from_before, from_after)
+
+
+def _limited_slopes(smoke: np.ndarray, axis: int) -> np.ndarray:
+    """Monotonized-central slopes per cell along ``axis``; zero at the walls (zero-gradient
+    extrapolation) and at extrema."""
+    steps = np.diff(smoke, axis=axis)
+    pad = [(0, 0)] * smoke.ndim
+    pad[axis] = (1, 0)
+    back = np.pad(steps, pad)
+    pad[axis] = (0, 1)
+    ahead = np.pad(steps, pad)
+    size = np.minimum(2 * np.minimum(np.abs(back), np.abs(ahead)), 0.5 * np.abs(back + ahead))
+    return np.where(back * ahead > 0, np.sign(back) * size, 0.0)
+
+
+def initial_smoke(rng: np.random.Generator, n: int, length: float, scale: float,
+                  smoothness: float = 6.0) -> np.ndarray:
+    """phiflow's ``abs(Noise(scale, smoothness))`` on an ``n × n`` grid of side ``length``.
 
     Returns:
-        ``(n, n)`` float64 field ≥ 0.
+        ``(n, n)`` float64 field ≥ 0 (of a zero-mean, unit-variance noise).
     """
-    k = 2 * math.pi / length * np.fft.fftfreq(n, d=1.0 / n)
+    k = np.fft.fftfreq(n, d=1.0 / n) * scale / length
     k2 = k[:, None] ** 2 + k[None, :] ** 2
-    filtered = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n)))
-                            * np.exp(-0.5 * (scale / 4) ** 2 * k2)).real
-    g = filtered / filtered.std()
-    return np.sqrt(g * g + 1 / 16) - 1 / 4
+    weights = np.divide(1.0, k2, out=np.zeros_like(k2), where=k2 > 0.1) ** smoothness
+    white = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    noise = np.fft.ifft2(white * weights).real
+    noise /= noise.std()
+    return np.abs(noise - noise.mean())
 
 
 def split_sizes(samples: int) -> dict[str, int]:
-    """80/10/10 split of ``samples`` into train/valid/test, train taking the remainder."""
-    held_out = samples // 10
+    """PDEArena's 100/25/25 split scaled to ``samples``; from 3 samples on, valid and test get
+    at least one each, train the rest."""
+    held_out = max(1, samples // 6) if samples >= 3 else 0
     return {"train": samples - 2 * held_out, "valid": held_out, "test": held_out}
+
+
+def file_name(split: str, *, seed: int, buoyancy: float, count: int) -> str:
+    """PDEArena's name of a split's file (only train files carry their sample count)."""
+    name = f"NavierStokes2D_{split}_{seed + SEED_OFFSETS[split]}_{buoyancy:.5f}"
+    return f"{name}_{count}.h5" if split == "train" else f"{name}.h5"
+
+
+def split_files(directory: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """The files of ``directory`` PDEArena's loader takes per split: names containing the
+    split's name and ``h5``, sorted. A name matching two splits is refused.
+
+    Raises:
+        DataError: a file name contains more than one split's name.
+    """
+    found: dict[str, list[Path]] = {split: [] for split in SPLITS}
+    for path in sorted(Path(directory).iterdir()):
+        matches = [split for split in SPLITS if split in path.name and "h5" in path.name]
+        if len(matches) > 1:
+            raise DataError(f"{path}: the name contains {matches}; PDEArena's loader would read "
+                            f"it as each of them")
+        if matches and path.is_file():
+            found[matches[0]].append(path)
+    return found
 
 
 def generate(
@@ -251,17 +382,19 @@ def generate(
     length: float = 32.0,
     frame_dt: float = 6.0,
     spin_up: float = 13.5,
-    diffusivity: float = 0.02,
+    max_step: float = 1.5,
     smoke_scale: float = 11.0,
     **unknown: Any,
 ) -> Path:
-    """Write a buoyant-smoke Navier–Stokes data set in PDEArena's layout, atomically.
+    """Write a buoyant-smoke data set as PDEArena's generator does, atomically.
 
     Args:
-        out: the HDF5 file to write; it appears only once complete.
-        samples: trajectories, split 80/10/10 into the groups train/valid/test.
-        resolution: grid points per axis (even); ``None`` means the public 128.
-        seed: seed of ``np.random.default_rng``; the same arguments give the same file content.
+        out: a directory (created if missing) to receive PDEArena's train/valid/test files, or a
+            ``.h5``/``.hdf5`` path for one file holding the three groups; the data appear only
+            once complete.
+        samples: trajectories, split 4:1:1 into train/valid/test (:func:`split_sizes`).
+        resolution: cells per axis; ``None`` means the public 128.
+        seed: seed of ``np.random.default_rng``; the same arguments give the same data.
         progress: receives ``update(k)`` as samples finish.
         frames: saved frames per trajectory; ``None`` means the public 14.
         nu: kinematic viscosity.
@@ -269,77 +402,101 @@ def generate(
         length: side of the square box.
         frame_dt: time between saved frames.
         spin_up: time of the first saved frame.
-        diffusivity: the smoke's diffusivity (see the module docstring).
-        smoke_scale: feature size of the initial smoke.
+        max_step: the longest solver step (PDEArena's 1.5).
+        smoke_scale: the ``scale`` of the initial noise.
 
     Returns:
         ``out`` as a Path.
+
+    Raises:
+        SpecError: a bad argument, or ``out`` already holds split files of another set (which
+            PDEArena's loader would mix into this one).
     """
-    allowed = ("nu", "buoyancy", "length", "frame_dt", "spin_up", "diffusivity", "smoke_scale")
+    allowed = ("nu", "buoyancy", "length", "frame_dt", "spin_up", "max_step", "smoke_scale")
     if unknown:
         raise SpecError(f"ns2d: unknown parameter(s) {sorted(unknown)}; allowed: {allowed}")
-    samples = check_int("samples", samples, minimum=1)
-    n = check_int("resolution", DEFAULT_RESOLUTION if resolution is None else resolution,
-                   minimum=8)
-    if n % 2:
-        raise SpecError(f"resolution={n}: must be even")
-    frames = check_int("frames", DEFAULT_FRAMES if frames is None else frames, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    nu = check_real("nu", nu, minimum=0.0)
-    diffusivity = check_real("diffusivity", diffusivity, minimum=0.0)
-    spin_up = check_real("spin_up", spin_up, minimum=0.0)
-    length = check_real("length", length, minimum=0.0, strict=True)
-    frame_dt = check_real("frame_dt", frame_dt, minimum=0.0, strict=True)
-    smoke_scale = check_real("smoke_scale", smoke_scale, minimum=0.0, strict=True)
-    buoyancy = check_real("buoyancy", buoyancy)
-
-    solver = VorticitySolver(n, length=length, nu=nu, buoyancy=buoyancy, diffusivity=diffusivity)
-    times = spin_up + frame_dt * np.arange(frames)
-    rng = np.random.default_rng(seed)
+    parameters: dict[str, Any] = {
+        "samples": check_int("samples", samples, minimum=1),
+        "resolution": check_int("resolution",
+                                DEFAULT_RESOLUTION if resolution is None else resolution,
+                                minimum=4),
+        "frames": check_int("frames", DEFAULT_FRAMES if frames is None else frames, minimum=1),
+        "seed": check_int("seed", seed, minimum=0),
+        "nu": check_real("nu", nu, minimum=0.0),
+        "buoyancy": check_real("buoyancy", buoyancy),
+        "length": check_real("length", length, minimum=0.0, strict=True),
+        "frame_dt": check_real("frame_dt", frame_dt, minimum=0.0, strict=True),
+        "spin_up": check_real("spin_up", spin_up, minimum=0.0),
+        "max_step": check_real("max_step", max_step, minimum=0.0, strict=True),
+        "smoke_scale": check_real("smoke_scale", smoke_scale, minimum=0.0, strict=True),
+    }
     target = Path(out)
-    with atomic_h5(target) as handle:
-        handle.attrs["nu"] = nu
-        handle.attrs["buoyancy"] = buoyancy
-        rows = []  # (group, row) of every sample, in generation order
-        for split, count in split_sizes(samples).items():
-            group = _create_split(handle.create_group(split), count, times, solver, frame_dt,
-                                  buoyancy)
-            rows += [(group, row) for row in range(count)]
-        # Batched FFTs pay only while a batch stays in cache: per sample and step, 4 samples of
-        # 32² run 2.4x faster than one, 4 of 128² 2x slower (measured on 2 cores).
-        batch_size = max(1, 64**2 // n**2)
-        for start in range(0, samples, batch_size):
-            batch = rows[start:start + batch_size]
-            smoke0 = np.stack([initial_smoke(rng, n, length, smoke_scale) for _ in batch])
-            results = solver.run(smoke0, times)
-            for j, (group, row) in enumerate(batch):
-                for key, values in zip(FIELDS, results, strict=True):
-                    group[key][row] = values[j]
-            if progress is not None:
-                progress.update(len(batch))
+    sizes = {split: count for split, count in split_sizes(samples).items() if count}
+    names = {split: file_name(split, seed=parameters["seed"], buoyancy=parameters["buoyancy"],
+                              count=count) for split, count in sizes.items()}
+    one_file = target.suffix in HDF5_SUFFIXES
+    if not one_file:
+        _refuse_other_sets(target, set(names.values()))
+    with _staging(target, one_file) as staging:
+        files = {split: staging / ("set.h5" if one_file else names[split]) for split in sizes}
+        handles = {path: h5py.File(path, "a") for path in set(files.values())}
+        try:
+            groups = {split: _create_split(handles[files[split]], split, count, parameters)
+                      for split, count in sizes.items()}
+            _solve_into(groups, parameters, progress)
+        finally:
+            for handle in handles.values():
+                handle.close()
     return target
 
 
-def _create_split(
-    group: h5py.Group,
-    count: int,
-    times: np.ndarray,
-    solver: VorticitySolver,
-    frame_dt: float,
-    buoyancy: float,
-) -> h5py.Group:
-    """Empty field datasets and filled coordinate datasets for ``count`` samples."""
-    n = solver.n
+def _refuse_other_sets(directory: Path, names: set[str]) -> None:
+    if not directory.is_dir():
+        return
+    strays = [path.name for paths in split_files(directory).values() for path in paths
+              if path.name not in names]
+    if strays:
+        raise SpecError(f"{directory} already holds {strays}, which PDEArena's loader would mix "
+                        f"into this set; remove them or write to another directory")
+
+
+@contextmanager
+def _staging(target: Path, one_file: bool) -> Iterator[Path]:
+    """A hidden folder beside (or in) ``target`` to write into; its files move to ``target``
+    once the block completes, and it is removed whatever happens."""
+    home = target.parent if one_file else target
+    staging = home / f".ns2d-{uuid.uuid4().hex}.tmp"
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if one_file:
+            os.replace(staging / "set.h5", target)
+        else:
+            for path in staging.iterdir():
+                os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _create_split(handle: h5py.File, split: str, count: int, parameters: dict[str, Any]
+                  ) -> h5py.Group:
+    """The group ``split`` with empty fields and filled coordinates for ``count`` samples."""
+    handle.attrs["nu"] = parameters["nu"]
+    handle.attrs["buoyancy"] = parameters["buoyancy"]
+    write_label(handle, "ns2d", parameters)
+    n, frames = parameters["resolution"], parameters["frames"]
+    group = handle.create_group(split)
     for key in FIELDS:
-        group.create_dataset(key, (count, len(times), n, n), dtype=np.float64)
+        group.create_dataset(key, (count, frames, n, n), dtype=np.float64)
+    dx = parameters["length"] / n
     per_sample = {
-        "t": times,
-        "dt": frame_dt,
-        "x": solver.coords,
-        "dx": solver.length / n,
-        "y": solver.coords,
-        "dy": solver.length / n,
-        "buo_y": buoyancy,
+        "t": _frame_times(parameters),
+        "dt": parameters["frame_dt"],
+        "x": (np.arange(n) + 0.5) * dx,
+        "dx": dx,
+        "y": (np.arange(n) + 0.5) * dx,
+        "dy": dx,
+        "buo_y": parameters["buoyancy"],
     }
     for key, value in per_sample.items():
         value = np.asarray(value, dtype=np.float64)
@@ -347,69 +504,159 @@ def _create_split(
     return group
 
 
-def read(path: str | os.PathLike[str], selection: Selection | None = None) -> PDEData:
-    """Read a file in PDEArena's Navier–Stokes layout (ours or a public one) unchanged.
+def _frame_times(parameters: dict[str, Any]) -> np.ndarray:
+    return parameters["spin_up"] + parameters["frame_dt"] * np.arange(parameters["frames"])
 
-    The groups present among ``train``, ``valid``, ``test`` are concatenated in that order; a
-    selection counts samples across them in that order.
+
+def _solve_into(groups: dict[str, h5py.Group], parameters: dict[str, Any],
+                progress: Progress | None) -> None:
+    """Solve every sample, train first, in batches, and write it to its group."""
+    n, length = parameters["resolution"], parameters["length"]
+    solver = SmokeSolver(n, length=length, nu=parameters["nu"],
+                         buoyancy=parameters["buoyancy"], max_step=parameters["max_step"])
+    times = _frame_times(parameters)
+    rng = np.random.default_rng(parameters["seed"])
+    rows = [(group, row) for group in groups.values() for row in range(group["u"].shape[0])]
+    batch_size = max(1, _BATCH_CELLS // n**2)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        smoke0 = np.stack([initial_smoke(rng, n, length, parameters["smoke_scale"])
+                           for _ in batch])
+        results = solver.run(smoke0, times)
+        for j, (group, row) in enumerate(batch):
+            for key, values in zip(FIELDS, results, strict=True):
+                group[key][row] = values[j]
+        if progress is not None:
+            progress.update(len(batch))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One split's group in one file: ``count`` samples of ``shape`` (frames, x, y)."""
+
+    split: str
+    file: Path
+    count: int
+    shape: tuple[int, ...]
+
+
+def read(path: str | os.PathLike[str], selection: Selection | None = None) -> PDEData:
+    """Read PDEArena's Navier–Stokes data (ours or public): a directory of split files or one
+    file, unchanged.
+
+    Samples are ordered train, valid, test (files of a split by name). A selection applies to
+    each split: every ``sample_stride``-th sample of it, and ``max_samples`` shared out in the
+    proportions of the splits (valid and test at least one each from 3 samples on).
 
     Args:
-        path: the HDF5 file.
+        path: a directory (the files :func:`split_files` takes) or an HDF5 file.
         selection: the samples, frames and grid points to read; ``None`` reads everything.
 
     Returns:
         ``PDEData`` with ``trajectories`` ``(N, T, X, Y, 3)`` float32, fields (smoke, vx, vy);
         ``coords`` ``(x, y)`` and ``times`` ``(T,)`` of the first sample; ``attrs`` with
-        ``buoyancy`` (from the root attribute or ``buo_y``) and ``nu`` when the file has it.
+        ``buoyancy`` (from the root attribute or ``buo_y``), ``nu`` when the file has it and,
+        when all three splits have samples, ``split`` (:data:`SPLIT_ATTR`): the rows per split.
     """
     select = selection or Selection()
-    with open_h5(path) as handle:
-        groups = [name for name in SPLITS if name in handle]
-        if not groups:
-            raise DataError(f"{path}: none of the groups {SPLITS} (found: {sorted(handle)})")
-        parts = [_check_split(handle, name, path) for name in groups]
-        filled = [(group, count) for group, count in parts if count > 0]
-        if not filled:
-            raise DataError(f"{path}: the groups {groups} hold no samples")
-        first = filled[0][0]
-        shape = first["u"].shape[1:]
-        for group, _ in filled:
-            if group["u"].shape[1:] != shape:
-                raise DataError(f"{path}: group {group.name!r} has frames×grid "
-                                f"{group['u'].shape[1:]}, {first.name!r} has {shape}")
-        for group, _ in filled:
-            for key in FIELDS:
-                require_float(group[key], key=f"{group.name}/{key}", source=path)
-        total = sum(count for _, count in filled)
-        rows = range(total)[select.samples(total)]
-        frames, *space = (select.frames(shape[0]), *select.space(shape[1:]))
-        grid = tuple(selected(part, n) for part, n in zip(space, shape[1:], strict=True))
-        trajectories = np.empty((len(rows), selected(frames, shape[0]), *grid, len(FIELDS)),
-                                dtype=np.float32)
-        start = written = 0
-        for group, count in filled:
-            local = _within(rows, start, count)
-            n = selected(local, count)
+    parts = _survey(Path(path))
+    shape = parts[0].shape
+    for part in parts:
+        if part.shape != shape:
+            raise DataError(f"{part.file} [{part.split}]: frames×grid {part.shape}, but "
+                            f"{parts[0].file} [{parts[0].split}] has {shape}")
+    counts = {split: sum(p.count for p in parts if p.split == split) for split in SPLITS}
+    kept = _share(counts, select)
+    frames, *space = (select.frames(shape[0]), *select.space(shape[1:]))
+    grid = tuple(selected(part, n) for part, n in zip(space, shape[1:], strict=True))
+    trajectories = np.empty((sum(kept.values()), selected(frames, shape[0]), *grid, len(FIELDS)),
+                            dtype=np.float32)
+    written = 0
+    for split in SPLITS:
+        rows = range(0, counts[split], select.sample_stride)[:kept[split]]
+        start = 0
+        for part in (p for p in parts if p.split == split):
+            local = _within(rows, start, part.count)
+            written += _read_part(part, (local, frames, *space), trajectories, written)
+            start += part.count
+    first = parts[0]
+    with open_h5(first.file) as handle:
+        group = handle[first.split]
+        attrs = _physical_attrs(handle, group)
+        coords = (read_float(group["x"], (0, space[0]), key="x", source=first.file),
+                  read_float(group["y"], (0, space[1]), key="y", source=first.file))
+        times = read_float(group["t"], (0, frames), key="t", source=first.file)
+    if all(kept.values()):
+        attrs[SPLIT_ATTR] = kept
+    return PDEData(pde="ns2d", trajectories=trajectories, coords=coords, times=times,
+                   attrs=attrs)
+
+
+def _survey(path: Path) -> list[_Part]:
+    """The non-empty split groups at ``path`` (a directory of split files or one file), after
+    checking their keys and shapes."""
+    if path.is_dir():
+        files = split_files(path)
+        if not any(files.values()):
+            raise DataError(f"{path}: no file whose name contains one of {SPLITS} and 'h5' "
+                            f"(PDEArena's file names, e.g. NavierStokes2D_train_…h5)")
+        sources = [(split, file) for split in SPLITS for file in files[split]]
+    else:
+        with open_h5(path) as handle:
+            present = [split for split in SPLITS if split in handle]
+            if not present:
+                raise DataError(f"{path}: none of the groups {SPLITS} (found: {sorted(handle)})")
+        sources = [(split, path) for split in present]
+    parts = []
+    for split, file in sources:
+        with open_h5(file) as handle:
+            if split not in handle:
+                raise DataError(f"{file}: no group {split!r}, which its name promises "
+                                f"(found: {sorted(handle)})")
+            count, *shape = _check_split(handle, split, file)
+        if count:
+            parts.append(_Part(split, file, count, tuple(shape)))
+    if not parts:
+        raise DataError(f"{path}: the groups {[split for split, _ in sources]} hold no samples")
+    return parts
+
+
+def _share(counts: dict[str, int], select: Selection) -> dict[str, int]:
+    """Samples to keep per split: every ``sample_stride``-th, ``max_samples`` shared out in
+    proportion (valid and test at least one each when there are 3 to share)."""
+    available = {split: len(range(0, count, select.sample_stride))
+                 for split, count in counts.items()}
+    total = sum(available.values())
+    cap = select.max_samples
+    if cap is None or cap >= total:
+        return available
+    floor = 1 if cap >= 3 else 0
+    kept = {split: min(available[split], max(floor, available[split] * cap // total))
+            for split in ("valid", "test")}
+    return {"train": min(available["train"], cap - sum(kept.values())), **kept}
+
+
+def _read_part(part: _Part, index: tuple[slice, ...], out: np.ndarray, row: int) -> int:
+    """Read the ``index`` of ``part``'s fields into ``out`` from ``row`` on; the rows read."""
+    rows = selected(index[0], part.count)
+    if rows:
+        with open_h5(part.file) as handle:
+            group = handle[part.split]
             for i, key in enumerate(FIELDS):
-                if n:
-                    group[key].read_direct(trajectories, source_sel=(local, frames, *space),
-                                           dest_sel=np.s_[written:written + n, ..., i])
-            start, written = start + count, written + n
-        attrs: dict[str, Any] = {}
-        if "buoyancy" in handle.attrs:
-            attrs["buoyancy"] = float(handle.attrs["buoyancy"])
-        elif "buo_y" in first:
-            attrs["buoyancy"] = float(first["buo_y"][0])
-        if "nu" in handle.attrs:
-            attrs["nu"] = float(handle.attrs["nu"])
-        return PDEData(
-            pde="ns2d",
-            trajectories=trajectories,
-            coords=(read_float(first["x"], (0, space[0]), key="x", source=path),
-                    read_float(first["y"], (0, space[1]), key="y", source=path)),
-            times=read_float(first["t"], (0, frames), key="t", source=path),
-            attrs=attrs,
-        )
+                group[key].read_direct(out, source_sel=index,
+                                       dest_sel=np.s_[row:row + rows, ..., i])
+    return rows
+
+
+def _physical_attrs(handle: h5py.File, group: h5py.Group) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if "buoyancy" in handle.attrs:
+        attrs["buoyancy"] = float(handle.attrs["buoyancy"])
+    elif "buo_y" in group:
+        attrs["buoyancy"] = float(group["buo_y"][0])
+    if "nu" in handle.attrs:
+        attrs["nu"] = float(handle.attrs["nu"])
+    return attrs
 
 
 def _within(rows: range, start: int, count: int) -> slice:
@@ -425,14 +672,16 @@ def _within(rows: range, start: int, count: int) -> slice:
 
 
 def _check_split(handle: h5py.File, name: str, path: str | os.PathLike[str]
-                 ) -> tuple[h5py.Group, int]:
-    """The group ``name`` and its sample count, after checking its keys and shapes."""
+                 ) -> tuple[int, int, int, int]:
+    """The ``(samples, frames, x, y)`` shape of the group ``name``, after checking its keys,
+    shapes and dtypes."""
     group = handle[name]
     source = f"{path} [{name}]"
     if not isinstance(group, h5py.Group):
         raise DataError(f"{source}: expected a group, found a dataset")
     fields = [require_dataset(group, key, ndim=4, source=source) for key in FIELDS]
-    for key, field in zip(FIELDS[1:], fields[1:], strict=True):
+    for key, field in zip(FIELDS, fields, strict=True):
+        require_float(field, key=f"{name}/{key}", source=path)
         if field.shape != fields[0].shape:
             raise DataError(f"{source}: {key!r} has shape {field.shape}, 'u' has "
                             f"{fields[0].shape}")
@@ -442,7 +691,7 @@ def _check_split(handle: h5py.File, name: str, path: str | os.PathLike[str]
         dataset = require_dataset(group, key, ndim=2, source=source)
         if dataset.shape != shape:
             raise DataError(f"{source}: {key!r} has shape {dataset.shape}, expected {shape}")
-    return group, count
+    return count, frames, nx, ny
 
 
 def detect(handle: h5py.File) -> bool:
@@ -454,7 +703,14 @@ def detect(handle: h5py.File) -> bool:
     )
 
 
-LAYOUT = Layout("pdearena-ns2d", read, "PDEArena NavierStokes2D_*.h5", family="ns2d")
+def is_file_set(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a directory holding files PDEArena's loader would take."""
+    return Path(path).is_dir() and any(split_files(path).values())
+
+
+LAYOUT = Layout("pdearena-ns2d", read,
+                "PDEArena NavierStokes2D_{train,valid,test}_*.h5 (a directory of them, or one)",
+                family="ns2d")
 
 
 FAMILY = PDEFamily(

@@ -4,7 +4,8 @@
 writes); :data:`LAYOUTS` every file layout autoq reads: the four families' and more of PDEBench's
 public files, read as they are, plus ``generic`` for one ``(samples, time, *space, fields)``
 array in an HDF5, ``.npy`` or ``.npz`` file. :func:`read_data` reads a file in a named layout,
-only the selected part of it.
+only the selected part of it; PDEArena's Navier–Stokes layout also reads a directory of its
+train/valid/test files.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ LAYOUTS: dict[str, Layout] = {
 }
 """Every file layout autoq reads, by the name a spec's ``data.layout`` takes."""
 
+DIRECTORY_LAYOUTS = frozenset({"pdearena-ns2d"})
+"""Layouts whose data may be a directory: PDEArena's loader takes its Navier–Stokes files by
+name from a directory, one file per split (:func:`autoq.data.ns2d.split_files`)."""
+
 
 def get_family(name: str) -> PDEFamily:
     """The family registered as ``name``; a SpecError lists the known names otherwise."""
@@ -63,7 +68,12 @@ def solver_options(name: str) -> list[str]:
 
 
 def detect_family(path: str | os.PathLike[str]) -> PDEFamily:
-    """The family whose public layout the file at ``path`` follows."""
+    """The family whose public layout the file (or PDEArena file set) at ``path`` follows."""
+    if Path(path).is_dir():
+        if ns2d.is_file_set(path):
+            return ns2d.FAMILY
+        raise DataError(f"{path} is a directory without PDEArena train/valid/test files; "
+                        f"only ns2d data may be a directory")
     with open_h5(path) as handle:
         for family in PDES.values():
             if family.detect(handle):
@@ -101,7 +111,7 @@ def read_data(
     search that builds many trials on the same file reads it once per process.
 
     Args:
-        path: the data file.
+        path: the data file (or directory, for :data:`DIRECTORY_LAYOUTS`).
         layout: a key of :data:`LAYOUTS`.
         selection: the samples, frames and grid points to read; ``None`` reads everything.
         **options: the layout's options (the generic layout's ``key``, ``coord_keys``,
@@ -119,12 +129,21 @@ def read_data(
         takers = sorted(name for name, other in LAYOUTS.items() if other.options)
         raise SpecError(f"layout {layout!r} takes no {', '.join(unknown)} (only {takers} do)")
     source = Path(path)
-    if not source.is_file():
+    if source.is_dir() and layout not in DIRECTORY_LAYOUTS:
+        raise DataError(f"{source} is a directory; layout {layout!r} reads one file (only "
+                        f"{sorted(DIRECTORY_LAYOUTS)} read a directory)")
+    if not source.exists():
         raise DataError(f"data file not found: {source}")
-    stat = source.stat()
     frozen = tuple(sorted((name, _hashable(value)) for name, value in given.items()))
-    return _read_cached(str(source.resolve()), stat.st_size, stat.st_mtime_ns, layout,
+    return _read_cached(str(source.resolve()), _version(source), layout,
                         selection or Selection(), frozen)
+
+
+def _version(source: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when the data at ``source`` change: size and modification time of the file,
+    or of every file in the directory (rewriting a file leaves its directory's time alone)."""
+    files = sorted(source.iterdir()) if source.is_dir() else [source]
+    return tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)
 
 
 def _hashable(value: Any) -> Any:
@@ -134,8 +153,8 @@ def _hashable(value: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _read_cached(path: str, size: int, mtime_ns: int, layout: str, selection: Selection,
-                 options: tuple[tuple[str, Any], ...]) -> PDEData:
+def _read_cached(path: str, version: tuple[tuple[str, int, int], ...], layout: str,
+                 selection: Selection, options: tuple[tuple[str, Any], ...]) -> PDEData:
     entry = LAYOUTS[layout]
     try:
         return entry.read(Path(path), selection, **dict(options))
@@ -144,13 +163,13 @@ def _read_cached(path: str, size: int, mtime_ns: int, layout: str, selection: Se
 
 
 def read_pde_file(path: str | os.PathLike[str], pde: str | None = None) -> PDEData:
-    """Read a whole data file of a PDE family: the layout of ``pde`` when given, else the
-    family whose layout the file follows (detected).
+    """Read a whole data file (or PDEArena file set) of a PDE family: the layout of ``pde`` when
+    given, else the family whose layout the data follow (detected).
 
     Reads are cached like :func:`read_data`'s.
     """
     source = Path(path)
-    if not source.is_file():
+    if not source.exists():
         raise DataError(f"data file not found: {source}")
     family = pde if pde is not None else detect_family(source).name
     return read_data(source, family_layout(family))

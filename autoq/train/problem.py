@@ -23,7 +23,7 @@ from autoq.data import (
     family_layout,
     read_data,
 )
-from autoq.data import split_samples as make_split
+from autoq.data.dataset import split_of
 from autoq.errors import SpecError
 from autoq.models import build_model
 from autoq.models.config import ModelConfig
@@ -101,7 +101,7 @@ def load_problem(
     argument.
 
     Args:
-        path: the data file.
+        path: the data file (or PDEArena's directory of Navier–Stokes files).
         pde: a family of :data:`~autoq.data.PDES`: the file holds its layout.
         layout: a key of :data:`~autoq.data.LAYOUTS`; with neither, the family's layout is
             detected.
@@ -109,7 +109,8 @@ def load_problem(
         options: the layout's options (the generic layout's array names).
         input_steps: past states the model sees.
         target_steps: future states it predicts per pass.
-        split_seed: seed of the train/val/test split by sample.
+        split_seed: seed of the train/val/test split by sample, for data without their own
+            split (PDEArena's files have theirs).
 
     Returns:
         The problem. Its ``data_digest`` is the file's SHA-256 when the whole file was read
@@ -125,7 +126,7 @@ def load_problem(
         layout = family_layout(detect_family(path).name)
     options = {name: value for name, value in (options or {}).items() if value is not None}
     data = read_data(path, layout, selection=selection, **options)
-    whole = (selection is None or selection.everything) and not options
+    whole = (selection is None or selection.everything) and not options and Path(path).is_file()
     return problem_from_data(data, input_steps=input_steps, target_steps=target_steps,
                              split_seed=split_seed,
                              digest=file_digest(path) if whole else None)
@@ -145,7 +146,8 @@ def problem_from_data(
         data: the data set.
         input_steps: past states the model sees (1 for steady data).
         target_steps: future states it predicts per pass (1 for steady data).
-        split_seed: seed of the train/val/test split by sample (at least 3 samples).
+        split_seed: seed of the train/val/test split by sample (at least 3 samples), for data
+            without their own split (:func:`autoq.data.dataset.split_of`).
         digest: the data's identity in the float-model cache; ``None``: the SHA-256 of its
             arrays (:func:`data_digest`).
 
@@ -153,7 +155,7 @@ def problem_from_data(
         SpecError: the window does not fit the trajectories, or too few samples to split.
     """
     check_window(data, input_steps=input_steps, target_steps=target_steps)
-    return Problem(data=data, split=make_split(data.samples, seed=split_seed),
+    return Problem(data=data, split=split_of(data, seed=split_seed),
                    input_steps=input_steps, target_steps=target_steps,
                    data_digest=digest if digest is not None else data_digest(data))
 

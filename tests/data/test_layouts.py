@@ -284,6 +284,9 @@ def test_selection_reads_the_selected_samples_frames_and_points(
     full = read_data(path, name)
     data = read_data(path, name, selection=SELECTION)
     truth = _selected(expected, SELECTION)
+    if name == "pdearena-ns2d":  # the stride applies per split: here one sample each
+        assert full.attrs["split"] == {"train": 1, "valid": 1, "test": 1}
+        truth = _selected(expected, Selection(time_stride=2, space_stride=3))
     if full.steady:  # one frame whatever the time stride
         truth = _selected(expected, Selection(max_samples=3, sample_stride=2, space_stride=3))
         assert data.coefficients is not None and full.coefficients is not None
@@ -297,8 +300,8 @@ def test_selection_reads_the_selected_samples_frames_and_points(
         np.testing.assert_array_equal(data.times, full.times[::2])
 
 
-def test_selection_counts_ns2d_samples_across_the_splits(tmp_path: Path) -> None:
-    # Sample i holds the value i everywhere: train 0-4, valid 5-7, test 8-9.
+def test_selection_of_ns2d_applies_to_each_split(tmp_path: Path) -> None:
+    # Sample i holds the value i: train 0-4, valid 5-7, test 8-9.
     values = np.arange(10, dtype=float)[:, None, None, None] * np.ones((10, 3, 4, 4))
     path = tmp_path / "ns.h5"
     with h5py.File(path, "w") as f:
@@ -312,8 +315,9 @@ def test_selection_counts_ns2d_samples_across_the_splits(tmp_path: Path) -> None
             group.create_dataset("t", data=np.tile(np.arange(3.0), (count, 1)))
             group.create_dataset("x", data=np.tile(np.arange(4.0), (count, 1)))
             group.create_dataset("y", data=np.tile(np.arange(4.0), (count, 1)))
-    for selection, rows in ((Selection(sample_stride=3), [0, 3, 6, 9]),
-                            (Selection(max_samples=7), list(range(7))),
+    # Every 3rd of each split; 7 shared out 5:3:2 (valid and test at least one each).
+    for selection, rows in ((Selection(sample_stride=3), [0, 3, 5, 8]),
+                            (Selection(max_samples=7), [0, 1, 2, 3, 5, 6, 8]),
                             (Selection(sample_stride=4, max_samples=2), [0, 4])):
         data = read_data(path, "pdearena-ns2d", selection=selection)
         assert data.trajectories[:, 0, 0, 0, 0].tolist() == rows, selection
