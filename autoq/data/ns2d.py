@@ -217,7 +217,8 @@ def divergence(u: np.ndarray, v: np.ndarray, dx: float) -> np.ndarray:
 def advect_velocity(u: np.ndarray, v: np.ndarray, dt: float, dx: float
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-Lagrangian self-advection: each face value is the velocity interpolated where the
-    flow at the face comes from, one Euler step back. Walls stay zero."""
+    flow at the face comes from, one Euler step back. A wall face does not move (its velocity is
+    zero and the other component is left zero there), so it samples itself and stays zero."""
     n = u.shape[2]
     v_at_u = np.zeros_like(u)
     v_at_u[:, 1:-1] = _centres_to_faces(0.5 * (v[:, :, 1:] + v[:, :, :-1]), axis=1)
@@ -225,11 +226,8 @@ def advect_velocity(u: np.ndarray, v: np.ndarray, dt: float, dx: float
     u_at_v[:, :, 1:-1] = _centres_to_faces(0.5 * (u[:, 1:] + u[:, :-1]), axis=2)
     faces = np.arange(n + 1, dtype=np.float64)
     cells = np.arange(n, dtype=np.float64)
-    new_u = _bilinear(u, faces[:, None] - dt / dx * u, cells[None, :] - dt / dx * v_at_u)
-    new_v = _bilinear(v, cells[:, None] - dt / dx * u_at_v, faces[None, :] - dt / dx * v)
-    new_u[:, [0, -1]] = 0.0
-    new_v[:, :, [0, -1]] = 0.0
-    return new_u, new_v
+    return (_bilinear(u, faces[:, None] - dt / dx * u, cells[None, :] - dt / dx * v_at_u),
+            _bilinear(v, cells[:, None] - dt / dx * u_at_v, faces[None, :] - dt / dx * v))
 
 
 def _centres_to_faces(values: np.ndarray, axis: int) -> np.ndarray:
