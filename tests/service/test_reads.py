@@ -26,7 +26,7 @@ from autoq.search.records import (
     SCALE_PARAM,
     TrialPoint,
 )
-from autoq.search.results import study_points
+from autoq.search.results import pareto_front, study_points
 from autoq.search.storage import rdb_storage
 from service import jobs
 from service.app import create_app
@@ -282,3 +282,5 @@ def test_a_running_search_reads_the_same_through_the_server_as_through_optuna(
     served = api.client.get(f"/api/v1/searches/{job_id}/trials").json()["data"]
     expected = _optuna_points(fresh, job["name"])
     assert served == [TrialPublic(**p.to_json()).model_dump(mode="json") for p in expected]
+    front = api.client.get(f"/api/v1/searches/{job_id}/pareto").json()["data"]
+    assert [t["number"] for t in front] == [p.number for p in pareto_front(expected)]
