@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from autoq.data.registry import PDES
+from autoq.data.registry import DIRECTORY_LAYOUTS, PDES
 from autoq.models.config import FactoryConfig
 from autoq.search import SearchSpec, bundled_spaces, load_spec
 from service.config import Settings
@@ -87,22 +87,23 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def confine(path: str, root: Path, *, loc: Loc) -> Path:
+def confine(path: str, root: Path, *, loc: Loc, directory: bool = False) -> Path:
     """``path`` resolved to a file inside ``root`` (relative paths resolve against it): a file
-    there, or one a job may create, whose temporary file then lands inside ``root`` too.
+    there, or one a job may create, whose temporary file then lands inside ``root`` too; with
+    ``directory``, a directory there may do too (a layout that reads a set of files).
 
     Raises:
         InvalidRequestError: the path is empty, has a NUL byte, a name too long or a ``..``
             part; it (or a symlink on the way) leads outside ``root`` or to ``root`` itself;
-            it names a directory, or a folder on the way is a file. The message names the
-            path as given, never the server's.
+            it names a directory (unless ``directory``), or a folder on the way is a file. The
+            message names the path as given, never the server's.
     """
     problem = _path_problem(path)
     if problem is None:
         base = root.resolve()
         try:
             resolved = (base / path).resolve()
-            problem = _placement_problem(resolved, base)
+            problem = _placement_problem(resolved, base, directory=directory)
         except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python 3.11)
             problem = f"cannot be resolved ({type(e).__name__})"
     if problem is not None:
@@ -110,13 +111,13 @@ def confine(path: str, root: Path, *, loc: Loc) -> Path:
     return resolved
 
 
-def _placement_problem(resolved: Path, base: Path) -> str | None:
+def _placement_problem(resolved: Path, base: Path, *, directory: bool) -> str | None:
     if resolved == base:
         return "is the data root itself, not a file in it"
     if not resolved.is_relative_to(base):
         return "is outside the data root"
-    if resolved.is_dir():
-        return "is a directory, not a file"
+    if resolved.is_dir() and not directory:
+        return "is a directory, not a file (only layouts that read a set of files take one)"
     folder = resolved.parent
     while folder != base and not folder.exists():
         folder = folder.parent
@@ -161,7 +162,8 @@ def submitted_spec(request: SearchCreate, settings: Settings) -> SearchSpec:
         spec = _bundled_with_overrides(request.space, request.overrides or {},
                                        settings.search_spaces, where)
     _check_limits(spec, settings, where)
-    path = confine(spec.data.path, settings.data_root, loc=where("data", "path"))
+    path = confine(spec.data.path, settings.data_root, loc=where("data", "path"),
+                   directory=spec.data.layout in DIRECTORY_LAYOUTS)
     update: dict[str, Any] = {"data": spec.data.model_copy(
         update={"path": _under_root(path, settings)})}
     if isinstance(spec.model, FactoryConfig):

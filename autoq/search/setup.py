@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from autoq.data import PDEData, get_family, read_data
+from autoq.data.registry import DIRECTORY_LAYOUTS
 from autoq.errors import DataError
 from autoq.search.spec import SearchSpec
 from autoq.train import Problem, load_problem
@@ -30,11 +31,21 @@ class Geometry:
     steady: bool = False
 
 
-def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
-    """The spec's data file; generated with autoq's solver first if it is missing and the spec
-    says how. A missing file with no ``generate`` block is a DataError naming the path."""
+def data_present(spec: SearchSpec) -> bool:
+    """Whether the spec's data exist: its file, or for a layout that reads a set of files
+    (:data:`~autoq.data.registry.DIRECTORY_LAYOUTS`) a directory that is not empty."""
     path = Path(spec.data.path)
-    if path.is_file():
+    if path.is_dir():
+        return spec.data.layout in DIRECTORY_LAYOUTS and any(path.iterdir())
+    return path.is_file()
+
+
+def ensure_data(spec: SearchSpec, *, progress: bool = True) -> Path:
+    """The spec's data file (or file set); generated with autoq's solver first if it is
+    missing and the spec says how. Missing data with no ``generate`` block is a DataError
+    naming the path."""
+    path = Path(spec.data.path)
+    if data_present(spec):
         return path
     if spec.data.generate is None or spec.data.pde is None:
         how = (f"add a data.generate block to make it with autoq's {spec.data.pde} solver, or "
@@ -68,7 +79,7 @@ def geometry(spec: SearchSpec) -> Geometry:
     """The spec's shapes: read from the data file when it exists (one sample of it, with the
     spec's strides), else from the generation recipe or the public defaults."""
     path = Path(spec.data.path)
-    if path.is_file():
+    if data_present(spec):
         data = read_spec_data(spec, max_samples=1)
         shape, fields = data.spatial_shape, data.fields
         coefficient_channels = 0 if data.coefficients is None else data.coefficients.shape[-1]

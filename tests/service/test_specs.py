@@ -64,3 +64,16 @@ def test_the_stored_path_is_relative_to_the_root(root: Path) -> None:
     (root / "sub").mkdir()
     stored = submitted_spec(InlineSearchCreate(spec=spec), _settings(root))
     assert stored.data.path == "sub/burgers.h5"
+
+
+def test_a_directory_is_a_data_path_only_for_a_layout_that_reads_a_file_set(root: Path) -> None:
+    (root / "sets" / "ns").mkdir(parents=True)
+    burgers = tiny_spec(path="sets/ns")
+    with pytest.raises(InvalidRequestError, match="is a directory"):
+        submitted_spec(InlineSearchCreate(spec=burgers), _settings(root))
+    ns = tiny_spec(path="sets/ns")
+    ns["data"] = {"pde": "ns2d", "path": "sets/ns", "input_steps": 2,
+                  "generate": {"samples": 6, "resolution": 16, "frames": 4}}
+    ns["model"] = {"arch": "unet", "width": 8, "levels": 1}
+    stored = submitted_spec(InlineSearchCreate(spec=ns), _settings(root))
+    assert stored.data.path == "sets/ns" and stored.data.layout == "pdearena-ns2d"
