@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from autoq.search.executors.plan import SearchRun
+    from autoq.search.spec import SearchSpec
 
 
 def _cmd_datagen(args: argparse.Namespace) -> int:
@@ -107,7 +108,22 @@ def _cmd_cost(args: argparse.Namespace) -> int:
               f"{'×'.join(map(str, shape.data_shape))}, {shape.in_channels} → "
               f"{shape.out_channels} channels; bit operations per forward pass\n")
         print(format_cost_table(costs))
+        print(f"\n{_paper_measure(spec)}")
     return 0
+
+
+def _paper_measure(spec: SearchSpec) -> str:
+    """The float model's FLOPs as the paper's Table 2 counts them (DeepSpeed's profiler, batch
+    1, full resolution), beside Table 2's figure for the same PDE and architecture."""
+    from autoq.cost import PAPER_MFLOPS, deepspeed_flops
+    from autoq.search.space import SearchSpace
+
+    space = SearchSpace(spec)
+    flops = deepspeed_flops(space.reference_network, data_shape=space.geometry.data_shape,
+                            in_channels=space.geometry.in_channels)
+    line = f"float model: {flops / 1e6:.1f} MFLOPs as DeepSpeed counts them (Table 2's measure)"
+    paper = PAPER_MFLOPS.get(spec.data.pde or "", {}).get(getattr(spec.model, "arch", ""))
+    return line if paper is None else f"{line}; the paper's Table 2: {paper} MFLOPs"
 
 
 def _add_cost(sub: argparse._SubParsersAction) -> None:

@@ -171,3 +171,11 @@ def test_space_with_a_factory_in_the_working_directory(workdir: Path, capsys,
     assert main(["cost", "mine.yaml", "--json"]) == 0
     layers = json.loads(capsys.readouterr().out)["w4a8"]["1.0"]["layers"]
     assert {"module.a", "module.b", "module.c"} <= set(layers)
+
+
+def test_cost_table_gives_the_float_models_flops_as_the_paper_counts_them(
+        workdir: Path, capsys) -> None:
+    assert main(["cost", "burgers-fno-paper"]) == 0
+    out = capsys.readouterr().out
+    assert "MFLOPs as DeepSpeed counts them (Table 2's measure)" in out
+    assert out.rstrip().endswith("the paper's Table 2: 21 MFLOPs")
