@@ -6,7 +6,8 @@ number of SQL statements whatever the number of jobs and trials:
 - the trial counts of any number of studies: one aggregate query over Optuna's tables
   (:func:`trial_counts`);
 - a study's trial points: kept in this process and served again while one aggregate query says
-  the study has not changed (:func:`study_trials`); reloaded through Optuna when it has.
+  the study has not changed (:func:`study_trials`); reloaded whole through Optuna's RDB storage
+  when it has, once for all readers.
 
 :func:`study_progress` and :func:`autoq.search.results.study_points`, which read a whole study
 through Optuna, are the definitions these reads agree with. A job whose study does not exist
@@ -121,7 +122,10 @@ def trial_counts(session: Session, storage: BaseStorage, names: Collection[str]
 
 
 Freshness = tuple[Any, ...]
-"""What changes whenever anything a :class:`TrialPoint` shows changes in a study."""
+"""What changes whenever a study gains a trial or a row of a trial (parameter, attribute,
+constraint), or a trial changes state: everything a :class:`TrialPoint` shows, but for an
+attribute rewritten in place (``autoq latency`` timing a trial a second time), which shows at
+the study's next change."""
 
 _FINISHED = [state for state in TrialState if state.is_finished()]
 
@@ -169,6 +173,15 @@ class _Cached:
     points: tuple[TrialPoint, ...]
 
 
+def _uncached(storage: BaseStorage) -> BaseStorage:
+    """The RDB storage under Optuna's cache (the app's storage is one): the cache never reads
+    a finished trial again, so an attribute added to one later (``autoq latency``'s timing)
+    would not show."""
+    # Optuna's _CachedStorage keeps its RDB storage as ``_backend``, as
+    # autoq.deploy.latency.store_trial_attr reads it.
+    return getattr(storage, "_backend", storage)
+
+
 class _StudyCache:
     """Trial points of one storage's studies, each kept with the freshness read before it was
     loaded."""
@@ -190,7 +203,7 @@ class _StudyCache:
         with loading:
             cached = self._entries.get(name)
             if cached is None or cached.freshness != freshness:
-                study = _load(storage, name)
+                study = _load(_uncached(storage), name)
                 # Loaded after ``freshness`` was read: a trial that changed in between is in
                 # the points already, and its next read finds a new freshness and loads again.
                 cached = _Cached(freshness, () if study is None else tuple(study_points(study)))

@@ -17,11 +17,13 @@ from harness import Service, tiny_spec, wait_for
 from optuna.trial import TrialState, create_trial
 from sqlalchemy import Engine, event
 
+from autoq.deploy.latency import store_trial_attr
 from autoq.search import SearchSpec
 from autoq.search.records import (
     BITS_ATTR,
     DIRECTIONS,
     ERROR_ATTR,
+    LATENCY_ATTR,
     MAX_MSE_CONSTRAINT,
     SCALE_PARAM,
     TrialPoint,
@@ -136,6 +138,10 @@ def test_counts_and_points_agree_with_the_whole_study_at_every_step(
     _agree(db, name)
     study.tell(running, [5e-4, 2e8])
     study.ask()  # the next trial starts as this one ends: as many running trials as before
+    _agree(db, name)
+    # A finished trial timed afterwards (autoq latency writes past Optuna's refusal).
+    timed = study.trials[0]
+    store_trial_attr(study, timed._trial_id, LATENCY_ATTR, {"median_s": 1e-3, "runs": 5})
     _agree(db, name)
     dying = _ask(study, 1.0)
     _agree(db, name)
