@@ -1,0 +1,171 @@
+"""Mutation testing of autoq's core modules (`make mutation`, issue 18).
+
+Runs mutmut 3 as ``[tool.mutmut]`` in pyproject.toml configures it: the core modules below are
+copied into ``mutants/`` and mutated; one run of the selected fast tests records which tests call
+each function; each mutant then runs against those tests alone (``--max-children 2``). Then it
+prints, per module, the killed mutants over the non-equivalent ones, the goal being ≥ 90 % in
+every module, and each surviving mutant's change.
+
+    .venv/bin/python benchmarks/mutation.py            # fresh run (deletes mutants/ first)
+    .venv/bin/python benchmarks/mutation.py --keep     # reuse mutants/: only changed functions
+    .venv/bin/python benchmarks/mutation.py --score    # score the last run, run nothing
+
+A fresh run is the default because mutmut keeps a mutant's verdict until its function changes:
+a test added since the last run would not be credited with the mutants it kills. To re-check a
+few mutants after adding a test, ``.venv/bin/mutmut run 'autoq.precision.x_*'`` re-runs the
+mutants it names; ``.venv/bin/mutmut show NAME`` shows one.
+
+Timeouts count as killed (the mutant made a test loop or hang); "no tests" counts as not
+killed (no selected test calls the mutated function). Functions with a decorator other than
+``@staticmethod`` / ``@classmethod`` (``@property``, pydantic validators, ``@lru_cache``) and
+module-level code are not mutated by mutmut 3 at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+GOAL = 0.90
+
+# The core modules of issue 18, each a group of the files `only_mutate` lists in pyproject.toml.
+MODULES: dict[str, tuple[str, ...]] = {
+    "pricing": ("autoq/cost/_bitops.py", "autoq/cost/_counts.py", "autoq/cost/_regimes.py"),
+    "records and results": ("autoq/search/records.py", "autoq/search/results.py"),
+    "sampler": ("autoq/search/samplers/cost_aware.py",),
+    "resizing": ("autoq/data/resample.py",),
+    "trial configuration": ("autoq/precision.py",),
+    "service spec checks": ("service/specs.py",),
+}
+
+# Equivalent mutants: mutant name → (the mutated line as `mutmut show` prints it after "+",
+# why no test can tell the mutant from the original). An entry whose mutant no longer shows that
+# line (the function changed, so mutmut renumbered its mutants) is reported as stale and the
+# mutant counts as not killed until the entry is brought up to date.
+EQUIVALENT: dict[str, tuple[str, str]] = {}
+
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def run_mutmut(*, keep: bool) -> None:
+    """Run ``mutmut run --max-children 2`` in the repository, from scratch unless ``keep``."""
+    if not keep:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    result = subprocess.run([str(MUTMUT), "run", "--max-children", "2"], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        sys.exit(f"mutmut run failed with exit code {result.returncode}")
+
+
+def mutated_lines(name: str, path: str) -> set[str]:
+    """The lines ``name`` adds to its function, stripped (its diff's "+" lines)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diff = get_diff_for_mutant(name, path=path)
+    return {line[1:].strip() for line in diff.splitlines()
+            if line.startswith("+") and not line.startswith("+++")}
+
+
+def diff_summary(name: str, path: str) -> str:
+    """``- old / + new`` lines of a mutant's diff, on one line each."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diff = get_diff_for_mutant(name, path=path)
+    return "\n".join(f"      {line[0]} {line[1:].strip()}" for line in diff.splitlines()
+                     if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+
+
+def score() -> bool:
+    """Print the per-module score of the run in ``mutants/``; whether every module meets GOAL."""
+    os.chdir(ROOT)
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+
+    all_ok = True
+    rows: list[tuple[str, int, int, int, Counter[str]]] = []
+    survivors: list[tuple[str, str, str]] = []
+    stale: list[str] = []
+    equivalent_seen = 0
+    for module, paths in MODULES.items():
+        counts: Counter[str] = Counter()
+        for path in paths:
+            data = SourceFileMutationData(path=path)
+            if not data.meta_path.exists():
+                sys.exit(f"no mutants of {path}: run mutmut first (without --score)")
+            data.load()
+            for name, exit_code in data.exit_code_by_key.items():
+                status = status_by_exit_code[exit_code]
+                if name in EQUIVALENT and status not in KILLED:
+                    if EQUIVALENT[name][0].strip() in mutated_lines(name, path):
+                        counts["equivalent"] += 1
+                        equivalent_seen += 1
+                        continue
+                    stale.append(name)
+                counts[status] += 1
+                if status not in KILLED:
+                    survivors.append((name, status, path))
+        killed = sum(counts[s] for s in KILLED)
+        total = sum(counts.values()) - counts["equivalent"]
+        rows.append((module, killed, total, counts["equivalent"], counts))
+        all_ok &= total == 0 or killed / total >= GOAL
+
+    print(f"\n{'module':<22} {'killed / non-equivalent':>24} {'score':>7} "
+          f"{'equivalent':>11}  other")
+    for module, killed, total, equivalent, counts in rows:
+        pct = 100.0 * killed / total if total else 100.0
+        other = ", ".join(f"{counts[s]} {s}" for s in sorted(counts)
+                          if s not in KILLED and s != "equivalent" and counts[s])
+        print(f"{module:<22} {f'{killed} / {total}':>24} {pct:>6.1f}% {equivalent:>11}  {other}")
+    if survivors:
+        print("\nNot killed (neither killed nor listed as equivalent in benchmarks/mutation.py):")
+        for name, status, path in survivors:
+            print(f"  {name} [{status}]")
+            print(diff_summary(name, path))
+    for name in stale:
+        print(f"stale EQUIVALENT entry (its mutant changed): {name}")
+    unseen = set(EQUIVALENT) - {n for _, paths in MODULES.items() for p in paths
+                                for n in _names(p)}
+    for name in sorted(unseen):
+        print(f"EQUIVALENT entry names no mutant: {name}")
+    print(f"\ngoal ≥ {GOAL:.0%} in every module: {'met' if all_ok else 'NOT met'}")
+    return all_ok and not stale
+
+
+def _names(path: str) -> list[str]:
+    from mutmut.mutation.data import SourceFileMutationData
+
+    data = SourceFileMutationData(path=path)
+    data.load()
+    return list(data.exit_code_by_key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--keep", action="store_true", help="reuse mutants/ (changed code only)")
+    group.add_argument("--score", action="store_true", help="score the last run, run nothing")
+    args = parser.parse_args()
+    started = time.monotonic()
+    load = os.getloadavg()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if not args.score:
+        run_mutmut(keep=args.keep)
+    ok = score()
+    if not args.score:
+        minutes = (time.monotonic() - started) / 60
+        after = os.getloadavg()
+        print(f"started {when}, {minutes:.1f} min, load average {load[0]:.1f} before, "
+              f"{after[0]:.1f} after, {os.cpu_count()} cores")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
