@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from autoq.search import SearchSpec
 from service.errors import ConflictError, NotFoundError
@@ -50,8 +50,9 @@ def get_job(session: Session, *, job_id: str) -> Job:
 
 def list_jobs(session: Session, *, status: str | None = None, offset: int = 0, limit: int = 50
               ) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many match ``status`` in all."""
-    query = select(Job)
+    """A page of jobs, newest first, and how many match ``status`` in all (their specs are not
+    read: a listing does not show them, and they are most of a row)."""
+    query = select(Job).options(defer(Job.spec))
     counter = select(func.count()).select_from(Job)
     if status is not None:
         query = query.where(Job.status == status)
