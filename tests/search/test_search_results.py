@@ -162,3 +162,53 @@ def test_default_reference_is_ten_percent_beyond_the_worst_complete_trial() -> N
               TrialPoint(number=1, state="COMPLETE", mse=4.0, cost=5.0, scale=1.0, bits={}),
               TrialPoint(number=2, state="FAIL", mse=None, cost=None, scale=1.0, bits={})]
     assert default_reference(points) == pytest.approx((11.0, 4.4))
+
+
+def _with_reference(number: int, state: str, reference: float | None) -> TrialPoint:
+    details = {} if reference is None else {"float_reference": reference}
+    complete = state == "COMPLETE"
+    return TrialPoint(number=number, state=state, mse=1.0 if complete else None,
+                      cost=1.0 if complete else None, scale=1.0, bits={}, details=details)
+
+
+def test_float_reference_is_the_last_complete_trials_record() -> None:
+    from autoq.search.results import float_reference
+
+    assert float_reference([]) is None
+    assert float_reference([_with_reference(0, "FAIL", 9.0)]) is None  # not complete
+    points = [_with_reference(0, "COMPLETE", 2.0), _with_reference(1, "COMPLETE", None),
+              _with_reference(2, "COMPLETE", 3.0), _with_reference(3, "FAIL", 7.0)]
+    assert float_reference(points) == 3.0
+
+
+def test_error_bound_is_max_mse_or_max_ratio_times_the_float_reference() -> None:
+    from autoq.search.results import error_bound
+
+    points = [_with_reference(0, "COMPLETE", 0.5)]
+    assert error_bound(points, max_mse=0.25) == 0.25
+    assert error_bound([], max_mse=0.25) == 0.25  # an absolute bound needs no trial
+    assert error_bound(points, max_ratio=1.5) == 0.75
+    for both_or_none in ({}, {"max_mse": 1.0, "max_ratio": 1.0}):
+        with pytest.raises(SpecError) as caught:
+            error_bound(points, **both_or_none)
+        assert str(caught.value) == ("give exactly one of max_mse (an absolute bound) and "
+                                     "max_ratio (relative to the float model's error)")
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(SpecError) as caught:
+            error_bound(points, max_ratio=bad)
+        assert str(caught.value) == f"max_ratio must be positive, got {bad!r}"
+    with pytest.raises(SpecError) as caught:
+        error_bound([_with_reference(0, "COMPLETE", None)], max_ratio=1.5)
+    assert str(caught.value) == ("max_ratio needs the float model's error, which complete "
+                                 "trials record; this search has none yet")
+
+
+def test_the_cost_objective_is_named_by_the_studys_last_metric() -> None:
+    from autoq.search.records import cost_objective_name, objective_names
+
+    assert objective_names("mse") == ["mse", "cost"]
+    assert objective_names("relative_l2", "latency") == ["relative_l2", "latency"]
+    assert cost_objective_name(["mse", "latency"]) == "latency"
+    assert cost_objective_name(["latency", "cost"]) == "cost"  # the last name, not any
+    assert cost_objective_name(["mse", "cost"]) == "cost"
+    assert cost_objective_name([]) == "cost" and cost_objective_name(None) == "cost"
