@@ -3,13 +3,24 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import pytest
+import torch
 from pydantic import TypeAdapter
 from torch import nn
 
 from autoq.errors import QuantizationError
 from autoq.models import ModelConfig, build_model
-from autoq.precision import TrialConfig, expand_groups, layer_groups
+from autoq.precision import (
+    TrialConfig,
+    UnquantizedWeightWarning,
+    expand_groups,
+    layer_groups,
+    unquantized_weight_modules,
+    warn_unquantized,
+)
 
 
 def _model(**config: object) -> nn.Module:
@@ -62,3 +73,83 @@ def test_the_json_record_keeps_weight_bits_first() -> None:
     assert record["bits"]["blocks.1.pointwise"] == [16, 2]
     assert record["bits"]["lifting"] == "float"
     assert TrialConfig.from_json(record) == config
+
+
+def test_the_json_record_round_trips_rank_and_scheme() -> None:
+    fno = _model(arch="fno", width=12, modes=6, layers=2, projection_width=24)
+    config = TrialConfig.for_model(fno, scale=0.5, bits={"lifting": (8, 8)}, rank=3,
+                                   scheme="integer")
+    record = config.to_json()
+    assert (record["rank"], record["scheme"]) == (3, "integer")
+    assert TrialConfig.from_json(record) == config
+    plain = TrialConfig.from_json({"scale": 1.0, "bits": {"lifting": "float"}})
+    assert (plain.rank, plain.scheme) == (None, "paper")
+
+
+def test_uniform_keeps_the_first_and_last_layer_float_and_none_bits_mean_float() -> None:
+    fno = _model(arch="fno", width=12, modes=6, layers=2, projection_width=24)
+    config = TrialConfig.uniform(fno, scale=1.0, weight_bits=4, act_bits=8)
+    assert config.bits["lifting"] is None and config.bits["projection.output"] is None
+    assert config.bits["blocks.0.spectral"] == (4, 8)
+    every = TrialConfig.uniform(fno, scale=1.0, weight_bits=4, act_bits=8,
+                                first_last_float=False)
+    assert set(every.quantized_layers) == set(config.bits)
+    for weight_bits, act_bits in ((4, None), (None, 8), (None, None)):
+        floats = TrialConfig.uniform(fno, scale=1.0, weight_bits=weight_bits, act_bits=act_bits)
+        assert floats.quantized_layers == {}
+
+
+class _Pair(nn.Module):
+    """A (2, 2) weight matrix: the smallest matrix a product runs over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(2, 2))
+        self.gate = nn.Parameter(torch.ones(1, 3, 1))  # a broadcast scale, not a matrix
+
+
+class _Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = nn.Parameter(torch.ones(1, 3, 1))
+        self.bias = nn.Parameter(torch.ones(3))
+
+
+class _Holder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.own = nn.Parameter(torch.ones(3, 2))
+        self.pair = _Pair()
+        self.gated = _Gated()
+
+
+def _warn_for(model: nn.Module, names: list[str] | None = None) -> list[str]:
+    return warn_unquantized(model, names)
+
+
+def test_unquantized_weights_are_named_in_one_warning_at_the_callers_line() -> None:
+    model = _Holder()
+    assert unquantized_weight_modules(model) == ["", "pair"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        assert _warn_for(model) == ["", "pair"]
+    assert len(caught) == 1 and caught[0].category is UnquantizedWeightWarning
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    here = _Holder.__module__
+    assert str(caught[0].message) == (
+        f"_Holder has 2 module(s) that multiply by learned weights autoq does not quantize: "
+        f"'(root)' ({here}._Holder), 'pair' ({here}._Pair). They stay float in every trial, and "
+        f"their products are priced as float work (16/16 bits) in the cost breakdown, under "
+        f"their paths.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        warn_unquantized(model, ["pair"], stacklevel=1)
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    assert "has 1 module(s)" in str(caught[0].message)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _warn_for(model, []) == []  # names given: not looked up again
+        assert _warn_for(_Gated()) == []
+    assert caught == []

@@ -212,3 +212,59 @@ def test_the_cost_objective_is_named_by_the_studys_last_metric() -> None:
     assert cost_objective_name(["latency", "cost"]) == "cost"  # the last name, not any
     assert cost_objective_name(["mse", "cost"]) == "cost"
     assert cost_objective_name([]) == "cost" and cost_objective_name(None) == "cost"
+
+
+def test_complete_trials_and_failed_ones_with_an_error_count_towards_the_budget() -> None:
+    from optuna.trial import TrialState, create_trial
+
+    from autoq.search.records import ERROR_ATTR, counts_towards_budget
+
+    complete = create_trial(state=TrialState.COMPLETE, values=[1.0, 2.0])
+    failed = create_trial(state=TrialState.FAIL, user_attrs={ERROR_ATTR: "TrialError: x"})
+    died = create_trial(state=TrialState.FAIL)
+    running = create_trial(state=TrialState.RUNNING, user_attrs={ERROR_ATTR: "TrialError: x"})
+    assert [counts_towards_budget(t) for t in (complete, failed, died, running)] == [
+        True, True, False, False]
+
+
+def test_a_point_is_complete_only_with_its_state_and_both_values() -> None:
+    from autoq.search.records import complete_points
+
+    def point(state: str, mse: float | None, cost: float | None) -> TrialPoint:
+        return TrialPoint(number=0, state=state, mse=mse, cost=cost, scale=1.0, bits={})
+
+    partial = [point("COMPLETE", None, 1.0), point("COMPLETE", 1.0, None),
+               point("FAIL", 1.0, 1.0), point("FAIL", None, 1.0)]
+    assert complete_points(partial) == [] and not any(p.complete for p in partial)
+    whole = point("COMPLETE", 1.0, 2.0)
+    assert [(c.point, c.mse, c.cost) for c in complete_points([whole])] == [(whole, 1.0, 2.0)]
+
+
+def test_the_rest_trial_shape_names_every_key() -> None:
+    point = TrialPoint(number=4, state="COMPLETE", mse=0.5, cost=8.0, scale=0.5,
+                       bits={"conv": [4, 8]}, baseline="w4a8", feasible=False, error="boom",
+                       details={"bitops": 6.0, "deployed_error": 0.6, "latency": {"x": 1}},
+                       rank=3)
+    assert point.to_json() == {
+        "number": 4, "state": "COMPLETE", "mse": 0.5, "cost": 8.0, "bitops": 6.0,
+        "scale": 0.5, "rank": 3, "bits": {"conv": [4, 8]}, "baseline": True,
+        "regime": "w4a8", "feasible": False, "error": "boom", "deployed_error": 0.6,
+        "latency": {"x": 1}}
+    plain = TrialPoint(number=0, state="FAIL", mse=None, cost=None, scale=None, bits={})
+    assert plain.to_json()["baseline"] is False and plain.to_json()["bitops"] is None
+
+
+def test_hypervolume_needs_a_positive_reference_in_both_objectives() -> None:
+    for reference in ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0)):
+        with pytest.raises(SpecError) as caught:
+            hypervolume([], reference)
+        assert str(caught.value) == f"hypervolume reference must be positive, got {reference}"
+
+
+def test_default_reference_needs_a_complete_trial() -> None:
+    from autoq.search import default_reference
+
+    with pytest.raises(SpecError) as caught:
+        default_reference([TrialPoint(number=0, state="FAIL", mse=None, cost=None, scale=1.0,
+                                      bits={})])
+    assert str(caught.value) == "no complete trials yet: hypervolume needs at least one"
