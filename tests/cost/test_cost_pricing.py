@@ -8,7 +8,17 @@ from collections.abc import Callable
 import pytest
 
 import autoq.cost
-from autoq.cost import REGIMES, bitops, format_cost_table, regime_costs, uniform_regimes
+from autoq.cost import (
+    REGIMES,
+    CostReport,
+    LayerCost,
+    bitops,
+    format_cost_table,
+    regime_costs,
+    uniform_regimes,
+)
+from autoq.cost._counts import Operations
+from autoq.errors import SpecError
 from autoq.models import FNOConfig, build_model, first_and_last_layers
 from autoq.precision import FLOAT_EQUIVALENT_BITS, TrialConfig
 
@@ -131,3 +141,63 @@ def test_paper_grid_imports_without_torch(heavy_imports: Callable[..., list[str]
 def test_package_names_resolve_lazily() -> None:
     for name in autoq.cost.__all__:
         assert getattr(autoq.cost, name) is not None, name
+
+
+def _report(scale: float, grid: tuple[int, ...], bits_a: tuple[int, int] | None,
+            a: tuple[int, int], b: tuple[int, int]) -> CostReport:
+    layers = {"a": LayerCost.priced(Operations(*a), bits_a), "b": LayerCost.priced(
+        Operations(*b), None)}
+    return CostReport(scale=scale, network_shape=grid, layers=layers)
+
+
+def test_cost_table_by_hand() -> None:
+    # scale 1: a = 1000 M + 10 A, b = 2 M + 3 A; scale 0.5: a = 250 + 5, b = 1 + 1.
+    # float: (1000·16 + 10)·16 = 256160, (2·16 + 3)·16 = 560; a at w4a8: (1000·4 + 10)·8 = 32080.
+    costs = {
+        "float": {1.0: _report(1.0, (4, 2), None, (1000, 10), (2, 3)),
+                  0.5: _report(0.5, (2, 1), None, (250, 5), (1, 1))},
+        "w4a8": {1.0: _report(1.0, (4, 2), (4, 8), (1000, 10), (2, 3)),
+                 0.5: _report(0.5, (2, 1), (4, 8), (250, 5), (1, 1))},
+    }
+    assert format_cost_table(costs) == (
+        "scale 1 (network grid 4×2)\n"
+        "entry      M   A      float       w4a8\n"
+        "a      1,000  10  2.562e+05  3.208e+04\n"
+        "b          2   3  5.600e+02  5.600e+02\n"
+        "total             2.567e+05  3.264e+04\n"
+        "\n"
+        "scale 0.5 (network grid 2×1)\n"
+        "entry    M  A      float       w4a8\n"
+        "a      250  5  6.408e+04  8.040e+03\n"
+        "b        1  1  2.720e+02  2.720e+02\n"
+        "total          6.435e+04  8.312e+03\n"
+        "\n"
+        "total bit operations\n"
+        "regime           scale 1  scale 0.5\n"
+        "float          2.567e+05  6.435e+04\n"
+        "w4a8           3.264e+04  8.312e+03\n"
+        "FLOPs (M + A)  1.015e+03  2.570e+02\n")
+    one = format_cost_table({"w4a8": {0.5: costs["w4a8"][0.5]}})
+    assert one.endswith("regime         scale 0.5\n"
+                        "w4a8           8.312e+03\n"
+                        "FLOPs (M + A)  2.570e+02\n")
+    assert format_cost_table({}) == ""
+
+
+def test_cost_report_json_by_hand() -> None:
+    report = _report(0.5, (2, 1), (4, 8), (250, 5), (1, 1))
+    assert report.to_json() == {
+        "scale": 0.5, "network_shape": [2, 1], "total": 8040 + 272, "flops": 257,
+        "unquantized": [], "layers": {"a": 8040, "b": 272},
+        "operations": {"a": {"multiplications": 250, "additions": 5, "bits": [4, 8]},
+                       "b": {"multiplications": 1, "additions": 1, "bits": "float"}}}
+
+
+def test_regime_costs_need_a_scale_and_can_quantize_the_first_and_last_layer() -> None:
+    with pytest.raises(SpecError) as caught:
+        regime_costs(FNO, data_shape=(32,), in_channels=3, out_channels=1, scales=[])
+    assert str(caught.value) == "scales must name at least one scale factor, got none"
+    costs = regime_costs(FNO, data_shape=(32,), in_channels=3, out_channels=1, scales=[1.0],
+                         first_last_float=False)
+    lifting = costs["w4a4"][1.0].layers["lifting"]
+    assert (lifting.weight_bits, lifting.act_bits, lifting.quantized) == (4, 4, True)
