@@ -252,3 +252,69 @@ def test_the_shown_spec_names_paths_relative_to_the_root(root: Path) -> None:
 def test_load_bundled_validates_every_space(spaces: Path) -> None:
     loaded = load_bundled(spaces)
     assert list(loaded) == ["tiny"] and loaded["tiny"].search.trials == 3
+
+
+LOC = ("body", "spec", "data", "path")
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("", "is empty"),
+    ("a\0b.h5", "contains a NUL byte"),
+    ("\udcff.h5", "is not Unicode text"),
+    ("/".join(["a" * 240] * 17) + "b", "is longer than 4096 bytes"),
+    ("a/" + "n" * 256, "has a name longer than 255 bytes"),
+    ("sub/../b.h5", "has a '..' part, which data paths may not have"),
+    (".", "is the data root itself, not a file in it"),
+    ("/elsewhere/b.h5", "is outside the data root"),
+    ("sub", "is a directory, not a file (only layouts that read a set of files take one)"),
+    ("file.h5/x.h5", "goes through 'file.h5', which is a file"),
+    ("sub/file.h5/new/x.h5", "goes through 'sub/file.h5', which is a file"),
+    ("loop/x.h5", "cannot be resolved (RuntimeError)"),
+])
+def test_a_bad_data_path_is_named_with_its_problem(root: Path, path: str, problem: str) -> None:
+    (root / "sub").mkdir()
+    (root / "file.h5").write_bytes(b"")
+    (root / "sub" / "file.h5").write_bytes(b"")
+    (root / "loop").symlink_to(root / "loop")
+    with pytest.raises(InvalidRequestError) as caught:
+        confine(path, root, loc=LOC)
+    assert caught.value.errors == [{"loc": list(LOC), "type": "invalid",
+                                    "msg": f"data path {path!r} {problem}"}]
+
+
+def test_a_data_path_at_the_limits_or_in_new_folders_is_confined(root: Path) -> None:
+    (root / "sub").mkdir()
+    name = "n" * 255
+    assert confine(f"sub/{name}", root, loc=LOC) == root.resolve() / "sub" / name
+    assert confine("new/deeper/x.h5", root, loc=LOC) == root.resolve() / "new/deeper/x.h5"
+    assert confine("sub", root, loc=LOC, directory=True) == root.resolve() / "sub"
+    at_limit = "/".join(["a" * 240] * 17)  # 4096 bytes
+    try:
+        confine(at_limit, root, loc=LOC)
+    except InvalidRequestError as e:  # the OS may refuse it; the length check must not
+        assert "longer than" not in str(e)
+
+
+def test_the_stored_path_is_normalised_relative_to_the_root(root: Path) -> None:
+    (root / "sub").mkdir()
+    absolute = str(root.resolve() / "sub" / "burgers.h5")
+    for given in (absolute, "./sub//burgers.h5"):
+        stored = submitted_spec(InlineSearchCreate(spec=tiny_spec(path=given)), _settings(root))
+        assert stored.data.path == "sub/burgers.h5"
+
+
+def test_a_bad_data_path_is_located_where_it_was_given(root: Path, spaces: Path) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        submitted_spec(InlineSearchCreate(spec=tiny_spec(path="../x.h5")), _settings(root))
+    assert caught.value.errors[0]["loc"] == ["body", "spec", "data", "path"]
+    request, settings = _bundled(root, spaces, {"data": {"path": "../x.h5"}})
+    with pytest.raises(InvalidRequestError) as caught:
+        submitted_spec(request, settings)
+    assert caught.value.errors[0]["loc"] == ["body", "overrides", "data", "path"]
+
+
+def test_a_spec_that_generates_nothing_has_no_size_to_limit(root: Path) -> None:
+    spec = tiny_spec()
+    del spec["data"]["generate"]
+    stored = submitted_spec(InlineSearchCreate(spec=spec), _settings(root, limit_samples=3))
+    assert stored.data.generate is None
