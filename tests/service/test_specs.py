@@ -235,7 +235,9 @@ def test_a_user_models_checkpoint_is_confined_and_stored_relative(root: Path) ->
     submitted_spec(_own_model(finetune_epochs=3), over)
     with pytest.raises(InvalidRequestError) as caught:
         submitted_spec(_own_model(finetune_epochs=4), over)
-    assert caught.value.errors[0]["loc"] == ["body", "spec", "model", "finetune_epochs"]
+    assert caught.value.errors == [{
+        "loc": ["body", "spec", "model", "finetune_epochs"], "type": "limit_exceeded",
+        "msg": "at most 3 on this server (AUTOQ_LIMIT_TRAIN_EPOCHS), got 4"}]
 
 
 def test_the_shown_spec_names_paths_relative_to_the_root(root: Path) -> None:
@@ -318,3 +320,10 @@ def test_a_spec_that_generates_nothing_has_no_size_to_limit(root: Path) -> None:
     del spec["data"]["generate"]
     stored = submitted_spec(InlineSearchCreate(spec=spec), _settings(root, limit_samples=3))
     assert stored.data.generate is None
+
+
+def test_omitted_frames_are_not_limited(root: Path) -> None:
+    spec = tiny_spec()
+    del spec["data"]["generate"]["frames"]
+    stored = submitted_spec(InlineSearchCreate(spec=spec), _settings(root, limit_frames=2))
+    assert stored.data.generate is not None and stored.data.generate.frames is None
