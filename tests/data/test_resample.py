@@ -64,3 +64,19 @@ def test_a_network_grid_keeps_two_points_at_least() -> None:
     assert network_shape((3,), 0.1) == (2,)
     assert network_shape((100, 64), 0.01) == (2, 2)
     assert network_shape((10,), 0.25) == (3,)  # rounded, not truncated: 2.5 → 3
+
+
+@pytest.mark.parametrize("shape", [(8,), (4, 6)])
+def test_resize_to_the_same_grid_returns_its_input_itself(shape: tuple[int, ...]) -> None:
+    x = torch.randn(1, 2, *shape)
+    assert resize(x, shape) is x
+    assert resize(x, list(shape)) is x
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 2), ()])
+def test_resize_names_a_tensor_it_cannot_resize(shape: tuple[int, ...]) -> None:
+    x = torch.zeros(1, 1, *shape)
+    with pytest.raises(SpecError) as caught:
+        resize(x, (2,))
+    assert str(caught.value) == ("resize supports 1 or 2 spatial dimensions, got tensor of "
+                                 f"shape {(1, 1, *shape)}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 
 import pytest
@@ -127,6 +128,15 @@ def _warn_for(model: nn.Module, names: list[str] | None = None) -> list[str]:
     return warn_unquantized(model, names)
 
 
+def _assert_at(warning: warnings.WarningMessage, line: int) -> None:
+    """The warning points at ``line`` of this file; under mutmut (``make mutation``) a wrapper
+    frame of its own stands between a caller and autoq's functions, so only: not at autoq's."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        assert not warning.filename.endswith("precision.py")
+    else:
+        assert (warning.filename, warning.lineno) == (__file__, line)
+
+
 def test_unquantized_weights_are_named_in_one_warning_at_the_callers_line() -> None:
     model = _Holder()
     assert unquantized_weight_modules(model) == ["", "pair"]
@@ -135,7 +145,7 @@ def test_unquantized_weights_are_named_in_one_warning_at_the_callers_line() -> N
         line = inspect.currentframe().f_lineno + 1
         assert _warn_for(model) == ["", "pair"]
     assert len(caught) == 1 and caught[0].category is UnquantizedWeightWarning
-    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    _assert_at(caught[0], line)
     here = _Holder.__module__
     assert str(caught[0].message) == (
         f"_Holder has 2 module(s) that multiply by learned weights autoq does not quantize: "
@@ -146,7 +156,7 @@ def test_unquantized_weights_are_named_in_one_warning_at_the_callers_line() -> N
         warnings.simplefilter("always")
         line = inspect.currentframe().f_lineno + 1
         warn_unquantized(model, ["pair"], stacklevel=1)
-    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    _assert_at(caught[0], line)
     assert "has 1 module(s)" in str(caught[0].message)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
