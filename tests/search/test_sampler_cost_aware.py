@@ -357,3 +357,19 @@ def test_each_greedy_step_is_the_best_predicted_trade() -> None:
                 steps.append(step)
         best = min(trade(here, step) for step in steps)
         assert trade(here, chosen) == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+def test_mutate_redraws_up_to_three_choices_each_now_and_then() -> None:
+    sampler = _ranked_sampler(0)
+    groups = len(GROUPS)
+    parent = Configs([1], [1], [[1] * groups], [[1] * groups])
+    copies = Configs.from_rows(np.repeat(parent.rows(), 4000, axis=0))
+    mutated = sampler._mutate(copies)
+    assert np.array_equal(copies.rows(), np.repeat(parent.rows(), 4000, axis=0))  # a copy
+    changed = np.column_stack([mutated.scale != 1, mutated.rank != 1,
+                               (mutated.weight != 1) | (mutated.act != 1)])
+    assert changed.sum(axis=1).max() == 3
+    # Per round a choice is redrawn with probability 1/2 · 1/(groups + 2) = 1/16, to one of
+    # three values: over three rounds about 3/16 · 2/3 = 1/8 of the copies change it.
+    for column in range(groups + 2):
+        assert 0.08 < changed[:, column].mean() < 0.17, column
