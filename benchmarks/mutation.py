@@ -9,6 +9,7 @@ every module, and each surviving mutant's change.
     .venv/bin/python benchmarks/mutation.py            # fresh run (deletes mutants/ first)
     .venv/bin/python benchmarks/mutation.py --keep     # reuse mutants/: only changed functions
     .venv/bin/python benchmarks/mutation.py --score    # score the last run, run nothing
+    .venv/bin/python benchmarks/mutation.py --keep 'autoq.cost.*'   # (re-)run these mutants
 
 A fresh run is the default because mutmut keeps a mutant's verdict until its function changes:
 a test added since the last run would not be credited with the mutants it kills. To re-check a
@@ -51,16 +52,55 @@ MODULES: dict[str, tuple[str, ...]] = {
 # why no test can tell the mutant from the original). An entry whose mutant no longer shows that
 # line (the function changed, so mutmut renumbered its mutants) is reported as stale and the
 # mutant counts as not killed until the entry is brought up to date.
-EQUIVALENT: dict[str, tuple[str, str]] = {}
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    "autoq.search.records.x_objective_names__mutmut_1": (
+        'def objective_names(metric: str, cost: Literal["bitops", "latency"] = "XXbitopsXX")'
+        ' -> list[str]:',
+        "the default is only compared with 'latency': any other value names the bit-op cost"),
+    "autoq.search.records.x_objective_names__mutmut_2": (
+        'def objective_names(metric: str, cost: Literal["bitops", "latency"] = "BITOPS")'
+        ' -> list[str]:',
+        "the default is only compared with 'latency': any other value names the bit-op cost"),
+    "autoq.search.results.x_study_points__mutmut_2": (
+        "return [trial_point(t) for t in study.get_trials(deepcopy=None)]",
+        "Optuna copies the trials only when deepcopy is true; None is false"),
+    "autoq.search.results.x_study_points__mutmut_4": (
+        "return [trial_point(t) for t in study.get_trials(deepcopy=True)]",
+        "trial_point only reads the trials: copies of them give the same points, slower"),
+    "autoq.search.results.x_hypervolume__mutmut_18": (
+        "if point.cost > ref_cost or point.mse >= ref_mse:",
+        "a front point at the reference cost adds a zero-width strip and is the front's last"),
+    "autoq.search.results.x_hypervolume__mutmut_19": (
+        "if point.cost >= ref_cost or point.mse > ref_mse:",
+        "a front point at the reference MSE adds a zero-height strip and leaves the MSE level "
+        "at the reference"),
+    "autoq.data.resample.x_resize__mutmut_14": (
+        "return F.interpolate(x, size=tuple(size), mode=_MODES[spatial_dims], align_corners=None)",
+        "F.interpolate takes align_corners=None as False for (bi)linear modes, silently"),
+    "autoq.data.resample.x_resize__mutmut_18": (
+        "return F.interpolate(x, size=tuple(size), mode=_MODES[spatial_dims], )",
+        "align_corners defaults to None, which F.interpolate takes as False, silently"),
+    "autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_mutate__mutmut_17": (
+        "keep = self._rng.random(len(configs)) <= 0.5",
+        "random() draws from a continuum: exactly 0.5 has probability 2⁻⁵³"),
+    "autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_mutate__mutmut_22": (
+        "rows = np.flatnonzero(keep & (position == groups))",
+        "keep is a fair coin: redrawing the scale on heads rather than tails is the same draw"),
+    "autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_mutate__mutmut_28": (
+        "rows = np.flatnonzero(keep & (position == groups + 1))",
+        "keep is a fair coin: redrawing the rank on heads rather than tails is the same draw"),
+}
 
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
-def run_mutmut(*, keep: bool) -> None:
-    """Run ``mutmut run --max-children 2`` in the repository, from scratch unless ``keep``."""
+def run_mutmut(*, keep: bool, names: list[str]) -> None:
+    """Run ``mutmut run --max-children 2`` in the repository, from scratch unless ``keep``;
+    only the mutants ``names`` match (globs such as ``autoq.cost.*``), if given."""
     if not keep:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-    result = subprocess.run([str(MUTMUT), "run", "--max-children", "2"], cwd=ROOT, check=False)
+    result = subprocess.run([str(MUTMUT), "run", "--max-children", "2", *names], cwd=ROOT,
+                            check=False)
     if result.returncode != 0:
         sys.exit(f"mutmut run failed with exit code {result.returncode}")
 
@@ -152,12 +192,13 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--keep", action="store_true", help="reuse mutants/ (changed code only)")
     group.add_argument("--score", action="store_true", help="score the last run, run nothing")
+    parser.add_argument("names", nargs="*", help="run only the mutants these globs match")
     args = parser.parse_args()
     started = time.monotonic()
     load = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not args.score:
-        run_mutmut(keep=args.keep)
+        run_mutmut(keep=args.keep, names=args.names)
     ok = score()
     if not args.score:
         minutes = (time.monotonic() - started) / 60

@@ -268,3 +268,66 @@ def test_default_reference_needs_a_complete_trial() -> None:
         default_reference([TrialPoint(number=0, state="FAIL", mse=None, cost=None, scale=1.0,
                                       bits={})])
     assert str(caught.value) == "no complete trials yet: hypervolume needs at least one"
+
+
+def test_a_frozen_trial_becomes_its_point_field_by_field() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from autoq.search.records import trial_point
+
+    trial = create_trial(
+        state=TrialState.COMPLETE, values=[0.5, 8.0],
+        params={"scale": 0.5, "rank": 3},
+        distributions={"scale": CategoricalDistribution([0.5, 1.0]),
+                       "rank": CategoricalDistribution([3, 6])},
+        user_attrs={"bits": {"conv": [4, 8]}, "baseline": "w4a8", "error": "boom",
+                    "orphaned": "gone", "timings": {"train": 1.0}},
+        constraints={"max_mse": 0.0, "max_cost": -1.0})
+    trial.number = 7
+    point = trial_point(trial)
+    assert point == TrialPoint(number=7, state="COMPLETE", mse=0.5, cost=8.0, scale=0.5,
+                               bits={"conv": [4, 8]}, baseline="w4a8", feasible=True,
+                               error="boom", rank=3,
+                               details={"orphaned": "gone", "timings": {"train": 1.0}})
+    failed = create_trial(state=TrialState.FAIL, user_attrs={"orphaned": "gone"},
+                          constraints={"max_mse": 0.5})
+    point = trial_point(failed)
+    assert (point.mse, point.cost, point.bits, point.error, point.feasible, point.rank) == (
+        None, None, {}, "gone", False, None)
+    assert trial_point(create_trial(state=TrialState.COMPLETE, values=[1.0, 1.0],
+                                    constraints={"max_cost": 1e-9})).feasible is False
+
+
+def test_parameters_encode_and_decode_a_configuration() -> None:
+    from autoq.search.records import decode_params, encode_params
+
+    params = encode_params(0.5, {"a": (4, 8), "b": None}, rank=3)
+    assert params == {"scale": 0.5, "rank": 3, "w_bits:a": 4, "a_bits:a": 8,
+                      "w_bits:b": "float"}
+    assert decode_params(params, ["a", "b"]) == (0.5, {"a": (4, 8), "b": None}, 3)
+    assert decode_params(encode_params(1.0, {"a": None}), ["a"]) == (1.0, {"a": None}, None)
+
+
+def test_recorded_params_read_the_per_layer_bits() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from autoq.search.records import recorded_params
+
+    def trial(bits: dict | None, scale: float | None = 0.5):
+        params = {} if scale is None else {"scale": scale}
+        dists = {} if scale is None else {"scale": CategoricalDistribution([0.5, 1.0])}
+        attrs = {} if bits is None else {"bits": bits}
+        return create_trial(state=TrialState.COMPLETE, values=[1.0, 1.0], params=params,
+                            distributions=dists, user_attrs=attrs)
+
+    groups = {"g": ["x", "y"], "h": ["z"]}
+    assert recorded_params(trial({"x": [4, 8], "y": [4, 8], "z": "float"}), groups) == {
+        "scale": 0.5, "w_bits:g": 4, "a_bits:g": 8, "w_bits:h": "float"}
+    # A layer the record does not name is float.
+    assert recorded_params(trial({"x": [4, 8], "y": [4, 8]}), groups) == {
+        "scale": 0.5, "w_bits:g": 4, "a_bits:g": 8, "w_bits:h": "float"}
+    assert recorded_params(trial({"x": [4, 8], "y": [8, 8]}), groups) is None
+    assert recorded_params(trial(None), groups) is None
+    assert recorded_params(trial({"x": [4, 8]}, scale=None), groups) is None
