@@ -89,6 +89,60 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_mutate__mutmut_28": (
         "rows = np.flatnonzero(keep & (position == groups + 1))",
         "keep is a fair coin: redrawing the rank on heads rather than tails is the same draw"),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁinfer_relative_search_space__mutmut_2': (
+        'finished = study.get_trials(deepcopy=None, states=(TrialState.COMPLETE,))',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁinfer_relative_search_space__mutmut_4': (
+        'finished = study.get_trials(states=(TrialState.COMPLETE,))',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁinfer_relative_search_space__mutmut_7': (
+        'finished = study.get_trials(deepcopy=True, states=(TrialState.COMPLETE,))',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_2': (
+        'for finished in study.get_trials(deepcopy=None, states=(TrialState.COMPLETE,)):',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_3': (
+        'for finished in study.get_trials(deepcopy=False, states=None):',
+        'trials that are not complete hold no values, and the loop skips a trial without values'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_4': (
+        'for finished in study.get_trials(states=(TrialState.COMPLETE,)):',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_5': (
+        'for finished in study.get_trials(deepcopy=False, ):',
+        'trials that are not complete hold no values, and the loop skips a trial without values'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_7': (
+        'for finished in study.get_trials(deepcopy=True, states=(TrialState.COMPLETE,)):',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_103': (
+        'front = _front(list(zip(front_cost, front_mse, strict=None)))',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_106': (
+        'front = _front(list(zip(front_cost, front_mse, )))',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_107': (
+        'front = _front(list(zip(front_cost, front_mse, strict=False)))',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_134': (
+        'for c, y in zip(costs, predicted, strict=None)])',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_137': (
+        'for c, y in zip(costs, predicted, )])',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_138': (
+        'for c, y in zip(costs, predicted, strict=False)])',
+        'the zipped arrays have equal lengths by construction: strict never fires'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_151': (
+        'return self.decode(Configs.from_rows(rows[chosen:chosen + 2]))[0]',
+        'decode(...)[0] takes the first row of the slice either way'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_independent__mutmut_1': (
+        'return self._fallback.sample_independent(None, trial, param_name, param_distribution)',
+        "Optuna's RandomSampler draws from the distribution alone: the other arguments go unused"),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_independent__mutmut_2': (
+        'return self._fallback.sample_independent(study, None, param_name, param_distribution)',
+        "Optuna's RandomSampler draws from the distribution alone: the other arguments go unused"),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_independent__mutmut_3': (
+        'return self._fallback.sample_independent(study, trial, None, param_distribution)',
+        "Optuna's RandomSampler draws from the distribution alone: the other arguments go unused"),
 }
 
 KILLED = {"killed", "timeout", "caught by type check"}

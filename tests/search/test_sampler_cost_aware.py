@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from typing import ClassVar
 
 import numpy as np
 import optuna
@@ -373,3 +374,79 @@ def test_mutate_redraws_up_to_three_choices_each_now_and_then() -> None:
     # three values: over three rounds about 3/16 · 2/3 = 1/8 of the copies change it.
     for column in range(groups + 2):
         assert 0.08 < changed[:, column].mean() < 0.17, column
+
+
+class _Space:
+    """A priced space as a sampler factory sees it (``autoq.search.samplers.PricedSpace``)."""
+
+    scales: tuple[float, ...] = tuple(SCALES)
+    ranks: tuple[None] = (None,)
+    groups: ClassVar[dict[str, list[str]]] = {g: [g] for g in GROUPS}
+    weight_choices: tuple[int, ...] = tuple(BITS)
+    act_choices: tuple[int, ...] = tuple(BITS)
+
+    def params_cost(self, params: dict) -> float:
+        return _cost(params)
+
+
+def test_for_space_passes_the_space_the_limits_and_the_seed() -> None:
+    from autoq.search.samplers import SamplerSettings
+
+    settings = SamplerSettings(trials=10, max_cost=123.0, max_mse=4e-4)
+    sampler = CostAwareSampler.for_space(_Space(), settings, seed=3)
+    assert (sampler._max_cost, sampler._max_mse) == (123.0, 4e-4)
+    assert sampler._cost_fn({"scale": 0.5, **_uniform(8)}) == _cost({"scale": 0.5, **_uniform(8)})
+
+    def first_proposals(seed: int) -> list[dict]:
+        study = optuna.create_study(directions=["minimize", "minimize"],
+                                    sampler=CostAwareSampler.for_space(
+                                        _Space(), SamplerSettings(trials=4), seed=seed))
+        study.optimize(_objective, n_trials=4)
+        return [t.params for t in study.trials]
+
+    assert first_proposals(3) == first_proposals(3) != first_proposals(4)
+
+
+def _finished(params: dict, bits: dict, values: tuple[float, float] = (1e-4, 1e3)
+              ) -> optuna.trial.FrozenTrial:
+    distributions = {name: optuna.distributions.CategoricalDistribution([value])
+                     for name, value in params.items()}
+    return optuna.trial.create_trial(params=params, distributions=distributions,
+                                     values=list(values), user_attrs={"bits": bits})
+
+
+def test_finished_trials_outside_the_space_are_not_read_as_configurations() -> None:
+    sampler = _sampler(0)
+    inside = {"scale": 0.5, **_uniform(8)}
+    bits = {g: [8, 8] for g in GROUPS}
+    assert sampler._params_of(_finished(inside, bits)) == inside
+    assert sampler._params_of(_finished({**inside, "scale": 0.7}, bits)) is None
+    assert sampler._params_of(_finished(inside, {**bits, "g0": [6, 8]})) is None
+    assert sampler._params_of(_finished(inside, {**bits, "g5": [8, 2]})) is None
+    assert sampler._params_of(_finished(inside, {})) is None
+
+
+def test_finished_trials_of_another_objective_leave_the_space_to_independent_sampling() -> None:
+    sampler = _sampler(0)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    assert set(sampler.infer_relative_search_space(study, None)) == {  # type: ignore[arg-type]
+        "scale", *(f"{k}_bits:{g}" for g in GROUPS for k in "wa")}
+    study.add_trial(optuna.trial.create_trial(
+        params={"x": 1.0}, distributions={"x": optuna.distributions.FloatDistribution(0, 2)},
+        values=[1.0, 2.0]))
+    assert sampler.infer_relative_search_space(study, None) == {}  # type: ignore[arg-type]
+
+
+def test_trials_with_values_the_model_cannot_log_are_left_out_of_it() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(0))
+    bits = {g: [8, 8] for g in GROUPS}
+    for values in [(math.inf, 1e3), (0.0, 1e3), (1e-4, -1.0)]:
+        study.add_trial(_finished({"scale": 1.0, **_uniform(8)}, bits, values))
+    study.optimize(_objective, n_trials=2)
+    assert all(math.isfinite(v) and v > 0 for t in study.trials[3:] for v in t.values)
+
+
+def test_a_bound_nothing_can_meet_gets_the_configuration_predicted_most_accurate() -> None:
+    # After random trials the model knows that width and resolution lower the MSE: with a bound
+    # no candidate is predicted to meet, the proposal is the widest at full resolution.
+    assert _proposals_after_random_trials(max_mse=1e-12)[0] == {"scale": 1.0, **_uniform(16)}
