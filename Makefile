@@ -40,8 +40,8 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Mutation testing of the core modules against their fast tests (mutmut, 2 workers; over an
-# hour on 2 cores until the sampler has unit tests): per module, ≥ 90 % of mutants killed.
+# Mutation testing of the core modules against their fast tests (mutmut, 2 workers; about 20
+# minutes on 2 cores): per module, ≥ 90 % of mutants killed.
 mutation: $(INSTALLED)
 	$(BIN)/python benchmarks/mutation.py
 
