@@ -18,7 +18,7 @@ import pytest
 
 from autoq.search.results import TrialPoint, hypervolume
 from autoq.search.samplers import CostAwareSampler
-from autoq.search.samplers.cost_aware import Configs
+from autoq.search.samplers.cost_aware import Configs, NoisePowerModel
 
 SCALES = [1.0, 0.5, 0.25]
 BITS = [4, 8, 16]
@@ -450,3 +450,78 @@ def test_a_bound_nothing_can_meet_gets_the_configuration_predicted_most_accurate
     # After random trials the model knows that width and resolution lower the MSE: with a bound
     # no candidate is predicted to meet, the proposal is the widest at full resolution.
     assert _proposals_after_random_trials(max_mse=1e-12)[0] == {"scale": 1.0, **_uniform(16)}
+
+
+def test_hypervolume_gain_of_a_point_against_a_front_by_hand() -> None:
+    from autoq.search.samplers.cost_aware import _area, _front, _improvement
+
+    front = _front([(1.0, 3.0), (2.0, 1.0), (2.5, 2.0), (3.0, 0.5)])
+    assert front == [(1.0, 3.0), (2.0, 1.0), (3.0, 0.5)]
+    reference = (4.0, 4.0)
+    # Rectangles from the reference down each step: 3·1 + 2·2 + 1·0.5.
+    assert _area(front, reference) == pytest.approx(7.5)
+    assert _improvement(front, (1.5, 2.0), reference) == pytest.approx(0.5)
+    assert _improvement(front, (2.5, 2.0), reference) == 0.0  # dominated
+    assert _improvement(front, (5.0, 0.1), reference) == 0.0  # beyond the reference
+
+
+def test_the_noise_power_prior_is_the_documented_one() -> None:
+    groups = 4
+    model = NoisePowerModel(3, groups, coarseness=[0.0, math.log(2), math.log(4)],
+                            weight_noise=[_noise(16), _noise(8), _noise(4)],
+                            act_noise=[_noise(16), _noise(8), _noise(4)])
+    weights, acts = model.sensitivities(model.prior_mean)
+    # The whole network at 4-bit weights raises the MSE by half, at 4-bit activations doubles
+    # it; a coarser grid by half a log per log of coarseness; the reference scale is pinned.
+    assert weights.sum() == pytest.approx(0.5) and acts.sum() == pytest.approx(1.0)
+    assert model.prior_mean[1] == 0.5 and model.prior_sd[1] == NoisePowerModel.TREND_SD
+    assert model.prior_sd[2] < 1e-5 < model.prior_sd[3] == NoisePowerModel.SCALE_SD
+    uniform4 = Configs([0], [0], [[2] * groups], [[2] * groups])
+    assert model.predict(uniform4, model.prior_mean)[0] == pytest.approx(math.log(2.5))
+    coarse = Configs([2], [0], [[0] * groups], [[0] * groups])
+    assert model.predict(coarse, model.prior_mean)[0] == pytest.approx(
+        0.5 * math.log(4) + math.log(1 + 1.5 * 4.0 ** -12), rel=1e-6)
+
+
+def _noise(bits: int) -> float:
+    return 4.0 ** (4 - bits)
+
+
+def test_a_cost_that_is_not_a_sum_over_groups_is_priced_one_configuration_at_a_time() -> None:
+    def product_cost(params: dict) -> float:  # not a sum over groups: no per-group table
+        scale, bits = _config(params)
+        return scale * math.prod(w * a for w, a in bits.values())
+
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=product_cost, seed=0, candidates=64)
+    configs = sampler.decode(sampler._random_configs(20))
+    assert sampler.costs(sampler.encode(configs)) == pytest.approx(
+        [product_cost(c) for c in configs], rel=1e-12)
+    assert sampler._table_at(0, 0) is None
+    assert len(sampler._greedy_path(0, 0, sampler._model.mode)) == 0
+
+
+def test_float_groups_are_priced_and_walked_without_activation_choices() -> None:
+    def cost(params: dict) -> float:
+        total = 0.0
+        for group, (size, _) in GROUPS.items():
+            weight = params[f"w_bits:{group}"]
+            act = 16 if weight == "float" else params[f"a_bits:{group}"]
+            total += size * (16 if weight == "float" else weight) * act
+        return params["scale"] * total
+
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS},
+                               weight_bits=[*BITS, "float"], act_bits=BITS, cost_fn=cost,
+                               seed=0, candidates=64)
+    configs = sampler.decode(sampler._random_configs(40))
+    assert any(c[f"w_bits:{g}"] == "float" for c in configs for g in GROUPS)
+    assert all(f"a_bits:{g}" not in c for c in configs for g in GROUPS
+               if c[f"w_bits:{g}"] == "float")
+    assert sampler.costs(sampler.encode(configs)) == pytest.approx([cost(c) for c in configs])
+    path = sampler.decode(sampler._greedy_path(0, 0, sampler._model.mode))
+    # From the widest (w16a16; float counts as 16 bits and comes after it) to all 4-bit, through
+    # float groups, which take no activation bits.
+    assert path[0] == {"scale": 1.0, **_uniform(16)}
+    assert path[-1] == {"scale": 1.0, **_uniform(4)}
+    assert any(p[f"w_bits:{g}"] == "float" for p in path for g in GROUPS)
+    assert sampler.costs(sampler.encode(path)) == pytest.approx([cost(p) for p in path])
