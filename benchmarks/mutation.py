@@ -143,6 +143,48 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_independent__mutmut_3': (
         'return self._fallback.sample_independent(study, trial, None, param_distribution)',
         "Optuna's RandomSampler draws from the distribution alone: the other arguments go unused"),
+    'autoq.search.samplers.cost_aware.xǁConfigsǁ__init____mutmut_10': (
+        'self.rank = np.asarray(rank, )',
+        'the indices come as Python ints or int64 arrays: asarray infers int64 either way'),
+    'autoq.search.samplers.cost_aware.xǁConfigsǁ__init____mutmut_3': (
+        'self.scale = np.asarray(scale, dtype=None)',
+        'the indices come as Python ints or int64 arrays: asarray infers int64 either way'),
+    'autoq.search.samplers.cost_aware.xǁConfigsǁ__init____mutmut_5': (
+        'self.scale = np.asarray(scale, )',
+        'the indices come as Python ints or int64 arrays: asarray infers int64 either way'),
+    'autoq.search.samplers.cost_aware.xǁConfigsǁ__init____mutmut_8': (
+        'self.rank = np.asarray(rank, dtype=None)',
+        'the indices come as Python ints or int64 arrays: asarray infers int64 either way'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_greedy_path__mutmut_10': (
+        'return Configs.from_rows(np.zeros((0, 2 + 2 * groups), dtype=None))',
+        'an empty array: Configs casts its columns to int64'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_11': (
+        'self.act_noise = np.asarray(act_noise, )',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_17': (
+        'self.coarseness = np.asarray(coarseness, dtype=None)',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_19': (
+        'self.coarseness = np.asarray(coarseness, )',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_4': (
+        'self.weight_noise = np.asarray(weight_noise, dtype=None)',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_59': (
+        'self._gamma = slice(shared + 2 + groups, None)',
+        'γ is the last block of θ: any end at or past its length slices the same'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_6': (
+        'self.weight_noise = np.asarray(weight_noise, )',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_67': (
+        'self._gamma = slice(shared + 2 + groups, shared + 3 + 2 * groups)',
+        'γ is the last block of θ: any end at or past its length slices the same'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_69': (
+        'self._gamma = slice(shared + 2 + groups, shared + 2 + 3 * groups)',
+        'γ is the last block of θ: any end at or past its length slices the same'),
+    'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_9': (
+        'self.act_noise = np.asarray(act_noise, dtype=None)',
+        'noise powers and coarseness are Python floats: asarray infers float64 either way'),
 }
 
 KILLED = {"killed", "timeout", "caught by type check"}

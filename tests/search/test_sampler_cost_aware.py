@@ -525,3 +525,16 @@ def test_float_groups_are_priced_and_walked_without_activation_choices() -> None
     assert path[-1] == {"scale": 1.0, **_uniform(4)}
     assert any(p[f"w_bits:{g}"] == "float" for p in path for g in GROUPS)
     assert sampler.costs(sampler.encode(path)) == pytest.approx([cost(p) for p in path])
+
+
+def test_before_any_trial_the_model_draws_from_its_prior() -> None:
+    model = NoisePowerModel(2, 2, coarseness=[0.0, math.log(2)],
+                            weight_noise=[_noise(8), _noise(4)], act_noise=[_noise(8), _noise(4)])
+    rng = np.random.default_rng(0)
+    for fitted in (False, True):
+        if fitted:
+            model.fit(Configs.from_rows(np.zeros((0, 6), dtype=np.int64)), np.zeros(0))
+        draws = np.array([model.draw(rng) for _ in range(4000)])
+        assert draws[:, 1:].mean(0) == pytest.approx(model.prior_mean[1:], abs=0.1)
+        spread = draws[:, 1:].std(0)  # μ's flat prior (sd 1e3) aside
+        assert spread == pytest.approx(model.prior_sd[1:], rel=0.1, abs=1e-4)
