@@ -202,7 +202,7 @@ class TrialRunner:
             deployment = _Deployment()
             if qnet is not None and (keep or timed):
                 deployment = self._deploy(solver, qnet, config, folder, mse=mse, cost=cost,
-                                          trial_number=trial_number)
+                                          trial_number=trial_number, score=keep)
             timings["export"] = time.perf_counter() - started
             latency = None
             if timed:
@@ -220,10 +220,11 @@ class TrialRunner:
                            deploy_error=deployment.deploy_error, latency=latency)
 
     def _deploy(self, solver: ScaledSolver, qnet: QuantizedNetwork, config: TrialConfig,
-                folder: Path, *, mse: float, cost: CostReport, trial_number: int | None
-                ) -> _Deployment:
+                folder: Path, *, mse: float, cost: CostReport, trial_number: int | None,
+                score: bool) -> _Deployment:
         """Export the trial's quantized network to ``folder`` and, when it has an ONNX form,
-        its deployable model beside it (``deploy/``), scored by onnxruntime."""
+        its deployable model beside it (``deploy/``), scored by onnxruntime when ``score``
+        (not for an export made only to be timed and then dropped)."""
         model_config = self.space.model_config(config.rank)
         artifact = export_artifact(
             qnet, folder, model_config=model_config, onnx=False,
@@ -247,7 +248,7 @@ class TrialRunner:
             return _Deployment(artifact=artifact, deploy_error=str(e),
                                graph=written if written.is_file() else None)
         deployed_error = None
-        if self.spec.metric != "rollout_mse":  # the ONNX model steps once only
+        if score and self.spec.metric != "rollout_mse":  # the ONNX model steps once only
             deployed_error = self.metric(OnnxSolver(deployable), self.problem)
         return _Deployment(artifact=artifact, deployable=deployable,
                            deployed_error=deployed_error, graph=deployable / ONNX_MODEL)
