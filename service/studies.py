@@ -9,9 +9,10 @@ number of SQL statements whatever the number of jobs and trials:
   the study has not changed (:func:`study_trials`); reloaded whole through Optuna's RDB storage
   when it has, once for all readers.
 
-:func:`study_progress` and :func:`autoq.search.results.study_points`, which read a whole study
-through Optuna, are the definitions these reads agree with. A job whose study does not exist
-yet (still queued) has no trials.
+:func:`autoq.search.results.study_points` and
+:func:`autoq.search.results.finished_trials`, which read a whole study through Optuna, are the
+definitions these reads agree with (``tests/service/test_reads.py``). A job whose study does not
+exist yet (still queued) has no trials.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from autoq.search.records import ERROR_ATTR, TrialPoint
-from autoq.search.results import finished_trials, study_points
+from autoq.search.results import study_points
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,6 @@ def _load(storage: BaseStorage, name: str) -> optuna.Study | None:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
-
-
-def study_progress(storage: BaseStorage, *, name: str) -> Progress:
-    """Progress of the study ``name`` (all zero when it does not exist yet), read through
-    Optuna: every trial of the study is loaded."""
-    study = _load(storage, name)
-    if study is None:
-        return Progress()
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return Progress(done=finished_trials(study),
-                    complete=states.count(optuna.trial.TrialState.COMPLETE),
-                    failed=states.count(optuna.trial.TrialState.FAIL),
-                    running=states.count(optuna.trial.TrialState.RUNNING))
 
 
 # (trials, of which recorded an error) per trial state.
