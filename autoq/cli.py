@@ -473,11 +473,12 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
     from tqdm import tqdm
 
+    from autoq.bits import FLOAT
     from autoq.deploy import export_trial
     from autoq.deploy.latency import (
         RuntimeUnavailableError,
         check_runtime,
-        export_float_reference,
+        export_float_models,
         measure_latency,
         store_trial_attr,
     )
@@ -506,22 +507,26 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     spec = study_spec(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])}
     area = get_settings().artifact_dir.resolve() / "deployable" / study.study_name
-    folders: dict[int, Path] = {}
-    for point in tqdm(chosen, desc="deployable models", unit="trial", leave=False):
+    # A float trial has no quantized network to export: it is the float model at its scale.
+    float_scales = {p.number: p.scale for p in chosen if p.scale is not None
+                    and all(bits == FLOAT for bits in p.bits.values())}
+    float_models = export_float_models(spec, area, [max(spec.space.scales),
+                                                    *float_scales.values()])
+    models = {number: float_models[scale] for number, scale in float_scales.items()}
+    for point in tqdm([p for p in chosen if p.number not in models], desc="deployable models",
+                      unit="trial", leave=False):
         recorded = trials[point.number].user_attrs.get(DEPLOYABLE_ATTR)
         if recorded is not None and (Path(recorded) / "model.onnx").is_file():
-            folders[point.number] = Path(recorded)
+            models[point.number] = Path(recorded) / "model.onnx"
             continue
-        folders[point.number] = export_trial(study.study_name, point.number,
-                                             area / f"trial-{point.number}",
-                                             storage=args.storage)
-        store_trial_attr(study, trials[point.number]._trial_id, DEPLOYABLE_ATTR,
-                         str(folders[point.number]))
-    reference = export_float_reference(spec, area / "float-reference.onnx")
-    with tqdm(total=args.repeats, desc=f"timing {len(folders) + 1} models on {args.runtime}",
+        folder = export_trial(study.study_name, point.number, area / f"trial-{point.number}",
+                              storage=args.storage)
+        store_trial_attr(study, trials[point.number]._trial_id, DEPLOYABLE_ATTR, str(folder))
+        models[point.number] = folder / "model.onnx"
+    with tqdm(total=args.repeats, desc=f"timing {len(models) + 1} models on {args.runtime}",
               unit="round", leave=False) as bar:
         results, float_timing = measure_latency(
-            {number: folder / "model.onnx" for number, folder in folders.items()}, reference,
+            models, float_models[max(spec.space.scales)],
             runtime=args.runtime, threads=args.threads, batch=args.batch,
             warmup=args.warmup, repeats=args.repeats, progress=bar.update)
     for number, result in results.items():

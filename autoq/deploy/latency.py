@@ -28,7 +28,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -282,17 +282,28 @@ def export_solver(solver: ScaledSolver, path: str | Path) -> Path:
     return Path(path)
 
 
-def export_float_reference(spec: SearchSpec, path: str | Path) -> Path:
-    """The float model at the space's largest scale (the yardstick of the search's relative
-    bounds), as a raw-to-raw ONNX graph through the trials' own exporter: the same
-    :class:`~autoq.train.ScaledSolver` with normalisation and resizing, no quantizer.
+def export_float_models(spec: SearchSpec, folder: str | Path, scales: Iterable[float]
+                        ) -> dict[float, Path]:
+    """The float models at ``scales`` (at the space's largest rank) as raw-to-raw ONNX graphs
+    ``<folder>/float-<scale>.onnx``, through the trials' own exporter: the same
+    :class:`~autoq.train.ScaledSolver` with normalisation and resizing, no quantizer. A float
+    trial is one of them; the one at the largest scale is the reference of every ratio.
 
-    The float model comes from the float-model cache (trained now if it is not there)."""
+    The float models come from the float-model cache (trained now if they are not there); the
+    data are read once for all of them."""
     from autoq.search.trial import TrialRunner
 
     runner = TrialRunner(spec)
-    reference = runner.float_model(max(spec.space.scales), runner.space.ranks[0])
-    return export_solver(reference.solver, path)
+    return {scale: export_solver(runner.float_model(scale, runner.space.ranks[0]).solver,
+                                 Path(folder) / f"float-{scale:g}.onnx")
+            for scale in sorted(set(scales), reverse=True)}
+
+
+def export_float_reference(spec: SearchSpec, path: str | Path) -> Path:
+    """The float model at the space's largest scale (the yardstick of the search's relative
+    bounds), as a raw-to-raw ONNX graph at ``path`` (:func:`export_float_models`)."""
+    scale = max(spec.space.scales)
+    return export_float_models(spec, Path(path).parent, [scale])[scale].replace(path)
 
 
 def store_trial_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:

@@ -79,6 +79,31 @@ def test_latency_is_measured_stored_and_refused_where_it_cannot_run(
     assert "no search named 'nope'" in capsys.readouterr().err
 
 
+def test_a_float_trial_is_timed_as_the_float_model_at_its_scale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_payload: object,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The paper's float baselines have no quantized network to export; at full scale one is
+    # the reference itself, and often on the Pareto set (the demo's is).
+    from autoq.search import parse_spec
+    from autoq.search.executors.plan import execute, prepare_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOQ_STORAGE", raising=False)
+    payload = tiny_payload(arch="unet", pde="darcy", scales=[0.5, 1.0],  # type: ignore[operator]
+                           weight_bits=[8], act_bits=[8])
+    payload["name"] = "float-latency"
+    execute(prepare_run(parse_spec(payload), storage="sqlite:///autoq.db", trials=2,
+                        baseline_regimes=["float"]))
+    assert main(["latency", "float-latency", "--trials", "all", "--repeats", "5",
+                 "--warmup", "1"]) == 0
+    timed = {t.params["scale"]: t.user_attrs[LATENCY_ATTR] for t in load_study(
+        "float-latency").trials}
+    assert set(timed) == {0.5, 1.0}
+    # One reference for both: at full scale the float trial is the reference's own graph.
+    assert timed[1.0]["float_median_s"] == timed[0.5]["float_median_s"] > 0
+    assert "  float  " in capsys.readouterr().out
+
+
 def test_latency_of_a_search_without_complete_trials_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
