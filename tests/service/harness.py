@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import optuna
 import pytest
+from optuna.storages import BaseStorage
+
+from autoq.search.results import finished_trials
+from service.studies import Progress
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "test-token"
@@ -36,6 +41,20 @@ def tiny_spec(name: str = "tiny", *, trials: int = 3, path: str = "burgers_tiny.
                   "granularity": "per_block"},
         "search": {"trials": trials, "seed": 0},
     }
+
+
+def study_progress(storage: BaseStorage, *, name: str) -> Progress:
+    """The definition the service's counts must agree with: the study read whole through
+    Optuna (all zero when it does not exist yet)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return Progress()
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return Progress(done=finished_trials(study),
+                    complete=states.count(optuna.trial.TrialState.COMPLETE),
+                    failed=states.count(optuna.trial.TrialState.FAIL),
+                    running=states.count(optuna.trial.TrialState.RUNNING))
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.5,

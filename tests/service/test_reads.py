@@ -13,8 +13,7 @@ from typing import Any
 import optuna
 import pytest
 from fastapi.testclient import TestClient
-from harness import Service, tiny_spec, wait_for
-from optuna.storages import BaseStorage
+from harness import Service, study_progress, tiny_spec, wait_for
 from optuna.trial import TrialState, create_trial
 from sqlalchemy import Engine, event
 
@@ -29,30 +28,16 @@ from autoq.search.records import (
     SCALE_PARAM,
     TrialPoint,
 )
-from autoq.search.results import finished_trials, pareto_front, study_points
+from autoq.search.results import pareto_front, study_points
 from autoq.search.storage import rdb_storage
 from service import jobs
 from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.schemas import TrialPublic
-from service.studies import Progress, study_trials, trial_counts
+from service.studies import study_trials, trial_counts
 
 SCALES = optuna.distributions.CategoricalDistribution([1.0, 0.5])
-
-
-def study_progress(storage: BaseStorage, *, name: str) -> Progress:
-    """The definition the service's counts must agree with: the study read whole through
-    Optuna (all zero when it does not exist yet)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return Progress()
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return Progress(done=finished_trials(study),
-                    complete=states.count(optuna.trial.TrialState.COMPLETE),
-                    failed=states.count(optuna.trial.TrialState.FAIL),
-                    running=states.count(optuna.trial.TrialState.RUNNING))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

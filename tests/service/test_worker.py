@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from harness import tiny_spec, wait_for
+from harness import study_progress, tiny_spec, wait_for
 from optuna.trial import TrialState
 from sqlalchemy import update
 from tcp_proxy import TcpProxy
@@ -22,7 +22,6 @@ from service import jobs
 from service.config import Settings
 from service.db import Database
 from service.models import Job, utcnow
-from service.studies import study_progress
 from service.worker import JobWorker, StaleJobSweeper
 
 
