@@ -1,145 +1,734 @@
 """Search quality side by side: the paper's grid, generic samplers, AIMET AMP and autoq's sampler.
 
 Usage:
-    python benchmarks/search_quality.py [--spaces burgers-fno-small darcy-unet-small]
-        [--budget 25] [--seeds 0 1 2] [--methods grid random nsga2 tpe amp autoq]
-        [--amp-points 5] [--plot-dir benchmarks]
+    python benchmarks/search_quality.py [--spaces small | NAME ... | SPEC.yaml ...]
+        [--methods grid random tpe nsga2 gp amp autoq] [--seeds 0 1 2] [--budget 25]
+        [--amp-points 5] [--out benchmarks/search_quality_runs] [--storage URL]
+        [--plot-dir DIR] [--floor] [--summary]
 
-Every method searches the same space with the same float model per scale (trained once, shared)
-and the same trial (calibration + QAT + validation MSE + bit-op cost), at the same budget of
-trials. Per method it prints the hypervolume (log10 cost × log10 MSE, one fixed reference point
-per space: the float model's cost at full resolution and 10 × its MSE), the cheapest cost at MSE
-≤ 1.1× and ≤ 2× the float full-resolution MSE, trials and wall time — median and range over
-seeds — and plots every method's front (first seed) on one log-log figure.
+Every method searches the same space with the same float model per scale and the same trial
+(calibration + QAT + validation MSE + bit-op cost). The work is cut into pieces, one per (space,
+method, seed), each an Optuna study named ``<space>-<method>-seed<seed>`` on one storage
+(``--storage``; default a SQLite file under ``--out``), so the benchmark runs in pieces and
+resumes: a finished piece is read, not re-run; an interrupted one resumes its study (trials of a
+killed process are failed and run again). Run one process per storage at a time. ``--summary``
+only reads the storage; a run prints the same report at its end.
 
-The paper's grid is its regimes at its scale factors (those in the space), 25 trials. AIMET AMP
-runs per paper scale factor (brute force, whole curve, score −MSE) on the float model; its
-calibration-only evaluations are counted, and then up to ``--amp-points`` points of its curves
-(spread over the cost range) are QAT-fine-tuned and scored like every other trial. AMP's own
-evaluations are far more than the budget for per-layer spaces; the table shows both counts. Last,
-the space's cost floor per scale shows what any method could reach at all.
+Per space it prints, per method, the hypervolume (log10 cost × log10 MSE, one reference per
+space: the float model's cost at full resolution and 10 × its MSE), the cheapest cost at MSE ≤
+1.1× and ≤ 2× the float full-resolution MSE, the trials and the charged wall time — median and
+range over the finished seeds — then the fronts, the hypervolume reached at a few wall times
+(multiples of the grid's), the wall time each method takes to reach the grid's final
+hypervolume, the machine and load every piece ran under, and writes two figures: the fronts
+(first seed), and hypervolume against wall time and against trials (one curve per method, first
+seed). Last, one table over all spaces: each method's hypervolume relative to the grid's (median
+over seeds), ``*`` on the best method of each space, missing pieces shown as missing.
+
+Wall time is charged, not read off the clock: a trial costs its duration less its float-model
+time (which is a load, or a training run only for whichever search came first), and every search
+is charged the training seconds of each float model (scale, rank) it used, once: the full
+resolution model (every trial records the float reference) from the start, the others at their
+first trial. The training seconds are the cache's record of the run that trained the model
+(``FloatModel.train_seconds``). A trial interrupted by a kill is not charged; its re-run is.
+
+The paper's grid is its regimes at its scale factors (those in the space), 25 trials; it and AMP
+are deterministic and run once, as seed 0. AIMET AMP runs per paper scale factor (brute force,
+whole curve, score −MSE) on the float model, its curves are stored on the piece's study, then up
+to ``--amp-points`` points of its curves (spread over the cost range) are QAT-fine-tuned, scored
+like every other trial and stored as trials of that study; its calibration-only evaluations are
+counted in its trials and its AMP seconds charged from the start. ``--floor`` adds what the space
+allows at all (the cost floor per scale; it trains the float model at every scale).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
+import socket
 import statistics
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import torch
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 from autoq.cost import PAPER_SCALES, REGIMES
-from autoq.device import configure_threads
-from autoq.precision import TrialConfig
-from autoq.quant import quiet_aimet_logs
-from autoq.search import (
-    SearchSpec,
-    TrialPoint,
-    TrialRunner,
-    enqueue_baseline_grid,
-    hypervolume,
-    load_spec,
-    operating_point,
-    pareto_front,
-    prepare_run,
-    study_points,
+from autoq.errors import SpecError
+from autoq.search import records
+from autoq.search.results import hypervolume, operating_point, pareto_front
+from autoq.search.spec import SearchSpec, bundled_spaces, load_spec
+from autoq.search.storage import (
+    create_or_resume,
+    fail_orphan_trials,
+    open_storage,
+    study_exists,
 )
-from autoq.search.executors.local import LocalExecutor
-from autoq.search.report import bits_summary, save_cost_mse_figure
-from autoq.train import evaluate
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+
+    from autoq.search import TrialPoint, TrialRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("grid", "random", "nsga2", "tpe", "amp", "autoq")
+METHODS = ("grid", "random", "tpe", "nsga2", "gp", "amp", "autoq")
+DETERMINISTIC = ("grid", "amp")
+"""Methods that propose the same configurations whatever the seed: they run once, as seed 0."""
 PAPER_CANDIDATES = [(16, 16), (8, 16), (8, 8), (4, 8), (4, 4)]
+DEFAULT_OUT = ROOT / "benchmarks" / "search_quality_runs"
+TIME_MULTIPLES = (0.25, 0.5, 1.0, 2.0)
+"""The wall times of the hypervolume-against-time table, as multiples of the grid's."""
+MSE_BOUNDS = (1.1, 2.0)
+
+# The benchmark's own attributes on a piece's study (autoq's records are in records.py).
+REFERENCE_ATTR = "benchmark_reference"
+"""``[cost, mse]``: the space's hypervolume reference (float at full resolution, 10 × its MSE)."""
+BUDGET_ATTR = "benchmark_budget"
+"""Counted trials the piece needs to be finished (the grid's size, the budget, AMP's picks)."""
+FLOAT_MODELS_ATTR = "benchmark_float_models"
+"""``{model key: {"seconds": training seconds, "upfront": bool}}``: the float models the search
+used, charged once each; ``upfront`` ones before the first trial, the others at first use."""
+RUNS_ATTR = "benchmark_runs"
+"""One entry per process that worked on the piece: host, cores, torch threads, load average at
+start and end, start and end times (no end: the process was killed)."""
+AMP_CURVE_PREFIX = "benchmark_amp_curve:"
+"""``+ scale``: AMP's curve there, ``{"curve": [bits, ...], "evaluations": n, "seconds": s}``."""
+AMP_PICK_ATTR = "benchmark_amp_pick"
+"""Trial attribute of an AMP point: its index in the curves sorted by cost."""
+
+_PIECE_NAME = re.compile(rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)})-seed(?P<seed>\d+)$")
 
 
-def run_sampler(method: str, spec: SearchSpec, runner: TrialRunner, *, budget: int, seed: int,
-                storage: str) -> tuple[list[TrialPoint], int, float]:
-    """A search with one of Optuna's samplers, autoq's, or the paper's grid (its regimes at its
-    scale factors, enqueued; the budget is the grid's size). Returns the points, the trials and
-    the search's wall time from its trials' timestamps (so a search finished by an earlier run
-    on the same ``--storage`` is reported as it ran, not re-run)."""
-    sampler = "random" if method == "grid" else method
-    variant = spec.model_copy(update={"search": spec.search.model_copy(
-        update={"sampler": sampler, "seed": seed, "trials": budget})})
-    name = f"{spec.name}-{method}-seed{seed}"
-    if method == "grid":
-        scales = [s for s in PAPER_SCALES if s in spec.space.scales]
+@dataclass(frozen=True)
+class Piece:
+    """One (space, method, seed) of the benchmark: one study on the storage."""
+
+    space: str
+    method: str
+    seed: int
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.space}-{self.method}-seed{self.seed}"
+
+    @classmethod
+    def from_study_name(cls, name: str) -> Piece | None:
+        """The piece a study holds, or None for a study the benchmark did not name."""
+        match = _PIECE_NAME.match(name)
+        if match is None:
+            return None
+        return cls(match["space"], match["method"], int(match["seed"]))
+
+
+def pieces(space: str, methods: Sequence[str], seeds: Sequence[int]) -> list[Piece]:
+    """The pieces of ``space``, seed-major (every method's first seed before any second seed),
+    so that an interrupted benchmark has a complete comparison first; deterministic methods
+    once."""
+    ordered: list[Piece] = []
+    for seed in seeds:
+        for method in methods:
+            piece = Piece(space, method, 0 if method in DETERMINISTIC else seed)
+            if piece not in ordered:
+                ordered.append(piece)
+    return ordered
+
+
+def model_key(scale: float, rank: Any = None) -> str:
+    """The float model (scale, rank) as a storage key: ``"0.5"``, ``"0.5@rank8"``."""
+    return f"{scale:g}" if rank is None else f"{scale:g}@rank{rank}"
+
+
+# --- reading a piece back: charged wall time and hypervolume as the search went ---------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """The search after one more counted trial.
+
+    Attributes:
+        seconds: charged wall time so far (see :func:`charged_steps`).
+        trials: counted trials so far.
+        hypervolume: of those trials, against the space's reference.
+    """
+
+    seconds: float
+    trials: int
+    hypervolume: float
+
+
+def own_seconds(trial: FrozenTrial) -> float:
+    """A trial's wall time less its float-model time (a training run for whichever search came
+    first, a load for the others): that is charged per model, see :func:`charged_steps`."""
+    assert trial.datetime_start is not None and trial.datetime_complete is not None
+    duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    float_seconds = trial.user_attrs.get(records.TIMINGS_ATTR, {}).get("float", 0.0)
+    return max(0.0, duration - float_seconds)
+
+
+def counted_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that count towards a budget (complete, or failed by the objective), finished,
+    in the order they ran; a trial of a killed process does not count (its re-run does)."""
+    return sorted((t for t in trials if records.counts_towards_budget(t)
+                   and t.datetime_start is not None and t.datetime_complete is not None),
+                  key=lambda t: t.number)
+
+
+def charged_steps(trials: Sequence[FrozenTrial], *, float_models: Mapping[str, Mapping[str, Any]],
+                  reference: tuple[float, float], upfront_seconds: float = 0.0) -> list[Step]:
+    """The search's hypervolume after each counted trial, at its charged wall time.
+
+    The clock starts at ``upfront_seconds`` (AMP's calibration-only phase) plus the training
+    seconds of the ``upfront`` float models; every other float model in ``float_models`` is
+    charged at the first trial at its (scale, rank); each trial adds :func:`own_seconds`. A
+    model the trials used that ``float_models`` lacks is charged nothing (see
+    :func:`unpriced_models`).
+    """
+    counted = counted_trials(trials)
+    elapsed = upfront_seconds + sum(model["seconds"] for model in float_models.values()
+                                    if model["upfront"])
+    charged = {key for key, model in float_models.items() if model["upfront"]}
+    steps: list[Step] = []
+    points: list[TrialPoint] = []
+    for trial in counted:
+        key = model_key(trial.params[records.SCALE_PARAM], trial.params.get(records.RANK_PARAM))
+        if key not in charged and key in float_models:
+            elapsed += float_models[key]["seconds"]
+            charged.add(key)
+        elapsed += own_seconds(trial)
+        points.append(records.trial_point(trial))
+        steps.append(Step(elapsed, len(points), hypervolume(points, reference)))
+    return steps
+
+
+def unpriced_models(trials: Sequence[FrozenTrial], float_models: Mapping[str, Any]) -> list[str]:
+    """Float models the counted trials used whose training seconds the piece did not record."""
+    used = {model_key(t.params[records.SCALE_PARAM], t.params.get(records.RANK_PARAM))
+            for t in counted_trials(trials)}
+    return sorted(used - set(float_models))
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    """A piece as read from the storage.
+
+    Attributes:
+        piece: which piece.
+        points: its counted trials, in order.
+        steps: its hypervolume after each counted trial, at charged wall time.
+        budget: counted trials it needs (None: never set up).
+        evaluations: AMP's calibration-only evaluations (0 for the other methods).
+        upfront_seconds: wall time charged before the first trial (float models, AMP's phase).
+        runs: the machine and load of every process that worked on it.
+        unpriced: float models its trials used whose training seconds are not recorded.
+    """
+
+    piece: Piece
+    points: list[TrialPoint]
+    steps: list[Step]
+    budget: int | None
+    evaluations: int = 0
+    upfront_seconds: float = 0.0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.budget is not None and len(self.points) >= self.budget
+
+    @property
+    def hypervolume(self) -> float:
+        return self.steps[-1].hypervolume if self.steps else 0.0
+
+    @property
+    def wall(self) -> float:
+        """Charged wall time of the whole piece."""
+        return self.steps[-1].seconds if self.steps else self.upfront_seconds
+
+    @property
+    def trials(self) -> int:
+        """The trials column: counted trials plus AMP's calibration-only evaluations."""
+        return len(self.points) + self.evaluations
+
+
+def piece_result(piece: Piece, trials: Sequence[FrozenTrial], attrs: Mapping[str, Any],
+                 reference: tuple[float, float]) -> PieceResult:
+    """A piece from its study's trials and user attributes, against the space's reference."""
+    float_models = attrs.get(FLOAT_MODELS_ATTR, {})
+    amp = [value for key, value in attrs.items() if key.startswith(AMP_CURVE_PREFIX)]
+    amp_seconds = sum(phase["seconds"] for phase in amp)
+    steps = charged_steps(trials, float_models=float_models, reference=reference,
+                          upfront_seconds=amp_seconds)
+    upfront = amp_seconds + sum(m["seconds"] for m in float_models.values() if m["upfront"])
+    return PieceResult(piece=piece,
+                       points=[records.trial_point(t) for t in counted_trials(trials)],
+                       steps=steps, budget=attrs.get(BUDGET_ATTR),
+                       evaluations=sum(phase["evaluations"] for phase in amp),
+                       upfront_seconds=upfront, runs=list(attrs.get(RUNS_ATTR, [])),
+                       unpriced=unpriced_models(trials, float_models))
+
+
+def read_space(storage: RDBStorage, space: str, wanted: Sequence[Piece]
+               ) -> tuple[tuple[float, float] | None, dict[Piece, PieceResult]]:
+    """The space's reference and every wanted piece the storage holds."""
+    studies = {piece: optuna.load_study(study_name=piece.study_name, storage=storage)
+               for piece in wanted if study_exists(storage, piece.study_name)}
+    references = [study.user_attrs[REFERENCE_ATTR] for study in studies.values()
+                  if REFERENCE_ATTR in study.user_attrs]
+    if not references:
+        return None, {}
+    reference = (float(references[0][0]), float(references[0][1]))
+    return reference, {piece: piece_result(piece, study.get_trials(deepcopy=False),
+                                           study.user_attrs, reference)
+                       for piece, study in studies.items()}
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def summarise(values: Sequence[float | None]) -> str:
+    """Median and range of a metric over seeds."""
+    finite = [v for v in values if v is not None]
+    if not finite:
+        return "—"
+    if len(finite) == 1:
+        return f"{finite[0]:.3g}"
+    return f"{statistics.median(finite):.3g} [{min(finite):.3g}, {max(finite):.3g}]"
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as left-aligned columns (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def finished_by_method(results: Mapping[Piece, PieceResult], methods: Sequence[str]
+                       ) -> dict[str, list[PieceResult]]:
+    """Each method's finished pieces, by seed."""
+    return {method: sorted((r for p, r in results.items() if p.method == method and r.finished),
+                           key=lambda r: r.piece.seed) for method in methods}
+
+
+def hypervolume_at(steps: Sequence[Step], seconds: float) -> float:
+    """The hypervolume of the trials finished by ``seconds`` of charged wall time."""
+    reached = [step.hypervolume for step in steps if step.seconds <= seconds]
+    return reached[-1] if reached else 0.0
+
+
+def time_to_reach(steps: Sequence[Step], target: float) -> float | None:
+    """The charged wall time at which the hypervolume first reached ``target`` (None: never)."""
+    return next((step.seconds for step in steps if step.hypervolume >= target), None)
+
+
+def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
+                float_mse: float) -> list[list[str]]:
+    """The per-space table: a row per method over its finished seeds, or what is missing."""
+    rows = [["method", "trials", "hypervolume", *(f"cost @ MSE≤{b:g}×float" for b in MSE_BOUNDS),
+             "wall s (charged)"]]
+    by_method = finished_by_method(results, methods)
+    for method in methods:
+        done = by_method[method]
+        if not done:
+            partial = [r for p, r in results.items() if p.method == method]
+            status = ("missing" if not partial else "partial " + ", ".join(
+                f"seed {r.piece.seed}: {len(r.points)}/{r.budget}" for r in partial))
+            rows.append([method, status, "", *("" for _ in MSE_BOUNDS), ""])
+            continue
+        cheapest = []
+        for bound in MSE_BOUNDS:
+            chosen = [operating_point(r.points, bound * float_mse) for r in done]
+            cheapest.append(summarise([None if c is None else c.cost for c in chosen]))
+        rows.append([method, summarise([r.trials for r in done]),
+                     summarise([r.hypervolume for r in done]), *cheapest,
+                     summarise([r.wall for r in done])])
+    return rows
+
+
+def relative_hypervolumes(results: Mapping[Piece, PieceResult], methods: Sequence[str]
+                          ) -> dict[str, float | None]:
+    """Each method's hypervolume over the grid's, median over its finished seeds (None: the
+    method or the grid has no finished piece)."""
+    by_method = finished_by_method(results, [*methods, "grid"])
+    grid = by_method["grid"]
+    if not grid or grid[0].hypervolume <= 0:
+        return dict.fromkeys(methods)
+    return {method: (statistics.median(r.hypervolume for r in by_method[method])
+                     / grid[0].hypervolume if by_method[method] else None)
+            for method in methods}
+
+
+def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str],
+                 seeds: Sequence[int]) -> list[list[str]]:
+    """The table over all spaces: per space the grid's hypervolume and each method's relative to
+    it (median over seeds; ``(k/n)``: only k of the n seeds finished), ``*`` on the best, and
+    ``missing`` where a method has no finished piece (``no grid`` where the grid has none)."""
+    rows = [["space", "grid hv", *methods]]
+    for space, results in spaces.items():
+        relative = relative_hypervolumes(results, methods)
+        by_method = finished_by_method(results, [*methods, "grid"])
+        known = {m: v for m, v in relative.items() if v is not None}
+        best = max(known, key=lambda m: known[m]) if known else None
+        grid = by_method["grid"]
+        cells = []
+        for method in methods:
+            wanted = 1 if method in DETERMINISTIC else len(seeds)
+            done = len(by_method[method])
+            if not done:
+                cells.append("missing")
+            elif relative[method] is None:
+                cells.append("no grid")
+            else:
+                cell = f"{relative[method]:.2f}" + ("*" if method == best else "")
+                cells.append(cell + (f" ({done}/{wanted})" if done < wanted else ""))
+        rows.append([space, f"{grid[0].hypervolume:.3g}" if grid else "missing", *cells])
+    return rows
+
+
+def machine_lines(results: Mapping[Piece, PieceResult]) -> list[str]:
+    """Where and under what load each piece ran: one line per piece, one entry per process."""
+    lines = []
+    for piece, result in sorted(results.items(), key=lambda item: (item[0].seed, item[0].method)):
+        runs = []
+        for run in result.runs:
+            end = run.get("load_end")
+            load = f"{run['load_start'][0]:.2f}→" + (f"{end[0]:.2f}" if end else "killed")
+            runs.append(f"{run['host']} {run['cores']} cores {run['torch_threads']} thread(s), "
+                        f"load {load}, {run['started'][:16]}"
+                        + (f"→{run['finished'][11:16]}" if run.get("finished") else "")
+                        + (" interrupted" if run.get("interrupted") else ""))
+        lines.append(f"{piece.method}/seed {piece.seed}: " + ("; ".join(runs) or "not recorded"))
+    return lines
+
+
+def wall_time_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
+    """Hypervolume at multiples of the grid's wall time (first seed), and each method's wall
+    time to reach the grid's final hypervolume (median over seeds, and per seed)."""
+    by_method = finished_by_method(results, [*methods, "grid"])
+    grid = by_method["grid"]
+    if not grid:
+        return ["wall time: no finished grid piece to compare with"]
+    target, grid_wall = grid[0].hypervolume, grid[0].wall
+    rows = [["method (first seed)", *(f"hv @ {k:g}× grid ({k * grid_wall:.0f} s)"
+                                      for k in TIME_MULTIPLES)]]
+    for method in methods:
+        if by_method[method]:
+            first = by_method[method][0]
+            rows.append([f"{method} (seed {first.piece.seed})",
+                         *(f"{hypervolume_at(first.steps, k * grid_wall):.3g}"
+                           for k in TIME_MULTIPLES)])
+    lines = table(rows)
+    lines.append(f"wall time to reach the grid's final hypervolume {target:.3g} "
+                 f"(grid: {grid_wall:.0f} s), median over seeds [per seed]:")
+    for method in methods:
+        if not by_method[method]:
+            continue
+        reached = [time_to_reach(r.steps, target) for r in by_method[method]]
+        median = statistics.median(math.inf if t is None else t for t in reached)
+        shown = "never" if math.isinf(median) else f"{median:.0f} s ({median / grid_wall:.2f}×)"
+        per_seed = ", ".join("never" if t is None else f"{t:.0f}" for t in reached)
+        lines.append(f"  {method:7s} {shown} [{per_seed}]")
+    return lines
+
+
+def space_report(space: str, reference: tuple[float, float] | None,
+                 results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
+    """Everything printed for one space, from its pieces on the storage."""
+    if reference is None:
+        return [f"{space}: nothing on the storage yet"]
+    float_mse = reference[1] / 10
+    lines = [f"{space}: float model at full resolution: MSE {float_mse:.3e}, cost "
+             f"{reference[0]:.3e}; hypervolume reference (cost, MSE) = ({reference[0]:.3e}, "
+             f"{reference[1]:.3e})"]
+    lines += ["  " + line for line in table(method_rows(results, methods, float_mse))]
+    for method, done in finished_by_method(results, methods).items():
+        if done:
+            lines.append(f"  {method} front (seed {done[0].piece.seed}): " + "; ".join(
+                f"{p.cost:.2e}/{p.mse:.2e}@{p.scale:g} {_bits_summary(p.bits)}"
+                for p in pareto_front(done[0].points)))
+        unpriced = sorted({key for r in done for key in r.unpriced})
+        if unpriced:
+            lines.append(f"  {method}: float training not recorded for models {unpriced} "
+                         f"(charged 0 s)")
+    lines += ["  " + line for line in wall_time_lines(results, methods)]
+    lines += ["  machine and load: " + line for line in machine_lines(results)]
+    return lines
+
+
+def _bits_summary(bits: Mapping[str, Any]) -> str:
+    from autoq.search.report import bits_summary
+
+    return bits_summary(bits)
+
+
+def plot_space(space: str, results: Mapping[Piece, PieceResult], methods: Sequence[str],
+               reference: tuple[float, float], plot_dir: Path, budget: int) -> list[Path]:
+    """The fronts (first seed) on one log-log figure, and hypervolume against charged wall time
+    (log scale) and against trials, one curve per method (first seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autoq.search.report import save_cost_mse_figure
+
+    first = {m: done[0] for m, done in finished_by_method(results, methods).items() if done}
+    if not first:
+        return []
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    for method, result in first.items():
+        front = records.complete_points(pareto_front(result.points))
+        ax.step([p.cost for p in front], [p.mse for p in front], where="post", lw=1.4,
+                marker="o", ms=3.5, label=method)
+    ax.scatter([reference[0]], [reference[1] / 10], marker="*", s=180, c="gold",
+               edgecolors="k", zorder=5, label="float, full resolution")
+    fronts = save_cost_mse_figure(fig, ax, plot_dir / f"search_quality_{space}.png",
+                                  title=f"{space}: fronts at {budget} trials")
+
+    fig, (by_time, by_trials) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    for method, result in first.items():
+        seconds = [result.upfront_seconds] + [s.seconds for s in result.steps]
+        volumes = [0.0] + [s.hypervolume for s in result.steps]
+        by_time.step(seconds, volumes, where="post", lw=1.4, label=method)
+        label = method if not result.evaluations else \
+            f"{method} (+{result.evaluations} calibration-only evaluations)"
+        by_trials.step([0] + [s.trials for s in result.steps], volumes, where="post", lw=1.4,
+                       label=label)
+    if "grid" in first:
+        for ax in (by_time, by_trials):
+            ax.axhline(first["grid"].hypervolume, color="grey", ls="--", lw=0.8)
+    by_time.set_xscale("log")
+    by_time.set_xlabel("charged wall time, s (float training included)")
+    by_trials.set_xlabel("QAT trials")
+    for ax in (by_time, by_trials):
+        ax.set_ylabel("hypervolume")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{space}: hypervolume as the search goes (first seed)")
+    fig.tight_layout()
+    curves = plot_dir / f"search_quality_{space}_time.png"
+    curves.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(curves)
+    plt.close(fig)
+    return [fronts, curves]
+
+
+# --- running pieces ----------------------------------------------------------------------------
+
+
+@contextmanager
+def machine_record(study: optuna.Study, *, torch_threads: int) -> Iterator[None]:
+    """Record on the study which machine and load this process works on it under: the entry
+    is written at the start, and completed at the end (or marked interrupted)."""
+    runs = list(study.user_attrs.get(RUNS_ATTR, []))
+    entry: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch_threads": torch_threads, "load_start": list(os.getloadavg()),
+        "started": datetime.now().isoformat(timespec="seconds")}
+    runs.append(entry)
+    study.set_user_attr(RUNS_ATTR, runs)
+    try:
+        yield
+    except BaseException:
+        entry["interrupted"] = True
+        raise
+    finally:
+        entry["load_end"] = list(os.getloadavg())
+        entry["finished"] = datetime.now().isoformat(timespec="seconds")
+        study.set_user_attr(RUNS_ATTR, runs)
+
+
+def missing_grid_trials(trials: Sequence[FrozenTrial], regimes: Sequence[str],
+                        scales: Sequence[float]) -> list[tuple[str, float]]:
+    """The grid's (regime, scale) pairs no trial of the study holds or will run: a trial failed
+    by an interrupt (Ctrl-C: failed, not counted, not retried) leaves its pair to run again."""
+    held = set()
+    for trial in trials:
+        if records.counts_towards_budget(trial) or trial.state in (TrialState.WAITING,
+                                                                   TrialState.RUNNING):
+            scale = trial.params.get(records.SCALE_PARAM,
+                                     trial.system_attrs.get("fixed_params", {}).get(
+                                         records.SCALE_PARAM))
+            held.add((trial.user_attrs.get(records.BASELINE_ATTR), scale))
+    return [(regime, scale) for regime in regimes for scale in scales
+            if (regime, scale) not in held]
+
+
+def paper_scales(spec: SearchSpec) -> list[float]:
+    return [scale for scale in PAPER_SCALES if scale in spec.space.scales]
+
+
+def piece_spec(spec: SearchSpec, piece: Piece, budget: int) -> SearchSpec:
+    """The spec a piece searches: the space's, with the piece's sampler and seed (the grid's
+    trials are enqueued; a random sampler would fill any trial beyond them)."""
+    sampler = "random" if piece.method in DETERMINISTIC else piece.method
+    return spec.model_copy(update={"search": spec.search.model_copy(
+        update={"sampler": sampler, "seed": piece.seed, "trials": budget})})
+
+
+def record_float_models(study: optuna.Study, runner: TrialRunner, *,
+                        upfront: Sequence[tuple[float, Any]]) -> None:
+    """Write the training seconds of the float models (scale, rank) the study's trials used,
+    and of the ``upfront`` ones, on the study: what :func:`charged_steps` charges."""
+    used = [(t.params[records.SCALE_PARAM], t.params.get(records.RANK_PARAM))
+            for t in counted_trials(study.get_trials(deepcopy=False))]
+    first = {model_key(*model) for model in upfront}
+    models = {model_key(scale, rank): {"seconds": runner.float_model(scale, rank).train_seconds,
+                                       "upfront": model_key(scale, rank) in first}
+              for scale, rank in [*upfront, *used]}
+    study.set_user_attr(FLOAT_MODELS_ATTR, models)
+
+
+def run_search_piece(piece: Piece, spec: SearchSpec, runner: TrialRunner, storage: RDBStorage,
+                     *, budget: int, reference: tuple[float, float], threads: int) -> None:
+    """A search with one of the registered samplers, or the paper's grid (its regimes at its
+    scale factors, enqueued; the budget is the grid's size); resumed if it is on the storage."""
+    from autoq.search import enqueue_baseline_grid, prepare_run
+    from autoq.search.executors.local import LocalExecutor
+
+    scales = paper_scales(spec)
+    if piece.method == "grid":
         budget = len(REGIMES) * len(scales)
-    run = prepare_run(variant, name=name, storage=storage, trials=budget)
-    if method == "grid":
-        enqueue_baseline_grid(run.study, variant, scales=scales)
-    # The shared runner keeps the data and the float models in memory across all searches.
-    if run.remaining:
-        LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[], should_stop=None)
+    # One benchmark process per storage: a running trial left there is a killed process's.
+    fail_orphan_trials(storage, piece.study_name, reason="the benchmark process was killed")
+    run = prepare_run(piece_spec(spec, piece, budget), name=piece.study_name, storage=storage,
+                      trials=budget, space=runner.space)
     study = run.study
-    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
-    wall = (max(t.datetime_complete for t in trials)
-            - min(t.datetime_start for t in trials)).total_seconds()
-    return study_points(study), budget, wall
+    if piece.method == "grid":
+        enqueue_baseline_grid(study, run.spec, scales=scales)
+        rank = spec.space.ranks[0] if spec.space.ranks else None
+        for regime, scale in missing_grid_trials(study.get_trials(deepcopy=False),
+                                                 list(REGIMES), scales):
+            study.enqueue_trial(records.encode_params(scale, {}, rank),
+                                user_attrs={records.BASELINE_ATTR: regime})
+    study.set_user_attr(BUDGET_ATTR, budget)
+    study.set_user_attr(REFERENCE_ATTR, list(reference))
+    try:
+        if run.remaining:
+            with machine_record(study, torch_threads=threads):
+                LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[],
+                                                 should_stop=None)
+    finally:
+        record_float_models(study, runner,
+                            upfront=[(max(spec.space.scales), runner.space.ranks[0])])
 
 
-def run_amp(spec: SearchSpec, runner: TrialRunner, *, points: int) -> tuple[list[TrialPoint],
-                                                                            int]:
-    """AIMET AMP per scale, then QAT on up to ``points`` of its curves' points.
+def amp_trial(config_json: Mapping[str, Any], scales: Sequence[float], *, mse: float,
+              cost: float, pick: int, timings: Mapping[str, float], float_mse: float,
+              float_reference: float, started: datetime, finished: datetime) -> FrozenTrial:
+    """One QAT'd AMP point as a complete trial, recorded as :mod:`autoq.search.records` defines
+    (so :func:`~autoq.search.results.study_points` reads it back like any search's trial)."""
+    trial = optuna.trial.create_trial(
+        state=TrialState.COMPLETE, values=[mse, cost],
+        params={records.SCALE_PARAM: config_json["scale"]},
+        distributions={records.SCALE_PARAM: CategoricalDistribution(list(scales))},
+        user_attrs={records.BITS_ATTR: config_json["bits"], records.BITOPS_ATTR: cost,
+                    records.TIMINGS_ATTR: dict(timings), records.FLOAT_MSE_ATTR: float_mse,
+                    records.FLOAT_REFERENCE_ATTR: float_reference, AMP_PICK_ATTR: pick})
+    trial.datetime_start, trial.datetime_complete = started, finished
+    return trial
+
+
+def spread_picks(count: int, points: int) -> list[int]:
+    """Indices of up to ``points`` of ``count`` items sorted by cost, spread evenly from the
+    cheapest to the dearest."""
+    return list(dict.fromkeys(round(k * (count - 1) / max(1, points - 1))
+                              for k in range(min(points, count))))
+
+
+def run_amp_piece(piece: Piece, spec: SearchSpec, runner: TrialRunner, storage: RDBStorage, *,
+                  points: int, reference: tuple[float, float], threads: int) -> None:
+    """AIMET AMP per paper scale, its curves stored on the piece's study; then QAT on up to
+    ``points`` of its curves' points, each stored as a trial as soon as it is scored.
 
     AMP's brute-force phase costs 2·layers·(candidates − 1) evaluations per scale, so it runs at
     the paper's scales with the paper's regimes as candidates, plus the space's narrowest
     (weight, activation) pair so that its curve reaches the space's cheapest corner."""
-    from autoq.quant import amp_front
+    import torch
 
-    space = runner.space
-    problem = runner.problem
+    from autoq.data import TrajectoryWindows
+    from autoq.precision import TrialConfig
+    from autoq.quant import amp_front
+    from autoq.train import evaluate
+    from autoq.train.solver import ScaledSolver
+
+    space, problem = runner.space, runner.problem
+    study = create_or_resume(piece_spec(spec, piece, points), name=piece.study_name,
+                             storage=storage)
+    study.set_user_attr(REFERENCE_ATTR, list(reference))
     layers = [layer for group in space.groups.values() for layer in group]
     narrowest = (min(spec.space.weight_bits), min(spec.space.act_bits))
     candidates = list(dict.fromkeys([*PAPER_CANDIDATES, narrowest]))
-    curve = []
-    evaluations = 0
-    for scale in [s for s in PAPER_SCALES if s in spec.space.scales]:
-        solver = runner.float_model(scale).solver
-        windows = problem.train_windows
-        chosen = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
-        chosen = chosen[:max(1, round(spec.qat.calibration_fraction * len(windows)))]
+    scales = paper_scales(spec)
+    try:
+        with machine_record(study, torch_threads=threads):
+            curve: list[TrialConfig] = []
+            for scale in scales:
+                key = f"{AMP_CURVE_PREFIX}{scale:g}"
+                solver = runner.float_model(scale).solver  # its training is charged apart
+                if key not in study.user_attrs:
+                    windows = problem.train_windows
+                    chosen = torch.randperm(len(windows),
+                                            generator=torch.Generator().manual_seed(0))
+                    chosen = chosen[:max(1, round(spec.qat.calibration_fraction
+                                                  * len(windows)))]
 
-        def batches(solver=solver, chosen=chosen, windows=windows):
-            with torch.no_grad():
-                for batch in chosen.split(spec.qat.batch_size):
-                    yield solver.normalise(solver.to_network(windows.batch(batch)[0]))
+                    def batches(solver: ScaledSolver = solver, chosen: torch.Tensor = chosen,
+                                windows: TrajectoryWindows = windows) -> Iterator[torch.Tensor]:
+                        with torch.no_grad():
+                            for batch in chosen.split(spec.qat.batch_size):
+                                yield solver.normalise(solver.to_network(windows.batch(batch)[0]))
 
-        def score(network, solver=solver) -> float:
-            original = solver.network
-            solver.network = network
-            try:
-                return -evaluate(solver, problem.val_windows)
-            finally:
-                solver.network = original
+                    def score(network: torch.nn.Module, solver: ScaledSolver = solver
+                              ) -> float:
+                        original = solver.network
+                        solver.network = network
+                        try:
+                            return -evaluate(solver, problem.val_windows)
+                        finally:
+                            solver.network = original
 
-        result = amp_front(solver.network,
-                           dummy_input=torch.zeros(1, windows.in_channels, *solver.net_shape),
-                           calibration_batches=batches, score=score,
-                           candidates=candidates, layers=layers)
-        evaluations += result.evaluations
-        curve += [TrialConfig.for_model(space.reference_network, scale=scale, bits=point.bits)
-                  for point in result.curve]
-    # QAT on points spread evenly over the curves' cost range, cheapest to dearest.
-    curve.sort(key=lambda config: space.cost(config).total)
-    picked = dict.fromkeys(round(k * (len(curve) - 1) / max(1, points - 1))
-                           for k in range(min(points, len(curve))))
-    results = []
-    for number, index in enumerate(picked):
-        outcome = runner.run(curve[index], seed=number)
-        results.append(TrialPoint(number=number, state="COMPLETE", mse=outcome.mse,
-                                  cost=outcome.cost.total, scale=curve[index].scale,
-                                  bits=curve[index].to_json()["bits"]))
-    return results, evaluations + len(results)
+                    started = time.perf_counter()
+                    result = amp_front(
+                        solver.network,
+                        dummy_input=torch.zeros(1, windows.in_channels, *solver.net_shape),
+                        calibration_batches=batches, score=score, candidates=candidates,
+                        layers=layers)
+                    study.set_user_attr(key, {
+                        "curve": [TrialConfig.for_model(space.reference_network, scale=scale,
+                                                        bits=point.bits).to_json()["bits"]
+                                  for point in result.curve],
+                        "evaluations": result.evaluations,
+                        "seconds": time.perf_counter() - started})
+                curve += [TrialConfig.from_json({"scale": scale, "bits": bits})
+                          for bits in study.user_attrs[key]["curve"]]
+            curve.sort(key=lambda config: space.cost(config).total)
+            picks = spread_picks(len(curve), points)
+            study.set_user_attr(BUDGET_ATTR, len(picks))
+            done = {t.user_attrs.get(AMP_PICK_ATTR) for t in study.get_trials(deepcopy=False)}
+            for number, index in enumerate(picks):
+                if index in done:
+                    continue
+                started_at = datetime.now()
+                outcome = runner.run(curve[index], seed=number)
+                study.add_trial(amp_trial(
+                    curve[index].to_json(), spec.space.scales, mse=outcome.mse,
+                    cost=outcome.cost.total, pick=index, timings=outcome.timings,
+                    float_mse=outcome.float_mse, float_reference=outcome.float_reference,
+                    started=started_at, finished=datetime.now()))
+    finally:
+        record_float_models(study, runner, upfront=[(scale, None) for scale in scales])
 
 
-def floor_report(spec: SearchSpec, runner: TrialRunner, bounds: dict[float, float | None]
-                 ) -> list[str]:
+def floor_report(spec: SearchSpec, runner: TrialRunner, grid: PieceResult | None) -> list[str]:
     """What the space allows at all: per scale, the cost of its cheapest configuration (every
     group at the lowest bitwidths) and the float model's MSE there; per MSE bound, half the
     grid's cheapest cost beside the cheapest floor among the scales whose float model meets
@@ -155,113 +744,137 @@ def floor_report(spec: SearchSpec, runner: TrialRunner, bounds: dict[float, floa
                           for scale in floors)
     lines = [f"cost floor (w{lowest[0]}a{lowest[1]} everywhere) / float MSE per scale: "
              f"{per_scale}"]
-    for factor, grid_cost in bounds.items():
-        if grid_cost is None:
+    for factor in MSE_BOUNDS:
+        chosen = None if grid is None else operating_point(grid.points, factor * full)
+        if chosen is None or chosen.cost is None:
             continue
         reachable = [floors[s] for s in floors if float_mse[s] <= factor * full]
         floor = f"{min(reachable):.3g}" if reachable else "none"
-        lines.append(f"MSE ≤ {factor:g}× float: half the grid's cheapest = {grid_cost / 2:.3g}; "
-                     f"lowest floor at a scale whose float model meets the bound = {floor}")
+        lines.append(f"MSE ≤ {factor:g}× float: half the grid's cheapest = "
+                     f"{chosen.cost / 2:.3g}; lowest floor at a scale whose float model meets "
+                     f"the bound = {floor}")
     return lines
 
 
-def summarise(values: Sequence[float]) -> str:
-    """Median and range of a metric over seeds."""
-    finite = [v for v in values if v is not None]
-    if not finite:
-        return "—"
-    if len(finite) == 1:
-        return f"{finite[0]:.3g}"
-    return f"{statistics.median(finite):.3g} [{min(finite):.3g}, {max(finite):.3g}]"
+def resolve_spaces(arguments: Sequence[str]) -> list[SearchSpec]:
+    """The specs ``--spaces`` names: ``small`` (every bundled ``*-small`` space), bundled names
+    and spec files; a SpecError names an argument that is none of these."""
+    bundled = bundled_spaces()
+    sources: list[str | Path] = []
+    for argument in arguments:
+        if argument == "small":
+            sources += sorted(name for name in bundled if name.endswith("-small"))
+        elif argument in bundled or Path(argument).is_file():
+            sources.append(argument)
+        else:
+            raise SpecError(f"--spaces: {argument!r} is neither 'small', a bundled space nor a "
+                            f"spec file; bundled: {sorted(bundled)}")
+    specs = [load_spec(source) for source in dict.fromkeys(sources)]
+    for spec in specs:
+        if spec.search.cost_objective != "bitops":
+            raise SpecError(f"--spaces: {spec.name} searches latency; this benchmark compares "
+                            f"bit-op searches")
+    return specs
 
 
-def plot_fronts(fronts: dict[str, list[TrialPoint]], float_point: tuple[float, float],
-                path: Path, title: str) -> Path:
-    """Every method's front on one log-log figure, with the float model at full resolution."""
-    import matplotlib
+def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
+              args: argparse.Namespace, threads: int) -> TrialRunner | None:
+    """Run every wanted piece of ``spec`` that the storage does not hold finished; the runner
+    (None when nothing ran), whose data and float models all pieces shared."""
+    from autoq.search import TrialRunner
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    _, stored = read_space(storage, spec.name, wanted)
+    runner, reference = None, (0.0, 0.0)
+    for piece in wanted:
+        if piece in stored and stored[piece].finished and not stored[piece].unpriced:
+            print(f"  {piece.study_name}: finished on the storage, read", flush=True)
+            continue
+        if piece.method == "amp" and spec.space.ranks:
+            raise SpecError(f"{spec.name}: AMP runs on spaces without space.ranks")
+        if runner is None:
+            runner = TrialRunner(spec)
+            float_model = runner.float_model(max(spec.space.scales), runner.space.ranks[0])
+            float_cost = runner.space.cost(runner.space.regime(
+                "float", max(spec.space.scales), runner.space.ranks[0])).total
+            reference = (float_cost, 10 * float_model.val_mse)
+        started = time.perf_counter()
+        if piece.method == "amp":
+            run_amp_piece(piece, spec, runner, storage, points=args.amp_points,
+                          reference=reference, threads=threads)
+        else:
+            run_search_piece(piece, spec, runner, storage, budget=args.budget,
+                             reference=reference, threads=threads)
+        print(f"  {piece.study_name}: done in {time.perf_counter() - started:.0f} s",
+              flush=True)
+    return runner
 
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
-    for method, front in fronts.items():
-        if front:
-            ax.step([p.cost for p in front], [p.mse for p in front], where="post", lw=1.4,
-                    marker="o", ms=3.5, label=method)
-    ax.scatter([float_point[0]], [float_point[1]], marker="*", s=180, c="gold",
-               edgecolors="k", zorder=5, label="float, full resolution")
-    return save_cost_mse_figure(fig, ax, path, title=title)
+
+def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Namespace,
+           runners: Mapping[str, TrialRunner]) -> None:
+    """Print every space's report and the table over all spaces, from the storage."""
+    everything: dict[str, dict[Piece, PieceResult]] = {}
+    for spec in specs:
+        wanted = pieces(spec.name, args.methods, args.seeds)
+        reference, results = read_space(storage, spec.name, wanted)
+        everything[spec.name] = results
+        print()
+        for line in space_report(spec.name, reference, results, args.methods):
+            print(line)
+        if args.floor and spec.name in runners:
+            grid = finished_by_method(results, ["grid"])["grid"]
+            for line in floor_report(spec, runners[spec.name], grid[0] if grid else None):
+                print("  " + line)
+        if reference is not None:
+            for path in plot_space(spec.name, results, args.methods, reference, args.plot_dir,
+                                   args.budget):
+                print(f"  plot: {path}")
+    print("\nhypervolume relative to the grid's (median over seeds; * best of the space; "
+          "(k/n): k of n seeds finished)")
+    for line in table(summary_rows(everything, args.methods, args.seeds)):
+        print("  " + line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spaces", nargs="+", default=["burgers-fno-small", "darcy-unet-small"])
-    parser.add_argument("--budget", type=int, default=25, help="trials per method and seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--spaces", nargs="+", default=["small"],
+                        help="'small' (all 12 small spaces), bundled names or spec files")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=25, help="trials per method and seed")
     parser.add_argument("--amp-points", type=int, default=5,
                         help="AMP curve points fine-tuned with QAT")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where the default storage (search_quality.db) lives")
+    parser.add_argument("--storage", help="SQLAlchemy URL (default: a SQLite file under --out)")
     parser.add_argument("--plot-dir", type=Path, default=ROOT / "benchmarks")
-    parser.add_argument("--storage", help="SQLAlchemy URL (default: a temporary SQLite file); "
-                        "searches already finished there are read, not re-run")
+    parser.add_argument("--floor", action="store_true",
+                        help="also print the cost floor per scale (trains every scale's model)")
+    parser.add_argument("--summary", action="store_true",
+                        help="only read the storage and print the report")
     args = parser.parse_args()
-    threads = configure_threads()
-    quiet_aimet_logs()
+    if args.budget < 1 or args.amp_points < 1:
+        parser.error("--budget and --amp-points must be at least 1")
+    specs = resolve_spaces(args.spaces)
+    if args.storage is None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(args.storage or f"sqlite:///{args.out.resolve()}/search_quality.db")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"search quality, budget {args.budget} trials, seeds {args.seeds}, {threads} threads")
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = args.storage or f"sqlite:///{tmp}/search_quality.db"
-        for name in args.spaces:
-            spec = load_spec(name if name.endswith(".yaml")
-                             else ROOT / "search_spaces" / f"{name}.yaml")
-            runner = TrialRunner(spec)
-            float_model = runner.float_model(max(spec.space.scales))
-            float_cost = runner.space.cost(runner.space.regime("float", 1.0)).total
-            reference = (float_cost, 10 * float_model.val_mse)
-            print(f"\n{name}: float model at full resolution: MSE {float_model.val_mse:.3e}, "
-                  f"cost {float_cost:.3e}; hypervolume reference (cost, MSE) = "
-                  f"({reference[0]:.3e}, {reference[1]:.3e})")
-            rows, fronts, grid_cheapest = [], {}, {1.1: None, 2.0: None}
-            for method in args.methods:
-                seeds = [0] if method in ("grid", "amp") else args.seeds
-                volumes, cheap11, cheap2, walls, counts = [], [], [], [], []
-                for seed in seeds:
-                    if method == "amp":
-                        started = time.perf_counter()
-                        points, count = run_amp(spec, runner, points=args.amp_points)
-                        wall = time.perf_counter() - started
-                    else:
-                        points, count, wall = run_sampler(method, spec, runner,
-                                                          budget=args.budget, seed=seed,
-                                                          storage=storage)
-                    walls.append(wall)
-                    counts.append(count)
-                    volumes.append(hypervolume(points, reference))
-                    for bound, sink in ((1.1, cheap11), (2.0, cheap2)):
-                        chosen = operating_point(points, bound * float_model.val_mse)
-                        sink.append(None if chosen is None else chosen.cost)
-                    if seed == seeds[0]:
-                        fronts[method] = pareto_front(points)
-                if method == "grid":
-                    grid_cheapest = {1.1: cheap11[0], 2.0: cheap2[0]}
-                rows.append((method, summarise(counts), summarise(volumes), summarise(cheap11),
-                             summarise(cheap2), summarise(walls)))
-                print(f"  {method:7s} done: hypervolume {summarise(volumes)}", flush=True)
-            header = ("method", "trials", "hypervolume", "cost @ MSE≤1.1×float",
-                      "cost @ MSE≤2×float", "wall s")
-            widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-            for row in [header, *rows]:
-                print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-            for method, front in fronts.items():
-                print(f"  {method} front (first seed): " + "; ".join(
-                    f"{p.cost:.2e}/{p.mse:.2e}@{p.scale:g} {bits_summary(p.bits)}"
-                    for p in front))
-            for line in floor_report(spec, runner, grid_cheapest):
-                print("  " + line)
-            out = plot_fronts(fronts, (float_cost, float_model.val_mse),
-                              args.plot_dir / f"search_quality_{spec.name}.png",
-                              title=f"{name}: fronts at {args.budget} trials")
-            print(f"  plot: {out}")
+    runners: dict[str, TrialRunner] = {}
+    if not args.summary:
+        from autoq.device import configure_threads
+        from autoq.quant import quiet_aimet_logs
+
+        threads = configure_threads()
+        quiet_aimet_logs()
+        print(f"search quality, budget {args.budget} trials, seeds {args.seeds}, "
+              f"{threads} thread(s), storage {storage.url}")
+        for spec in specs:
+            print(f"\n{spec.name}:", flush=True)
+            runner = run_space(spec, pieces(spec.name, args.methods, args.seeds), storage,
+                               args, threads)
+            if runner is not None:
+                runners[spec.name] = runner
+    report(specs, storage, args, runners)
 
 
 if __name__ == "__main__":
