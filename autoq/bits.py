@@ -33,3 +33,23 @@ section 3.3): weights and inputs; outputs stay float, which is what the bit-op c
 no integer kernel of a runtime can run. ``integer``: outputs too, at the layer's activation bits,
 so that a runtime fuses QuantizeLinear → op → QuantizeLinear into integer kernels
 (QLinearConv, QLinearMatMul)."""
+
+WeightGranularity = Literal["per_tensor", "per_channel"]
+"""How many grids one weight tensor is quantized on. ``per_tensor`` (the paper, equation 5): one
+scale per tensor. ``per_channel``: one scale per output channel of a linear layer, convolution
+or autoq's spectral convolution, so a channel of small weights is not rounded on the grid of
+the largest. The bit-op count does not depend on it."""
+
+Resample = Literal["linear", "cubic", "fourier"]
+"""How a network at a scale below 1 resizes its input down and its output up
+(:func:`autoq.data.resample.resize`): ``linear`` (the paper: linear in 1D, bilinear in 2D),
+``cubic`` (Keys' cubic convolution, separable) or ``fourier`` (spectral truncation down,
+zero-padding up; periodic data)."""
+
+Transform = Literal["fft", "dft"]
+"""How an FNO spectral convolution (:class:`~autoq.models.layers.SpectralConv`) computes its
+truncated Fourier transforms. ``fft``: float FFTs (priced as 16-bit work). ``dft``: real DFT
+matrix products on the kept modes, whose operands are quantized at the layer's bits like its
+channel mixing (priced as the matrix products they are, at those bits)."""
+
+TRANSFORMS: tuple[Transform, ...] = ("fft", "dft")

@@ -1,4 +1,5 @@
-"""The (bi)linear resolution operators used to run a network at a scale factor."""
+"""The resolution operators used to run a network at a scale factor: (bi)linear, Keys' cubic
+convolution and Fourier truncation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from autoq.data import network_shape, resize
+from autoq.data.resample import fourier_matrix
 from autoq.errors import SpecError
 
 
@@ -80,3 +82,109 @@ def test_resize_names_a_tensor_it_cannot_resize(shape: tuple[int, ...]) -> None:
         resize(x, (2,))
     assert str(caught.value) == ("resize supports 1 or 2 spatial dimensions, got tensor of "
                                  f"shape {(1, 1, *shape)}")
+
+
+def _centres(n: int) -> torch.Tensor:
+    return (torch.arange(n, dtype=torch.float64) + 0.5) / n
+
+
+def _band_limited(shape: tuple[int, ...]) -> torch.Tensor:
+    """A few sines of frequencies below 4 per axis at the cell centres of ``shape``, as
+    ``(1, 2, *shape)`` (two channels)."""
+    grids = torch.meshgrid(*[_centres(n) for n in shape], indexing="ij")
+    first = 0.3 + torch.sin(2 * math.pi * grids[0]) + 0.5 * torch.cos(6 * math.pi * grids[0] + 0.4)
+    second = torch.cos(2 * math.pi * sum((axis + 2) * g for axis, g in enumerate(grids)) - 1.0)
+    if len(shape) == 2:
+        first = first + 0.2 * torch.sin(2 * math.pi * (grids[0] - 3 * grids[1]))
+    return torch.stack([first, second])[None]
+
+
+@pytest.mark.parametrize(("shape", "small"), [((64,), (24,)), ((64,), (9,)), ((63,), (32,)),
+                                              ((32, 30), (15, 12)), ((32, 32), (16, 9))])
+def test_fourier_reproduces_a_band_limited_periodic_signal_down_and_back_up(
+        shape: tuple[int, ...], small: tuple[int, ...]) -> None:
+    # Frequencies up to 3 (4 on the second channel's second axis) per axis: held by every grid
+    # here (|k| < 9/2); the coarse values are the signal at the coarse cell centres (the phase
+    # of cell-centred grids), and zero-padding brings the fine grid back.
+    signal = _band_limited(shape)
+    down = resize(signal, small, "fourier")
+    assert torch.allclose(down, _band_limited(small), rtol=0, atol=1e-12)
+    assert torch.allclose(resize(down, shape, "fourier"), signal, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("coarse", "fine"), [(9, 20), (7, 16), ((5, 7), (12, 10))])
+def test_fourier_upsampling_keeps_every_coarse_value_of_an_odd_grid(
+        coarse: int | tuple[int, ...], fine: int | tuple[int, ...]) -> None:
+    # An odd grid holds every one of its frequencies unambiguously: zero-padding them and
+    # truncating again is the identity, whatever the values.
+    small = (coarse,) if isinstance(coarse, int) else coarse
+    large = (fine,) if isinstance(fine, int) else fine
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randn(2, 3, *small, dtype=torch.float64, generator=generator)
+    back = resize(resize(values, large, "fourier"), small, "fourier")
+    assert torch.allclose(back, values, rtol=0, atol=1e-12)
+
+
+def test_fourier_drops_the_nyquist_frequency_of_an_even_grid() -> None:
+    # cos(π m x) at the centres of m cells is ±cos(π(j + ½)) = 0 there, but the fine grid sees
+    # it: a coarse grid of m points cannot tell it from its alias, so it is dropped, not folded.
+    fine, m = 64, 16
+    nyquist = torch.cos(math.pi * m * _centres(fine)).view(1, 1, fine)
+    assert resize(nyquist, (m,), "fourier").abs().max() < 1e-12
+    below = torch.cos(math.pi * (m - 2) * _centres(fine)).view(1, 1, fine)
+    assert resize(below, (m,), "fourier").abs().max() > 0.9
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(20, 9), (20, 10), (9, 20), (12, 7)])
+def test_fourier_matrix_is_the_fft_path_written_out(n_in: int, n_out: int) -> None:
+    # The ONNX export computes the resize as this matrix (torch.onnx has no FFT).
+    x = torch.randn(2, 3, n_in, dtype=torch.float64)
+    assert torch.allclose(resize(x, (n_out,), "fourier"), x @ fourier_matrix(n_in, n_out).T,
+                          rtol=0, atol=1e-12)
+
+
+def _quadratic(shape: tuple[int, ...]) -> torch.Tensor:
+    grids = torch.meshgrid(*[_centres(n) for n in shape], indexing="ij")
+    value = 1.0 + 2.0 * grids[0] - 3.0 * grids[0] ** 2
+    if len(shape) == 2:
+        value = value + grids[0] * grids[1] - 0.5 * grids[1] ** 2
+    return value[None, None]
+
+
+@pytest.mark.parametrize(("shape", "target"), [((64,), (31,)), ((31,), (64,)), ((20,), (7,)),
+                                               ((5,), (16,)), ((24, 18), (11, 40))])
+def test_cubic_reproduces_a_quadratic_to_rounding_up_to_the_edges(
+        shape: tuple[int, ...], target: tuple[int, ...]) -> None:
+    # Keys' kernel with a = −1/2 reproduces quadratics (torch's bicubic, a = −3/4, does not),
+    # and his quadratic extrapolation beyond the ends keeps that up to the grid's edges.
+    out = resize(_quadratic(shape), target, "cubic")
+    assert torch.allclose(out, _quadratic(target), rtol=0, atol=1e-12)
+
+
+def test_cubic_is_third_order_on_a_cubic() -> None:
+    # Not exact on a cubic (Keys: O(h³)): halving h cuts the error about eightfold.
+    errors = []
+    for n in (40, 80):
+        line = (_centres(n) ** 3).view(1, 1, n)
+        errors.append((resize(line, (n // 2 + 3,), "cubic").view(-1)
+                       - _centres(n // 2 + 3) ** 3).abs().max().item())
+    assert 0 < errors[1] < errors[0] / 5
+
+
+def test_cubic_in_2d_resizes_each_axis_as_in_1d() -> None:
+    x = torch.randn(1, 2, 12, 9, dtype=torch.float64)
+    both = resize(x, (5, 20), "cubic")
+    rows = resize(x.transpose(2, 3).reshape(1, 2 * 9, 12), (5,), "cubic")  # axis 0 first
+    rows = rows.reshape(1, 2, 9, 5).transpose(2, 3)
+    columns = resize(rows.reshape(1, 2 * 5, 9), (20,), "cubic").reshape(1, 2, 5, 20)
+    assert torch.allclose(both, columns, rtol=0, atol=1e-12)
+
+
+def test_resize_names_an_unknown_method_and_a_wrong_size() -> None:
+    x = torch.zeros(1, 1, 8)
+    with pytest.raises(SpecError) as caught:
+        resize(x, (4,), "nearest")  # type: ignore[arg-type]
+    assert str(caught.value) == ("resample method must be one of ['linear', 'cubic', "
+                                 "'fourier'], got 'nearest'")
+    with pytest.raises(SpecError, match=r"needs 1 sizes, got \(4, 4\)"):
+        resize(x, (4, 4), "cubic")
