@@ -24,7 +24,7 @@ import re
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from torch import nn
@@ -35,10 +35,12 @@ from autoq.bits import (  # noqa: F401
     FLOAT_EQUIVALENT_BITS,
     MAX_BITS,
     MIN_BITS,
+    TRANSFORMS,
     Bits,
     Granularity,
     Rank,
     Scheme,
+    Transform,
 )
 from autoq.data.resample import check_scale
 from autoq.errors import QuantizationError
@@ -116,6 +118,14 @@ def quantizable_layers(model: nn.Module) -> list[str]:
               if isinstance(module, _FUNCTIONAL_OWNERS)]
     return [name for name, module in model.named_modules()
             if isinstance(module, types) and not _inside(name, owners)]
+
+
+def spectral_layers(model: nn.Module) -> list[str]:
+    """Names of ``model``'s spectral convolutions that can run their transforms as DFT matrix
+    products (autoq's :class:`~autoq.models.layers.SpectralConv`; neuraloperator's has no such
+    path), in module order."""
+    return [name for name in quantizable_layers(model)
+            if isinstance(model.get_submodule(name), SpectralConv)]
 
 
 def _is_weight_matrix(parameter: nn.Parameter) -> bool:
@@ -214,12 +224,16 @@ class TrialConfig:
         rank: the factorization rank the model is built with (its factory's ``rank`` keyword),
             or ``None`` when the search does not vary it.
         scheme: which tensors of a quantized layer are quantized (:data:`autoq.bits.Scheme`).
+        transforms: how spectral convolutions compute their Fourier transforms
+            (:data:`autoq.bits.Transform`), by layer; a layer not named uses ``fft``. A ``dft``
+            layer must be quantized: its DFT products run at its bits.
     """
 
     scale: float
     bits: Mapping[str, Bits]
     rank: Rank | None = None
     scheme: Scheme = "paper"
+    transforms: Mapping[str, Transform] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
@@ -227,19 +241,42 @@ class TrialConfig:
             raise QuantizationError(f"scheme must be one of {list(SCHEMES)}, got "
                                     f"{self.scheme!r}")
         object.__setattr__(self, "bits", {k: _check_bits(k, v) for k, v in self.bits.items()})
+        object.__setattr__(self, "transforms", dict(self.transforms))
+        for layer, transform in self.transforms.items():
+            if transform not in TRANSFORMS:
+                raise QuantizationError(f"transform of layer {layer!r} must be one of "
+                                        f"{list(TRANSFORMS)}, got {transform!r}")
+            if transform == "dft" and self.bits.get(layer) is None:
+                raise QuantizationError(f"layer {layer!r}: the dft transform runs at the "
+                                        f"layer's bits, and the layer is float (or not named "
+                                        f"in bits); a float layer's transforms stay FFTs")
+
+    @property
+    def dft_layers(self) -> list[str]:
+        """The layers whose transforms run as DFT matrix products, in the order of ``bits``."""
+        return [layer for layer in self.bits if self.transforms.get(layer) == "dft"]
 
     @classmethod
     def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any],
-                  rank: Rank | None = None, scheme: Scheme = "paper") -> TrialConfig:
+                  rank: Rank | None = None, scheme: Scheme = "paper",
+                  transforms: Mapping[str, Transform] | None = None) -> TrialConfig:
         """A config for ``model``: ``bits`` may name any subset of its quantizable layers; the
-        rest stay float. A name that is not a quantizable layer is an error that names it."""
+        rest stay float. ``transforms`` may name any of its :func:`spectral_layers`. A name
+        that is not such a layer is an error that names it."""
         layers = quantizable_layers(model)
         unknown = sorted(set(bits) - set(layers))
         if unknown:
             raise QuantizationError(f"no quantizable layer named {unknown[0]!r} in "
                                     f"{type(model).__name__}; layers: {layers}")
+        transforms = transforms or {}
+        spectral = spectral_layers(model)
+        outside = sorted(set(transforms) - set(spectral))
+        if outside:
+            raise QuantizationError(f"a transform is given for {outside[0]!r}, which is not one "
+                                    f"of {type(model).__name__}'s spectral convolutions "
+                                    f"(autoq's SpectralConv): {spectral}")
         return cls(scale=scale, bits={name: bits.get(name) for name in layers}, rank=rank,
-                   scheme=scheme)
+                   scheme=scheme, transforms=transforms)
 
     @classmethod
     def uniform(
@@ -263,8 +300,8 @@ class TrialConfig:
 
     def to_json(self) -> dict[str, Any]:
         """``{"scale": s, "bits": {layer: [w, a] or "float"}}`` (and ``"rank": r`` when the
-        config has one, ``"scheme": "integer"`` under that scheme), the shape the API
-        returns."""
+        config has one, ``"scheme": "integer"`` under that scheme, ``"transforms": {layer:
+        "fft" or "dft"}`` when it names any), the shape the API returns."""
         payload: dict[str, Any] = {
             "scale": self.scale,
             "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
@@ -272,12 +309,15 @@ class TrialConfig:
             payload["rank"] = self.rank
         if self.scheme != "paper":
             payload["scheme"] = self.scheme
+        if self.transforms:
+            payload["transforms"] = dict(self.transforms)
         return payload
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:
         return cls(scale=payload["scale"], bits=dict(payload["bits"]), rank=payload.get("rank"),
-                   scheme=payload.get("scheme", "paper"))
+                   scheme=payload.get("scheme", "paper"),
+                   transforms=payload.get("transforms", {}))
 
 
 _BLOCK = re.compile(r"^(.*?\.\d+)(?:\.|$)")

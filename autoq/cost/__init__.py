@@ -19,7 +19,13 @@ activations, norms) is priced at 16/16 bits. Counts:
   ``<path>.fft`` (forward) and ``<path>.ifft`` (inverse); ``5 N log2 N`` real operations per
   complex transform of ``N`` points, split ``2 N log2 N`` multiplications and ``3 N log2 N``
   additions (one complex multiplication and two complex additions per radix-2 butterfly), a real
-  transform half that;
+  transform half that; when the config runs a spectral convolution's transforms as DFT matrix
+  products (``TrialConfig.transforms``, its ``dft`` transform), the entries ``<path>.dft`` and
+  ``<path>.idft`` instead, priced at the layer's bits: the products as the layer computes them
+  (:func:`~autoq.cost._counts.dft_operations`: the real DFT of the last axis, ``2·n_d·k_d`` MACs
+  per channel and line; the complex DFT of each signed axis on the kept columns only, 4 real
+  MACs per complex MAC plus 2 additions per output; the inverses in reverse order, the last
+  axis' two products joined by one addition per grid point);
 - products of two activations (:class:`~autoq.models.layers.MatMul`): ``n·k·m`` MACs per batch
   entry and head, counted like DeepSpeed counts a linear layer;
 - the (bi)linear resizes before and after the network when it runs on a coarser grid: one MAC per
@@ -51,14 +57,24 @@ from typing import TYPE_CHECKING
 from autoq._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from autoq.cost._bitops import RESIZE_IN, RESIZE_OUT, CostReport, LayerCost, bitops
+    from autoq.cost._bitops import (
+        DFT_SUFFIX,
+        IDFT_SUFFIX,
+        RESIZE_IN,
+        RESIZE_OUT,
+        CostReport,
+        LayerCost,
+        bitops,
+    )
     from autoq.cost._counts import Operations
     from autoq.cost._paper import PAPER_MFLOPS, PAPER_SCALES, REGIMES
     from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, clear_cache, deepspeed_flops
     from autoq.cost._regimes import format_cost_table, regime_costs, uniform_regimes
 
 __all__ = [
+    "DFT_SUFFIX",
     "FFT_SUFFIX",
+    "IDFT_SUFFIX",
     "IFFT_SUFFIX",
     "PAPER_MFLOPS",
     "PAPER_SCALES",
@@ -77,7 +93,9 @@ __all__ = [
 ]
 
 _SOURCES = {
+    "DFT_SUFFIX": "_bitops",
     "FFT_SUFFIX": "_profile",
+    "IDFT_SUFFIX": "_bitops",
     "IFFT_SUFFIX": "_profile",
     "PAPER_MFLOPS": "_paper",
     "PAPER_SCALES": "_paper",

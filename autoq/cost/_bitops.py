@@ -11,13 +11,17 @@ from torch import nn
 
 from autoq.bits import FLOAT
 from autoq.cost._counts import Operations, resize_operations
-from autoq.cost._profile import network_operations
+from autoq.cost._profile import FFT_SUFFIX, IFFT_SUFFIX, network_operations
 from autoq.data.resample import network_shape
 from autoq.errors import QuantizationError, SpecError
 from autoq.precision import FLOAT_EQUIVALENT_BITS, Bits, TrialConfig
 
 RESIZE_IN = "resize.in"
 RESIZE_OUT = "resize.out"
+DFT_SUFFIX = ".dft"
+IDFT_SUFFIX = ".idft"
+"""Entry suffixes of a spectral convolution's forward and inverse transforms when the config
+runs them as DFT matrix products (its ``dft`` transform), in place of ``.fft`` and ``.ifft``."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ class CostReport:
 
     Entries, in order: ``resize.in`` (when the network runs on a coarser grid), every layer,
     every unquantized weight module and every other module with counted work by its
-    ``named_modules()`` path, each spectral convolution's ``<path>.fft`` and ``<path>.ifft``,
-    then ``resize.out``.
+    ``named_modules()`` path, each spectral convolution's ``<path>.fft`` and ``<path>.ifft``
+    (float work), or ``<path>.dft`` and ``<path>.idft`` at the layer's bits when the config runs
+    its transforms as DFT matrix products, then ``resize.out``.
 
     Attributes:
         scale: the trial's scale factor.
@@ -164,9 +169,21 @@ def bitops(
         layers[RESIZE_IN] = LayerCost.priced(
             resize_operations(channels=in_channels, out_shape=grid), None
         )
+    dft_layers = set(config.dft_layers)
+    missing = sorted(dft_layers - set(counts.dft))
+    if missing:
+        raise QuantizationError(f"layer {missing[0]!r} is given the dft transform, and it is not "
+                                f"one of {type(network).__name__}'s spectral convolutions: "
+                                f"{sorted(counts.dft)}")
     for entry in counts.layers:
         bits = config.bits.get(entry.name) if entry.quantizable else None
         layers[entry.name] = LayerCost.priced(entry.operations, bits)
+        if entry.name in dft_layers:  # its transforms, as the products they are, at its bits
+            forward, inverse = counts.dft[entry.name]
+            layers[entry.name + DFT_SUFFIX] = LayerCost.priced(forward, bits)
+            layers[entry.name + IDFT_SUFFIX] = LayerCost.priced(inverse, bits)
+    for layer in dft_layers:  # instead of its FFTs
+        del layers[layer + FFT_SUFFIX], layers[layer + IFFT_SUFFIX]
     if resized:
         layers[RESIZE_OUT] = LayerCost.priced(
             resize_operations(channels=counts.out_channels, out_shape=data_shape), None

@@ -81,6 +81,54 @@ def spectral_mixing_operations(
     return Operations(macs, macs + 2 * batch * out_channels * modes)
 
 
+def dft_operations(
+    *, channels: int, spatial: Sequence[int], kept: Sequence[int], inverse: bool, batch: int = 1
+) -> Operations:
+    """Real operations of a spectral convolution's truncated transform written as DFT matrix
+    products (its ``dft`` transform, :meth:`~autoq.models.layers.SpectralConv.set_transform`),
+    product by product as the layer computes them.
+
+    Forward: the real DFT of the last axis, ``x @ cos`` and ``x @ sin`` (two real products of
+    ``n_d`` terms per kept mode), then for each signed axis in turn a complex DFT of the kept
+    columns only: four real products of ``n_i`` terms per output, then one subtraction (real
+    part) and one addition (imaginary part) per output. Inverse, in reverse: each signed axis'
+    complex inverse (four real products of ``2 k_i`` terms per output, two combining additions),
+    then the last axis' real inverse ``real @ cos + imag @ sin`` (two real products of ``k_d``
+    terms per grid point and one addition joining them). A product of ``t`` terms is ``t``
+    multiplications and ``t`` additions (:mod:`autoq.cost._counts`' convention).
+
+    Args:
+        channels: channels transformed (the layer's input channels forward, its output channels
+            inverse).
+        spatial: the grid ``(n_1, …, n_d)``.
+        kept: modes kept per axis on that grid (per sign on all axes but the last), as
+            :meth:`~autoq.models.layers.SpectralConv.kept_modes` returns them.
+        inverse: the inverse transform (spectrum to grid) rather than the forward one.
+        batch: batch size.
+    """
+    *signed, n_last = spatial
+    shape = [batch * channels, *signed, kept[-1]]  # after the last axis' forward DFT
+    operations = Operations(0, 0)
+
+    def complex_dft(axis: int, size_out: int, terms: int) -> Operations:
+        shape[axis] = size_out
+        outputs = math.prod(shape)
+        return Operations(4 * outputs * terms, 4 * outputs * terms + 2 * outputs)
+
+    if not inverse:
+        points = batch * channels * math.prod(signed)
+        operations += Operations(2 * points * n_last * kept[-1], 2 * points * n_last * kept[-1])
+        for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=True), start=1):
+            operations += complex_dft(axis, 2 * k, n)
+        return operations
+    for axis, k in enumerate(kept[:-1], start=1):
+        shape[axis] = 2 * k  # the spectrum: every signed axis at its kept modes
+    for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=True), start=1):
+        operations += complex_dft(axis, n, 2 * k)
+    points = batch * channels * math.prod(spatial)
+    return operations + Operations(2 * points * kept[-1], 2 * points * kept[-1] + points)
+
+
 def contraction_operations(*, outputs: int, terms: int, complex_operands: int) -> Operations:
     """Real operations of a tensor contraction: ``outputs`` dot products of ``terms`` terms each.
 

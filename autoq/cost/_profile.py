@@ -15,6 +15,9 @@ forward pass:
 - every ``torch.fft`` call is recorded with the shapes it ran on and charged to the innermost
   module running, as ``<module>.fft`` (forward transforms) and ``<module>.ifft`` (inverse), so
   the count follows whatever transforms the layer really does (e.g. truncated axis by axis);
+- a spectral convolution's transforms are also counted as the DFT matrix products of its ``dft``
+  transform on the same grid (:func:`~autoq.cost._counts.dft_operations`), kept beside the
+  entries (:attr:`NetworkOperations.dft`) for configs that run it so;
 - a product of two activations is counted from its operand shapes, independent of which matmul
   function a (quantized) layer calls;
 - a module that multiplies by learned weights autoq does not quantize
@@ -52,8 +55,8 @@ import contextlib
 import math
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -65,6 +68,7 @@ from autoq.cost._aten import ProductCounter, decomposed_attention, parameter_sto
 from autoq.cost._contractions import CONTRACTIONS, call_operations
 from autoq.cost._counts import (
     Operations,
+    dft_operations,
     fft_operations,
     matmul_operations,
     spectral_mixing_operations,
@@ -132,11 +136,15 @@ class NetworkOperations:
         out_channels: channels of the network's output (resized back when the scale is below 1).
         unquantized: entry names of the unquantized weight modules
             (:func:`autoq.precision.unquantized_weight_modules`), in module order.
+        dft: per spectral convolution, its ``(forward, inverse)`` transforms counted as the
+            DFT matrix products of its ``dft`` transform, for configs that run it so (its
+            entries ``<path>.fft`` / ``<path>.ifft`` count the FFTs).
     """
 
     layers: tuple[LayerOperations, ...]
     out_channels: int
     unquantized: tuple[str, ...] = ()
+    dft: Mapping[str, tuple[Operations, Operations]] = field(default_factory=dict)
 
     @property
     def quantizable(self) -> frozenset[str]:
@@ -272,6 +280,7 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
     from deepspeed.profiling.flops_profiler import profiler as ds_profiler
 
     analytic: dict[str, Operations] = {}
+    dft: dict[str, tuple[Operations, Operations]] = {}
     running: list[str] = []  # the modules whose forward is running, innermost last
     contracting = _contracting_layers(network)
     unquantized = unquantized_weight_modules(network)
@@ -298,6 +307,8 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
         handles.append(module.register_forward_hook(leave))
         if isinstance(module, SpectralConv | MatMul):
             handles.append(module.register_forward_hook(_recorder(name, analytic)))
+        if isinstance(module, SpectralConv):
+            handles.append(module.register_forward_hook(_dft_recorder(name, dft)))
         elif name in recurrent:
             handles.append(module.register_forward_hook(_recurrent_recorder(name, analytic)))
         elif name in aten_counted:
@@ -357,6 +368,7 @@ def _profile(network: nn.Module, *, shape: tuple[int, ...], in_channels: int) ->
                               analytic_only=contracting, unquantized=frozenset(unquantized))),
         out_channels=int(output.shape[1]),
         unquantized=tuple(name or ROOT_NAME for name in unquantized),
+        dft=dft,
     )
 
 
@@ -384,6 +396,24 @@ def _recorder(name: str, analytic: dict[str, Operations]) -> Callable[..., None]
             b = b if len(b) > 1 else (*b, 1)
             batch = math.prod(torch.broadcast_shapes(a[:-2], b[:-2]))
             _add(analytic, name, matmul_operations(batch=batch, n=a[-2], k=a[-1], m=b[-1]))
+
+    return hook
+
+
+def _dft_recorder(name: str, store: dict[str, tuple[Operations, Operations]]
+                  ) -> Callable[..., None]:
+    """A forward hook counting a spectral convolution's transforms as DFT matrix products on
+    the grid it ran on (:func:`~autoq.cost._counts.dft_operations`)."""
+
+    def hook(module: SpectralConv, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x = inputs[0]
+        spatial = tuple(x.shape[2:])
+        kept = module.kept_modes(spatial)
+        store[name] = (
+            dft_operations(channels=x.shape[1], spatial=spatial, kept=kept, inverse=False,
+                           batch=x.shape[0]),
+            dft_operations(channels=output.shape[1], spatial=spatial, kept=kept, inverse=True,
+                           batch=x.shape[0]))
 
     return hook
 

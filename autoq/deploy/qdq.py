@@ -352,6 +352,10 @@ def _rewrite_placeholders(model: onnx.ModelProto, table: list[tuple[QDQEncoding,
     unread = [t for t in graph.initializer if t.name not in read]
     for tensor in unread:
         graph.initializer.remove(tensor)
+    # A constant the tracer wrote as a Constant node (a buffer: a spectral layer's DFT matrices)
+    # is read by nothing once its placeholder became integers; onnxruntime warns of it.
+    for node in [n for n in graph.node if n.op_type == "Constant" and not set(n.output) & read]:
+        graph.node.remove(node)
     del model.opset_import[:]
     model.opset_import.append(helper.make_opsetid("", OPSET))
     return written

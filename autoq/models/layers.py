@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autoq.bits import TRANSFORMS, Transform
 from autoq.errors import SpecError
 
 SPATIAL_DIMS = (1, 2)
@@ -136,6 +137,15 @@ class SpectralConv(nn.Module):
     written out as four real products in :meth:`mix`, which a quantized subclass can override to
     quantize its inputs (the Fourier coefficients and the two weights) and then call.
 
+    Transforms (:data:`~autoq.bits.Transform`): by default (``transform == "fft"``) the FFTs
+    above. :meth:`set_transform` ``("dft", grid)`` makes the layer compute the same truncated
+    transforms as real DFT matrix products on that fixed grid (:func:`dft_stage_matrices`), in
+    :attr:`dft_stages` products: the real DFT of the last axis, the complex DFTs of the signed
+    axes on the kept columns, then the inverses in reverse order. The matrices become
+    non-persistent buffers ``dft_matrix_<stage>`` and each product's signal operand passes
+    :meth:`dft_operand`, so a quantized subclass quantizes both like a weight and an input. The
+    ONNX export always takes this path (``aten::fft_rfft`` has no ONNX form), on the traced grid.
+
     Args:
         in_channels: input channels.
         out_channels: output channels.
@@ -158,6 +168,39 @@ class SpectralConv(nn.Module):
         self.weight_real = nn.Parameter(scale * torch.rand(shape))
         self.weight_imag = nn.Parameter(scale * torch.rand(shape))
         self._signed_axes = tuple(range(2, 1 + len(self.modes)))
+        self.transform: Transform = "fft"
+        self.dft_grid: tuple[int, ...] | None = None
+
+    @property
+    def dft_stages(self) -> int:
+        """DFT matrix products of the ``dft`` transform: one forward and one inverse per axis."""
+        return 2 * len(self.modes)
+
+    def set_transform(self, transform: Transform, grid: Sequence[int] | None = None) -> None:
+        """Compute the transforms as float FFTs (``"fft"``) or as real DFT matrix products on the
+        fixed spatial grid ``grid`` (``"dft"``; the layer then refuses other grids).
+
+        Raises:
+            SpecError: an unknown transform, or ``"dft"`` without a grid of one size per axis.
+        """
+        if transform not in TRANSFORMS:
+            raise SpecError(f"transform must be one of {list(TRANSFORMS)}, got {transform!r}")
+        for stage in range(self.dft_stages):
+            self._buffers.pop(dft_matrix_name(stage), None)
+        self.transform, self.dft_grid = "fft", None
+        if transform == "fft":
+            return
+        if grid is None or len(grid) != len(self.modes) or min(grid) < 1:
+            raise SpecError(f"the dft transform needs the layer's spatial grid, one positive size "
+                            f"per axis ({len(self.modes)}), got {grid!r}")
+        self.dft_grid = tuple(int(n) for n in grid)
+        matrices = dft_stage_matrices(self.dft_grid, self.kept_modes(self.dft_grid),
+                                      dtype=self.weight_real.dtype,
+                                      device=self.weight_real.device)
+        for stage, matrix in enumerate(matrices):
+            # Not persistent: a function of the grid, rebuilt by set_transform, never learned.
+            self.register_buffer(dft_matrix_name(stage), matrix, persistent=False)
+        self.transform = "dft"
 
     def kept_modes(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """Kept modes per axis on the grid ``spatial`` (per sign on every axis but the last)."""
@@ -167,8 +210,8 @@ class SpectralConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial) → (batch, out_channels, *spatial)``."""
-        if torch.onnx.is_in_onnx_export():
-            # torch.onnx has no aten::fft_rfft: exported as real DFT matrix products.
+        if self.transform == "dft" or torch.onnx.is_in_onnx_export():
+            # (torch.onnx has no aten::fft_rfft: exported as real DFT matrix products.)
             return self._forward_dft(x)
         spatial = x.shape[2:]
         kept = self.kept_modes(spatial)
@@ -189,15 +232,57 @@ class SpectralConv(nn.Module):
 
     def _forward_dft(self, x: torch.Tensor) -> torch.Tensor:
         """The same layer with the FFTs written as real DFT matrix products at ``x``'s grid
-        (exact to float rounding; ONNX-exportable)."""
+        (exact to float rounding; ONNX-exportable), one :meth:`dft_operand` per product."""
         spatial = tuple(x.shape[2:])
         kept = self.kept_modes(spatial)
-        forward, inverse = dft_matrices(spatial, kept, dtype=x.dtype, device=x.device)
-        coeff_real, coeff_imag = _dft(x, forward)
-        weight_real = _take_weight_modes(self.weight_real, kept)
-        weight_imag = _take_weight_modes(self.weight_imag, kept)
-        out_real, out_imag = self.mix(coeff_real, coeff_imag, weight_real, weight_imag)
-        return _inverse_dft(out_real, out_imag, inverse)
+        matrices = self._dft_matrices(spatial, kept, x)
+        # Forward: the real DFT of the last axis, then complex DFTs of the signed axes.
+        (signal,) = self.dft_operand(0, (x,))
+        real, imag = torch.matmul(signal, matrices[0][0]), torch.matmul(signal, matrices[0][1])
+        for stage, axis in enumerate(self._signed_axes, start=1):
+            real, imag = self.dft_operand(stage, (real, imag))
+            real, imag = _complex_matmul_on_axis(real, imag, matrices[stage], axis)
+        weight_real = _take_modes(self.weight_real, kept)
+        weight_imag = _take_modes(self.weight_imag, kept)
+        real, imag = self.mix(real, imag, weight_real, weight_imag)
+        # Inverse: the signed axes, then the real inverse of the last axis.
+        inverse = len(self.modes)
+        for stage, axis in enumerate(self._signed_axes, start=inverse):
+            real, imag = self.dft_operand(stage, (real, imag))
+            real, imag = _complex_matmul_on_axis(real, imag, matrices[stage], axis)
+        real, imag = self.dft_operand(self.dft_stages - 1, (real, imag))
+        cos, sin = matrices[-1]
+        return torch.matmul(real, cos) + torch.matmul(imag, sin)
+
+    def _dft_matrices(self, spatial: tuple[int, ...], kept: Sequence[int], x: torch.Tensor
+                      ) -> list[torch.Tensor]:
+        """Each stage's ``(2, rows, cols)`` pair: the layer's buffers under the ``dft``
+        transform (what a quantized subclass quantizes), else built for ``x``'s grid."""
+        if self.transform != "dft":
+            return dft_stage_matrices(spatial, kept, dtype=x.dtype, device=x.device)
+        if spatial != self.dft_grid:
+            raise SpecError(f"this spectral convolution runs its transforms as DFT matrices of "
+                            f"the grid {self.dft_grid}; got an input on the grid {spatial}")
+        return [getattr(self, dft_matrix_name(stage)) for stage in range(self.dft_stages)]
+
+    def dft_operand(self, stage: int, parts: tuple[torch.Tensor, ...]
+                    ) -> tuple[torch.Tensor, ...]:
+        """The signal entering DFT product ``stage`` (:attr:`dft_stages`), as is here; a
+        quantized subclass quantizes it.
+
+        Args:
+            stage: 0 (the layer's input, into the last axis' real DFT), then each signed axis'
+                forward DFT, each signed axis' inverse, and ``dft_stages - 1`` (the last axis'
+                real inverse).
+            parts: ``(x,)`` at stage 0, ``(real, imag)`` at the others; ``(batch, channels,
+                ...)`` with the axes transformed so far at their kept modes.
+
+        Returns:
+            ``parts``.
+        """
+        del stage
+        return parts
+
     def mix(
         self,
         coeff_real: torch.Tensor,
@@ -368,9 +453,9 @@ def dft_matrices(
 
 
 def _complex_matmul_on_axis(
-    real: torch.Tensor, imag: torch.Tensor, matrix: tuple[torch.Tensor, torch.Tensor], axis: int
+    real: torch.Tensor, imag: torch.Tensor, matrix: torch.Tensor, axis: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply a complex matrix ``(m_re + i m_im)`` of shape ``(out, n)`` along ``axis``."""
+    """Apply a complex matrix ``(m_re + i m_im)``, stacked as ``(2, out, n)``, along ``axis``."""
     m_re, m_im = matrix
     # Non-negative axes: the ONNX exporter writes a negative one into Transpose's perm as is.
     last = real.dim() - 1
@@ -380,27 +465,23 @@ def _complex_matmul_on_axis(
     return out_real.movedim(last, axis), out_imag.movedim(last, axis)
 
 
-def _dft(x: torch.Tensor, forward: DFTMatrices) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kept modes of ``rfftn(x, norm="forward")``: ``(b, c, *spatial) → 2 × (b, c, *kept)``."""
-    (cos, sin), signed = forward
-    real, imag = torch.matmul(x, cos), torch.matmul(x, sin)
-    for axis, matrix in enumerate(signed, start=2):
-        real, imag = _complex_matmul_on_axis(real, imag, matrix, axis)
-    return real, imag
+def dft_matrix_name(stage: int) -> str:
+    """The buffer (and parameter-quantizer) name of the DFT matrix pair of product ``stage``."""
+    return f"dft_matrix_{stage}"
 
 
-def _inverse_dft(real: torch.Tensor, imag: torch.Tensor, inverse: DFTMatrices) -> torch.Tensor:
-    """``irfftn`` of kept modes zero-filled: ``2 × (b, c, *kept) → (b, c, *spatial)``."""
-    (cos, sin), signed = inverse
-    for axis, matrix in enumerate(signed, start=2):
-        real, imag = _complex_matmul_on_axis(real, imag, matrix, axis)
-    return torch.matmul(real, cos) + torch.matmul(imag, sin)
-
-
-def _take_weight_modes(weight: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
-    """The kept modes of a weight ``(in, out, 2 m_1, …, m_d)``, in the order of :func:`_dft`:
-    on signed axes the first and last ``k`` entries, on the last axis the first ``k``."""
-    for axis, k in enumerate(kept[:-1], start=2):
-        size = weight.shape[axis]
-        weight = torch.cat([weight.narrow(axis, 0, k), weight.narrow(axis, size - k, k)], dim=axis)
-    return weight.narrow(-1, 0, kept[-1])
+def dft_stage_matrices(
+    spatial: Sequence[int],
+    kept: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    """:func:`dft_matrices` as the products of :class:`SpectralConv`'s ``dft`` transform apply
+    them, one stacked ``(cos, sin)`` pair ``(2, rows, cols)`` per product: the last axis'
+    forward ``(n_d, k_d)``, each signed axis' forward ``(2 k_i, n_i)``, each signed axis'
+    inverse ``(n_i, 2 k_i)``, the last axis' inverse ``(k_d, n_d)``."""
+    (forward_last, forward_signed), (inverse_last, inverse_signed) = dft_matrices(
+        spatial, kept, dtype=dtype, device=device)
+    pairs = [forward_last, *forward_signed, *inverse_signed, inverse_last]
+    return [torch.stack(pair) for pair in pairs]

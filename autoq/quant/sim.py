@@ -3,7 +3,11 @@ scheme, and its calibration.
 
 Scheme (van den Dool et al. 2023, section 3.3): in every layer a trial gives bits, the weights are
 quantized symmetrically at ``weight_bits`` with one scale per tensor (equation 5), and the layer's
-inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. The ``integer``
+inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay float. A spectral
+convolution the trial runs with the ``dft`` transform (``TrialConfig.transforms``) computes its
+Fourier transforms as DFT matrix products on its grid, each quantized the same way: the constant
+DFT matrices at ``weight_bits`` (per tensor), the signal entering each product at ``act_bits``
+(:mod:`autoq.quant.modules`). The ``integer``
 scheme (:data:`autoq.bits.Scheme`) also quantizes each such layer's output asymmetrically at
 ``act_bits``, so that an ONNX runtime runs the layer as an integer kernel. Layers the trial keeps
 float and every module that is not a matrix multiplication (norms, activations, pooling, the
@@ -23,7 +27,7 @@ import contextlib
 import importlib
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,9 +43,10 @@ from aimet_torch.quantization.encoding_analyzer import (
 from torch import nn
 
 from autoq.errors import QuantizationError
+from autoq.models.layers import dft_matrix_name
 from autoq.precision import TrialConfig, quantizable_layers
 from autoq.quant.logs import known_aimet_warnings
-from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv
+from autoq.quant.modules import QuantizedMatMul, QuantizedSpectralConv, dft_input_slot
 
 Calibration = Literal["min_max", "sqnr"]
 """How :func:`calibrate` sets the initial ranges: ``min_max`` (AIMET's ``tf``: the observed range)
@@ -148,6 +153,11 @@ def build_sim(
                                     f"({type(module).__module__}.{type(module).__qualname__})")
         _place_quantizers(module, weight_bits, act_bits, calibration, device=dummy_input.device,
                           outputs=config.scheme == "integer")
+    grids = _spectral_grids(network, dummy_input, config.dft_layers)
+    for layer in config.dft_layers:
+        weight_bits, act_bits = config.quantized_layers[layer]
+        _place_transform_quantizers(modules[layer], weight_bits, act_bits, calibration,
+                                    grid=grids[layer])
     return QuantizedNetwork(sim=sim, config=config, input_shape=tuple(dummy_input.shape[1:]),
                             calibration=calibration)
 
@@ -264,6 +274,50 @@ def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits:
     for slot in slots:
         module.param_quantizers[slot] = weight()
     module.input_quantizers[0] = activation()
+
+
+def _spectral_grids(network: nn.Module, dummy_input: torch.Tensor, layers: list[str]
+                    ) -> dict[str, tuple[int, ...]]:
+    """The spatial grid each of the spectral convolutions ``layers`` of ``network`` runs on,
+    from one forward pass of ``dummy_input`` (without gradients, in eval mode)."""
+    if not layers:
+        return {}
+    grids: dict[str, tuple[int, ...]] = {}
+
+    def recorder(layer: str) -> Callable[..., None]:
+        def record(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            grids[layer] = tuple(args[0].shape[2:])
+        return record
+
+    hooks = [network.get_submodule(layer).register_forward_pre_hook(recorder(layer))
+             for layer in layers]
+    training = network.training
+    try:
+        network.eval()
+        with torch.no_grad():
+            network(dummy_input)
+    finally:
+        network.train(training)
+        for hook in hooks:
+            hook.remove()
+    return grids
+
+
+def _place_transform_quantizers(module: nn.Module, weight_bits: int, act_bits: int,
+                                calibration: Calibration, *, grid: tuple[int, ...]) -> None:
+    """Switch a quantized spectral convolution to the ``dft`` transform on ``grid`` and quantize
+    each DFT product: its matrix pair at ``weight_bits`` (a parameter quantizer of the
+    ``dft_matrix_<s>`` buffer, per tensor), its signal at ``act_bits``."""
+    if not isinstance(module, QuantizedSpectralConv):
+        raise QuantizationError(f"the dft transform is autoq's SpectralConv's; "
+                                f"{type(module).__module__}.{type(module).__qualname__} has none")
+    module.set_transform("dft", grid)
+    device = module.weight_real.device
+    for stage in range(module.dft_stages):
+        module.param_quantizers[dft_matrix_name(stage)] = _quantizer(
+            weight_bits, symmetric=True, calibration=calibration, device=device)
+        module.input_quantizers[dft_input_slot(stage)] = _quantizer(
+            act_bits, symmetric=False, calibration=calibration, device=device)
 
 
 def _device_of(model: nn.Module) -> torch.device:

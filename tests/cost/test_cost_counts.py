@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from autoq.cost import LayerCost, bitops
 from autoq.models import TransformerConfig, build_model
@@ -108,6 +109,79 @@ def test_spectral_conv_2d_counts_kept_modes_and_transforms(
     per_channel = (rows * real_m + kept[1] * cplx_m, rows * real_a + kept[1] * cplx_a)
     assert counts["0.fft"] == tuple(round(2 * c) for c in per_channel)
     assert counts["0.ifft"] == tuple(round(3 * c) for c in per_channel)
+
+
+def dft_entries(model: nn.Module, *, data_shape: tuple[int, ...], in_channels: int,
+                bits: tuple[int, int]) -> dict[str, LayerCost]:
+    """Every entry of a config that runs layer ``0``'s transforms as DFT matrix products."""
+    config = TrialConfig.for_model(model, scale=1.0, bits={"0": bits}, transforms={"0": "dft"})
+    return dict(bitops(model, config, data_shape=data_shape, in_channels=in_channels).layers)
+
+
+@pytest.mark.parametrize(("points", "kept"), [(32, 5), (6, 4)])
+def test_spectral_conv_1d_dft_transform_counts_its_matrix_products(points: int,
+                                                                   kept: int) -> None:
+    # 3 channels in, 4 out. Forward: x (3, n) @ cos (n, k) and @ sin: 2 products of n terms for
+    # each of 3·k outputs. Inverse: real (4, k) @ (k, n) and imag @ (k, n), each 4·n outputs of
+    # k terms, then one addition joining them per output.
+    model = nn.Sequential(SpectralConv(3, 4, (5,)))
+    counts = dft_entries(model, data_shape=(points,), in_channels=3, bits=(2, 3))
+    forward = 2 * 3 * kept * points
+    inverse = 2 * 4 * points * kept
+    assert (counts["0.dft"].multiplications, counts["0.dft"].additions) == (forward, forward)
+    assert (counts["0.idft"].multiplications, counts["0.idft"].additions) == (
+        inverse, inverse + 4 * points)
+    assert "0.fft" not in counts and "0.ifft" not in counts
+    mixing = 4 * 3 * 4 * kept
+    assert (counts["0"].multiplications, counts["0"].additions) == (mixing, mixing + 2 * 4 * kept)
+    # At the layer's bits, M·b_w·b_a + A·b_a.
+    assert counts["0.dft"].cost == forward * 2 * 3 + forward * 3
+    assert counts["0.idft"].cost == inverse * 2 * 3 + (inverse + 4 * points) * 3
+    assert list(counts) == ["0", "0.dft", "0.idft"]
+
+
+@pytest.mark.parametrize(
+    ("grid", "kept"),
+    [((16, 8), (4, 3)), ((6, 4), (3, 3))],  # coarse: min(4, 6 // 2), min(3, 4 // 2 + 1)
+)
+def test_spectral_conv_2d_dft_transform_counts_its_matrix_products(
+    grid: tuple[int, int], kept: tuple[int, int]
+) -> None:
+    model = nn.Sequential(SpectralConv(2, 3, (4, 3)))
+    counts = dft_entries(model, data_shape=grid, in_channels=2, bits=(4, 8))
+    rows, cols = grid
+    k1, k2 = kept
+    # Forward, 2 channels: the real DFT of every row, (rows, cols) @ (cols, k2) for cos and sin;
+    # then down the k2 kept columns only, the complex (2·k1, rows) DFT: 4 real products of
+    # `rows` terms per output, 2·k1·k2 outputs per channel, and a subtraction (real part) and
+    # an addition (imaginary part) per output.
+    last = 2 * 2 * rows * cols * k2
+    signed = 4 * 2 * (2 * k1 * k2) * rows
+    assert (counts["0.dft"].multiplications, counts["0.dft"].additions) == (
+        last + signed, last + signed + 2 * 2 * (2 * k1 * k2))
+    # Inverse, 3 channels: the complex (rows, 2·k1) inverse down the k2 columns (rows·k2
+    # outputs, 2·k1 terms, 2 joining additions each), then the real inverse of every row,
+    # (rows, k2) @ (k2, cols) for both parts joined by one addition per grid point.
+    signed = 4 * 3 * (rows * k2) * (2 * k1)
+    last = 2 * 3 * rows * k2 * cols
+    assert (counts["0.idft"].multiplications, counts["0.idft"].additions) == (
+        signed + last, signed + 2 * 3 * rows * k2 + last + 3 * rows * cols)
+    assert counts["0.dft"].weight_bits == 4 and counts["0.dft"].act_bits == 8
+    assert counts["0.idft"].quantized
+
+
+@pytest.mark.parametrize(("grid", "modes"), [((32,), (5,)), ((16, 8), (4, 3)), ((7, 9), (5, 5))])
+def test_dft_counts_are_the_products_torch_runs(grid: tuple[int, ...],
+                                                modes: tuple[int, ...]) -> None:
+    """torch's own FLOP counter over the layer's DFT path (its matrix products and the einsums
+    of the mixing, 2 FLOPs per multiply-accumulate) agrees with the count's multiplications."""
+    layer = SpectralConv(3, 4, modes)
+    counts = dft_entries(nn.Sequential(layer), data_shape=grid, in_channels=3, bits=(8, 8))
+    layer.set_transform("dft", grid)
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.zeros(1, 3, *grid))
+    assert counter.get_total_flops() == 2 * sum(
+        counts[name].multiplications for name in ("0", "0.dft", "0.idft"))
 
 
 class FullSpectrumRoundTrip(nn.Module):

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autoq.errors import SpecError
 from autoq.models import GalerkinAttention, MatMul, SpectralConv
 
 
@@ -51,6 +52,48 @@ def test_spectral_conv_matches_complex_reference(
     out = layer(x)
     assert out.shape == (2, 4, *spatial)
     torch.testing.assert_close(out, _reference_spectral_conv(layer, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("modes", "spatial"),
+    [((12,), (64,)), ((12,), (13,)), ((9,), (16,)), ((6, 5), (24, 20)), ((6, 5), (13, 7)),
+     ((6, 5), (12, 8))],
+)
+def test_spectral_conv_dft_transform_matches_complex_reference(
+    modes: tuple[int, ...], spatial: tuple[int, ...]
+) -> None:
+    """The DFT-matrix transform is the same layer: truncated modes, odd grids, both corners
+    meeting and the Nyquist frequency kept (16 points, 9 modes)."""
+    torch.manual_seed(0)
+    layer = SpectralConv(3, 4, modes).double()
+    with torch.no_grad():
+        layer.weight_real.normal_()
+        layer.weight_imag.normal_()
+    x = torch.randn(2, 3, *spatial, dtype=torch.float64)
+    layer.set_transform("dft", spatial)
+    assert layer.transform == "dft" and layer.dft_grid == spatial
+    assert len(list(layer.buffers())) == layer.dft_stages == 2 * len(modes)
+    assert layer.state_dict().keys() == {"weight_real", "weight_imag"}  # nothing new saved
+    with torch.autograd.profiler.profile() as profile:
+        out = layer(x)
+    assert not any("fft" in event.name for event in profile.function_events)
+    torch.testing.assert_close(out, _reference_spectral_conv(layer, x), rtol=1e-10,
+                               atol=1e-10)
+    layer.set_transform("fft")
+    assert (layer.transform, layer.dft_grid, list(layer.buffers())) == ("fft", None, [])
+
+
+def test_spectral_conv_dft_transform_refuses_other_grids_and_bad_requests() -> None:
+    layer = SpectralConv(3, 4, (6, 5))
+    layer.set_transform("dft", (12, 10))
+    with pytest.raises(SpecError, match=r"DFT matrices of the grid \(12, 10\).*\(12, 8\)"):
+        layer(torch.randn(1, 3, 12, 8))
+    with pytest.raises(SpecError, match=r"one positive size per axis \(2\), got \(12,\)"):
+        layer.set_transform("dft", (12,))
+    with pytest.raises(SpecError, match=r"got None"):
+        layer.set_transform("dft")
+    with pytest.raises(SpecError, match=r"transform must be one of \['fft', 'dft'\], got 'fht'"):
+        layer.set_transform("fht")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("modes", "spatial"), [((9,), (16,)), ((6, 6), (12, 10))])

@@ -87,6 +87,32 @@ def test_the_json_record_round_trips_rank_and_scheme() -> None:
     assert (plain.rank, plain.scheme) == (None, "paper")
 
 
+def test_the_json_record_round_trips_transforms_and_refuses_bad_ones() -> None:
+    fno = _model(arch="fno", width=12, modes=6, layers=2, projection_width=24)
+    config = TrialConfig.for_model(fno, scale=0.5, bits={"blocks.0.spectral": (4, 8),
+                                                        "blocks.1.spectral": (2, 3)},
+                                   transforms={"blocks.0.spectral": "dft",
+                                               "blocks.1.spectral": "fft"})
+    record = config.to_json()
+    assert record["transforms"] == {"blocks.0.spectral": "dft", "blocks.1.spectral": "fft"}
+    assert config.dft_layers == ["blocks.0.spectral"]
+    assert TrialConfig.from_json(record) == config
+    assert "transforms" not in TrialConfig.for_model(fno, scale=0.5, bits={}).to_json()
+    assert TrialConfig.from_json({"scale": 1.0, "bits": {}}).transforms == {}
+    with pytest.raises(QuantizationError, match=r"'blocks\.0\.pointwise', which is not one of "
+                                                r"FNO's spectral convolutions"):
+        TrialConfig.for_model(fno, scale=1.0, bits={"blocks.0.pointwise": (4, 8)},
+                              transforms={"blocks.0.pointwise": "dft"})
+    with pytest.raises(QuantizationError, match=r"transform of layer 'blocks\.0\.spectral' must "
+                                                r"be one of \['fft', 'dft'\], got 'fht'"):
+        TrialConfig(scale=1.0, bits={"blocks.0.spectral": (4, 8)},
+                    transforms={"blocks.0.spectral": "fht"})  # type: ignore[dict-item]
+    with pytest.raises(QuantizationError, match=r"'blocks\.1\.spectral': the dft transform runs "
+                                                r"at the layer's bits, and the layer is float"):
+        TrialConfig.for_model(fno, scale=1.0, bits={"blocks.0.spectral": (4, 8)},
+                              transforms={"blocks.1.spectral": "dft"})
+
+
 def test_uniform_keeps_the_first_and_last_layer_float_and_none_bits_mean_float() -> None:
     fno = _model(arch="fno", width=12, modes=6, layers=2, projection_width=24)
     config = TrialConfig.uniform(fno, scale=1.0, weight_bits=4, act_bits=8)
