@@ -96,7 +96,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     costs = regime_costs(
         spec.model, data_shape=shape.data_shape, in_channels=shape.in_channels,
         out_channels=shape.out_channels, scales=spec.space.scales,
-        first_last_float=spec.space.first_last_float,
+        first_last_float=spec.space.first_last_float, resample=spec.space.resample,
     )
     if args.json:
         print(json.dumps({regime: {str(scale): {"total": report.total,

@@ -39,10 +39,12 @@ from autoq.bits import (  # noqa: F401
     Bits,
     Granularity,
     Rank,
+    Resample,
     Scheme,
     Transform,
+    WeightGranularity,
 )
-from autoq.data.resample import check_scale
+from autoq.data.resample import RESAMPLE_METHODS, check_scale
 from autoq.errors import QuantizationError
 from autoq.models import first_and_last_layers
 from autoq.models.layers import MatMul, SpectralConv
@@ -209,6 +211,7 @@ def _check_bits(layer: str, bits: Any) -> Bits:
 
 
 SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
+WEIGHT_GRANULARITIES: tuple[WeightGranularity, ...] = get_args(WeightGranularity)
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,10 @@ class TrialConfig:
         rank: the factorization rank the model is built with (its factory's ``rank`` keyword),
             or ``None`` when the search does not vary it.
         scheme: which tensors of a quantized layer are quantized (:data:`autoq.bits.Scheme`).
+        resample: how the input is resized to the network's grid and the output back
+            (:data:`autoq.bits.Resample`); it decides what the resizes cost.
+        weight_granularity: one grid per weight tensor or per output channel
+            (:data:`autoq.bits.WeightGranularity`).
         transforms: how spectral convolutions compute their Fourier transforms
             (:data:`autoq.bits.Transform`), by layer; a layer not named uses ``fft``. A ``dft``
             layer must be quantized: its DFT products run at its bits.
@@ -233,6 +240,8 @@ class TrialConfig:
     bits: Mapping[str, Bits]
     rank: Rank | None = None
     scheme: Scheme = "paper"
+    resample: Resample = "linear"
+    weight_granularity: WeightGranularity = "per_tensor"
     transforms: Mapping[str, Transform] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -240,6 +249,13 @@ class TrialConfig:
         if self.scheme not in SCHEMES:
             raise QuantizationError(f"scheme must be one of {list(SCHEMES)}, got "
                                     f"{self.scheme!r}")
+        if self.resample not in RESAMPLE_METHODS:
+            raise QuantizationError(f"resample must be one of {list(RESAMPLE_METHODS)}, got "
+                                    f"{self.resample!r}")
+        if self.weight_granularity not in WEIGHT_GRANULARITIES:
+            raise QuantizationError(f"weight_granularity must be one of "
+                                    f"{list(WEIGHT_GRANULARITIES)}, got "
+                                    f"{self.weight_granularity!r}")
         object.__setattr__(self, "bits", {k: _check_bits(k, v) for k, v in self.bits.items()})
         object.__setattr__(self, "transforms", dict(self.transforms))
         for layer, transform in self.transforms.items():
@@ -259,6 +275,8 @@ class TrialConfig:
     @classmethod
     def for_model(cls, model: nn.Module, *, scale: float, bits: Mapping[str, Any],
                   rank: Rank | None = None, scheme: Scheme = "paper",
+                  resample: Resample = "linear",
+                  weight_granularity: WeightGranularity = "per_tensor",
                   transforms: Mapping[str, Transform] | None = None) -> TrialConfig:
         """A config for ``model``: ``bits`` may name any subset of its quantizable layers; the
         rest stay float. ``transforms`` may name any of its :func:`spectral_layers`. A name
@@ -276,7 +294,8 @@ class TrialConfig:
                                     f"of {type(model).__name__}'s spectral convolutions "
                                     f"(autoq's SpectralConv): {spectral}")
         return cls(scale=scale, bits={name: bits.get(name) for name in layers}, rank=rank,
-                   scheme=scheme, transforms=transforms)
+                   scheme=scheme, resample=resample, weight_granularity=weight_granularity,
+                   transforms=transforms)
 
     @classmethod
     def uniform(
@@ -300,8 +319,9 @@ class TrialConfig:
 
     def to_json(self) -> dict[str, Any]:
         """``{"scale": s, "bits": {layer: [w, a] or "float"}}`` (and ``"rank": r`` when the
-        config has one, ``"scheme": "integer"`` under that scheme, ``"transforms": {layer:
-        "fft" or "dft"}`` when it names any), the shape the API returns."""
+        config has one, ``"scheme": "integer"`` under that scheme, ``"resample"`` and
+        ``"weight_granularity"`` when not the defaults, ``"transforms": {layer: "fft" or
+        "dft"}`` when it names any), the shape the API returns."""
         payload: dict[str, Any] = {
             "scale": self.scale,
             "bits": {k: FLOAT if v is None else list(v) for k, v in self.bits.items()}}
@@ -309,6 +329,10 @@ class TrialConfig:
             payload["rank"] = self.rank
         if self.scheme != "paper":
             payload["scheme"] = self.scheme
+        if self.resample != "linear":
+            payload["resample"] = self.resample
+        if self.weight_granularity != "per_tensor":
+            payload["weight_granularity"] = self.weight_granularity
         if self.transforms:
             payload["transforms"] = dict(self.transforms)
         return payload
@@ -317,6 +341,8 @@ class TrialConfig:
     def from_json(cls, payload: Mapping[str, Any]) -> TrialConfig:
         return cls(scale=payload["scale"], bits=dict(payload["bits"]), rank=payload.get("rank"),
                    scheme=payload.get("scheme", "paper"),
+                   resample=payload.get("resample", "linear"),
+                   weight_granularity=payload.get("weight_granularity", "per_tensor"),
                    transforms=payload.get("transforms", {}))
 
 

@@ -28,8 +28,11 @@ activations, norms) is priced at 16/16 bits. Counts:
   axis' two products joined by one addition per grid point);
 - products of two activations (:class:`~autoq.models.layers.MatMul`): ``n·k·m`` MACs per batch
   entry and head, counted like DeepSpeed counts a linear layer;
-- the (bi)linear resizes before and after the network when it runs on a coarser grid: one MAC per
-  tap (2 in 1D, 4 in 2D) per output point and channel;
+- the resizes before and after the network when it runs on a coarser grid, as the space's
+  ``resample`` method computes them (:func:`~autoq.cost._counts.resize_operations`): ``linear``
+  one MAC per tap (2 in 1D, 4 in 2D) per output point and channel; ``cubic`` four taps per point
+  per axis, axis after axis; ``fourier`` its FFTs and one complex multiplication per kept
+  coefficient;
 - modules that multiply by learned weights autoq does not quantize
   (:func:`autoq.precision.unquantized_weight_modules`: ``nn.MultiheadAttention``, ``nn.Bilinear``,
   recurrent layers, a custom module's own weight matrix used through ``@``, ``einsum`` or

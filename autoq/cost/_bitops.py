@@ -127,7 +127,8 @@ def bitops(
     """The bit-operation cost of running ``network`` as ``config`` asks, on data of ``data_shape``.
 
     Per entry ``M · b_w · b_a + A · b_a``, float work at 16/16 bits, summed; with the resizes
-    before and after the network when ``config.scale`` puts it on a coarser grid. Operation
+    before and after the network when ``config.scale`` puts it on a coarser grid, counted as
+    ``config.resample`` computes them. Operation
     counts come from DeepSpeed's flops profiler plus analytic and aten-level counts (see
     :mod:`autoq.cost`), profiled once per (architecture, grid) and cached, so pricing is cheap
     after the first call. Modules that multiply by learned weights autoq does not quantize are
@@ -167,7 +168,8 @@ def bitops(
     resized = grid != data_shape
     if resized:
         layers[RESIZE_IN] = LayerCost.priced(
-            resize_operations(channels=in_channels, out_shape=grid), None
+            resize_operations(channels=in_channels, in_shape=data_shape, out_shape=grid,
+                              method=config.resample), None
         )
     dft_layers = set(config.dft_layers)
     missing = sorted(dft_layers - set(counts.dft))
@@ -186,7 +188,8 @@ def bitops(
         del layers[layer + FFT_SUFFIX], layers[layer + IFFT_SUFFIX]
     if resized:
         layers[RESIZE_OUT] = LayerCost.priced(
-            resize_operations(channels=counts.out_channels, out_shape=data_shape), None
+            resize_operations(channels=counts.out_channels, in_shape=grid, out_shape=data_shape,
+                              method=config.resample), None
         )
     return CostReport(scale=config.scale, network_shape=grid, layers=MappingProxyType(layers),
                       unquantized=counts.unquantized)

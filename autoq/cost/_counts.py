@@ -160,16 +160,66 @@ def matmul_operations(*, batch: int, n: int, k: int, m: int) -> Operations:
     return Operations(macs, macs)
 
 
-def resize_operations(*, channels: int, out_shape: Sequence[int]) -> Operations:
-    """Real operations of a (bi)linear resize to ``out_shape``.
+def resize_operations(
+    *, channels: int, in_shape: Sequence[int], out_shape: Sequence[int], method: str = "linear"
+) -> Operations:
+    """Real operations of resizing ``channels`` channels from ``in_shape`` to ``out_shape`` as
+    :func:`autoq.data.resample.resize` computes it.
 
-    Every output point is a weighted sum of ``2**dims`` input points (2 taps in 1D, 4 in 2D): one
-    multiply-accumulate per tap. Source indices and weights depend only on the two grids and are
-    not counted.
+    ``linear``: every output point is a weighted sum of ``2**dims`` input points (2 taps in 1D, 4
+    in 2D, as (bi)linear interpolation computes it, not separably): one multiply-accumulate per
+    tap. ``cubic``: axis after axis (the first spatial axis first), every point of the
+    intermediate result a sum of ``min(4, n)`` taps of its axis of ``n`` input points. Source
+    indices and weights depend only on the grids and are not counted. ``fourier``: the FFTs as
+    computed (a real FFT of the last axis; complex FFTs of every other axis on the kept columns
+    only, :func:`fft_operations`), one complex multiplication per kept coefficient (phase and
+    normalisation, :func:`contraction_operations`), then the inverse FFTs the same way round.
 
     Args:
         channels: channels resized (times the batch size).
+        in_shape: the grid resized from.
         out_shape: the grid resized to.
+        method: ``linear``, ``cubic`` or ``fourier``.
+
+    Raises:
+        ValueError: an unknown method, or grids of different dimensions.
     """
-    macs = channels * math.prod(out_shape) * 2 ** len(out_shape)
-    return Operations(macs, macs)
+    if len(in_shape) != len(out_shape):
+        raise ValueError(f"in_shape {tuple(in_shape)} and out_shape {tuple(out_shape)} must have "
+                         f"as many axes")
+    if method == "linear":
+        macs = channels * math.prod(out_shape) * 2 ** len(out_shape)
+        return Operations(macs, macs)
+    if method == "cubic":
+        macs = 0
+        current = list(in_shape)
+        for axis, n_out in enumerate(out_shape):
+            taps = min(4, current[axis])
+            current[axis] = n_out
+            macs += channels * math.prod(current) * taps
+        return Operations(macs, macs)
+    if method == "fourier":
+        return _fourier_resize_operations(channels, tuple(in_shape), tuple(out_shape))
+    raise ValueError(f"resize method must be linear, cubic or fourier, got {method!r}")
+
+
+def _fourier_resize_operations(channels: int, in_shape: tuple[int, ...],
+                               out_shape: tuple[int, ...]) -> Operations:
+    """The operations of ``fourier`` (:func:`resize_operations`)."""
+    *signed_in, n_last = in_shape
+    *signed_out, m_last = out_shape
+    # Frequencies per sign kept on each axis: |k| < min(n, m) / 2 (the mean counted once).
+    halves = [(min(n, m) + 1) // 2 for n, m in zip(in_shape, out_shape, strict=True)]
+    kept = [2 * h - 1 for h in halves[:-1]] + [halves[-1]]
+    total = fft_operations(n_last, lines=channels * math.prod(signed_in), real=True)
+    # resize() takes 1 or 2 spatial axes: at most one signed axis, transformed on the kept
+    # columns of the last.
+    current = [*signed_in, kept[-1]]
+    for n in signed_in:
+        total += fft_operations(n, lines=channels * math.prod(current) // n, real=False)
+    total += contraction_operations(outputs=channels * math.prod(kept), terms=1,
+                                    complex_operands=2)
+    for axis, m in enumerate(signed_out):
+        current[axis] = m
+        total += fft_operations(m, lines=channels * math.prod(current) // m, real=False)
+    return total + fft_operations(m_last, lines=channels * math.prod(signed_out), real=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from torch import nn
 
+from autoq.bits import Resample
 from autoq.cost._bitops import CostReport, bitops
 from autoq.cost._paper import REGIMES
 from autoq.errors import SpecError
@@ -43,6 +45,7 @@ def regime_costs(
     out_channels: int,
     scales: Iterable[float],
     first_last_float: bool = True,
+    resample: Resample = "linear",
 ) -> dict[str, dict[float, CostReport]]:
     """The cost of every regime of :data:`REGIMES` at every scale factor (``autoq cost``).
 
@@ -55,6 +58,7 @@ def regime_costs(
         out_channels: channels of its output.
         scales: scale factors in (0, 1].
         first_last_float: keep the first and last layers float.
+        resample: the resize method priced at scales below 1 (:data:`autoq.bits.Resample`).
 
     Returns:
         ``{regime: {scale: CostReport}}``, regimes in the order of :data:`REGIMES`.
@@ -76,7 +80,8 @@ def regime_costs(
         configs = uniform_regimes(model, scale=scale, first_last_float=first_last_float)
         for name, config in configs.items():
             costs[name][scale] = bitops(
-                model, config, data_shape=data_shape, in_channels=in_channels
+                model, replace(config, resample=resample), data_shape=data_shape,
+                in_channels=in_channels
             )
     return costs
 

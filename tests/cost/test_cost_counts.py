@@ -263,3 +263,60 @@ def test_resizes_count_one_mac_per_tap_per_output_point_and_channel(
 def test_no_resize_entries_at_full_scale() -> None:
     model = nn.Sequential(nn.Conv1d(2, 3, 1))
     assert list(entries(model, data_shape=(20,), in_channels=2)) == ["0"]
+
+
+def _resize_entries(data_shape: tuple[int, ...], resample: str) -> dict[str, tuple[int, int]]:
+    """(M, A) of the two resizes around a 2 → 3 channel pointwise convolution at scale 0.5."""
+    conv = nn.Conv1d if len(data_shape) == 1 else nn.Conv2d
+    model = nn.Sequential(conv(2, 3, 1))
+    config = TrialConfig.for_model(model, scale=0.5, bits={}, resample=resample)
+    report = bitops(model, config, data_shape=data_shape, in_channels=2)
+    return {name: (c.multiplications, c.additions) for name, c in report.layers.items()
+            if name.startswith("resize.")}
+
+
+def test_cubic_resizes_count_four_taps_per_point_axis_after_axis() -> None:
+    # 1D 20 → 10 → 20: 4 taps per output point and channel.
+    assert _resize_entries((20,), "cubic") == {"resize.in": (2 * 10 * 4, 2 * 10 * 4),
+                                               "resize.out": (3 * 20 * 4, 3 * 20 * 4)}
+    # 2D (8, 6) → (4, 3): axis 0 first, to (4, 6), then axis 1, to (4, 3); and back up, to
+    # (8, 3) then (8, 6), where an axis of 3 points has 3 taps, not 4.
+    into = 2 * (4 * 6) * 4 + 2 * (4 * 3) * 4
+    back = 3 * (8 * 3) * 4 + 3 * (8 * 6) * 3
+    assert _resize_entries((8, 6), "cubic") == {"resize.in": (into, into),
+                                                "resize.out": (back, back)}
+
+
+def _fft(n: int, lines: int, *, real: bool) -> tuple[float, float]:
+    """5 N log2 N per complex transform, 2 of them multiplications; half for a real one."""
+    n_log_n = lines * n * math.log2(n) * (0.5 if real else 1.0)
+    return 2 * n_log_n, 3 * n_log_n
+
+
+def test_fourier_resizes_count_their_ffts_and_one_complex_product_per_kept_mode() -> None:
+    # 1D 20 → 10, 2 channels: |k| < 5 kept, so frequencies 0..4 of the half spectrum.
+    # rfft of 20 points (2 lines), 5 complex products (4 real products and 2 combining
+    # additions each, counted as MACs), irfft of 10 points (2 lines).
+    parts = [_fft(20, 2, real=True), (4 * 2 * 5, 6 * 2 * 5), _fft(10, 2, real=True)]
+    into = (round(parts[0][0]) + parts[1][0] + round(parts[2][0]),
+            round(parts[0][1]) + parts[1][1] + round(parts[2][1]))
+    assert _resize_entries((20,), "fourier")["resize.in"] == into
+    # 2D (8, 6) → (4, 3), 2 channels: 2 frequencies of the half spectrum on axis 1 (|k| < 3/2),
+    # 3 signed ones on axis 0 (|k| < 2). rfft along axis 1 (6 points, 8 lines per channel), fft
+    # along axis 0 on the 2 kept columns only (8 points), 3 × 2 complex products, ifft along
+    # axis 0 (4 points, 2 columns), irfft along axis 1 (3 points, 4 lines).
+    ffts = [_fft(6, 2 * 8, real=True), _fft(8, 2 * 2, real=False), _fft(4, 2 * 2, real=False),
+            _fft(3, 2 * 4, real=True)]
+    products = 2 * 3 * 2
+    expected = (sum(round(m) for m, _ in ffts) + 4 * products,
+                sum(round(a) for _, a in ffts) + 6 * products)
+    assert _resize_entries((8, 6), "fourier")["resize.in"] == expected
+
+
+def test_resize_counts_refuse_an_unknown_method_and_mismatched_grids() -> None:
+    from autoq.cost._counts import resize_operations
+
+    with pytest.raises(ValueError, match="linear, cubic or fourier, got 'nearest'"):
+        resize_operations(channels=1, in_shape=(8,), out_shape=(4,), method="nearest")
+    with pytest.raises(ValueError, match=r"in_shape \(8,\) and out_shape \(4, 4\)"):
+        resize_operations(channels=1, in_shape=(8,), out_shape=(4, 4))

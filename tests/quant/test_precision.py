@@ -189,3 +189,22 @@ def test_unquantized_weights_are_named_in_one_warning_at_the_callers_line() -> N
         assert _warn_for(model, []) == []  # names given: not looked up again
         assert _warn_for(_Gated()) == []
     assert caught == []
+
+
+def test_the_json_record_round_trips_resample_and_weight_granularity() -> None:
+    fno = _model(arch="fno", width=12, modes=6, layers=2, projection_width=24)
+    config = TrialConfig.for_model(fno, scale=0.5, bits={"lifting": (8, 8)}, resample="fourier",
+                                   weight_granularity="per_channel")
+    record = config.to_json()
+    assert (record["resample"], record["weight_granularity"]) == ("fourier", "per_channel")
+    assert TrialConfig.from_json(record) == config
+    # The defaults are left out of the record, so records of earlier searches are unchanged.
+    plain = TrialConfig.for_model(fno, scale=0.5, bits={"lifting": (8, 8)})
+    assert "resample" not in plain.to_json() and "weight_granularity" not in plain.to_json()
+    assert (plain.resample, plain.weight_granularity) == ("linear", "per_tensor")
+    with pytest.raises(QuantizationError, match=r"resample must be one of \['linear', 'cubic', "
+                                                r"'fourier'\], got 'nearest'"):
+        TrialConfig(scale=1.0, bits={}, resample="nearest")  # type: ignore[arg-type]
+    with pytest.raises(QuantizationError, match=r"weight_granularity must be one of "
+                                                r"\['per_tensor', 'per_channel'\], got 'per_row'"):
+        TrialConfig(scale=1.0, bits={}, weight_granularity="per_row")  # type: ignore[arg-type]
