@@ -101,6 +101,8 @@ start and end, start and end times (no end: the process was killed)."""
 AMP_CURVE_PREFIX = "benchmark_amp_curve:"
 """``+ scale``: AMP's curve there, ``{"curve": [bits, ...], "evaluations": n, "seconds": s}``."""
 AMP_PICK_ATTR = "benchmark_amp_pick"
+AMP_POINTS_ATTR = "benchmark_amp_points"
+"""The ``--amp-points`` the AMP piece's picks were made for."""
 """Trial attribute of an AMP point: its index in the curves sorted by cost."""
 
 _PIECE_NAME = re.compile(rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)})-seed(?P<seed>\d+)$")
@@ -227,6 +229,7 @@ class PieceResult:
         upfront_seconds: wall time charged before the first trial (float models, AMP's phase).
         runs: the machine and load of every process that worked on it.
         unpriced: float models its trials used whose training seconds are not recorded.
+        amp_points: the ``--amp-points`` an AMP piece picked its points for.
     """
 
     piece: Piece
@@ -237,6 +240,7 @@ class PieceResult:
     upfront_seconds: float = 0.0
     runs: list[dict[str, Any]] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
+    amp_points: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -271,7 +275,18 @@ def piece_result(piece: Piece, trials: Sequence[FrozenTrial], attrs: Mapping[str
                        steps=steps, budget=attrs.get(BUDGET_ATTR),
                        evaluations=sum(phase["evaluations"] for phase in amp),
                        upfront_seconds=upfront, runs=list(attrs.get(RUNS_ATTR, [])),
-                       unpriced=unpriced_models(trials, float_models))
+                       unpriced=unpriced_models(trials, float_models),
+                       amp_points=attrs.get(AMP_POINTS_ATTR))
+
+
+def done_as_asked(result: PieceResult | None, *, budget: int, amp_points: int) -> bool:
+    """Whether a stored piece needs no more work for this run: finished with its float models
+    priced, at least ``budget`` trials for a sampler, AMP's points picked for ``amp_points``."""
+    if result is None or not result.finished or result.unpriced:
+        return False
+    if result.piece.method == "amp":
+        return result.amp_points == amp_points
+    return result.piece.method == "grid" or len(result.points) >= budget
 
 
 def read_space(storage: RDBStorage, space: str, wanted: Sequence[Piece]
@@ -394,7 +409,8 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
 def machine_lines(results: Mapping[Piece, PieceResult]) -> list[str]:
     """Where and under what load each piece ran: one line per piece, one entry per process."""
     lines = []
-    for piece, result in sorted(results.items(), key=lambda item: (item[0].seed, item[0].method)):
+    for piece, result in sorted(results.items(), key=lambda item: (
+            item[0].seed, METHODS.index(item[0].method))):
         runs = []
         for run in result.runs:
             end = run.get("load_end")
@@ -713,6 +729,7 @@ def run_amp_piece(piece: Piece, spec: SearchSpec, runner: TrialRunner, storage: 
             curve.sort(key=lambda config: space.cost(config).total)
             picks = spread_picks(len(curve), points)
             study.set_user_attr(BUDGET_ATTR, len(picks))
+            study.set_user_attr(AMP_POINTS_ATTR, points)
             done = {t.user_attrs.get(AMP_PICK_ATTR) for t in study.get_trials(deepcopy=False)}
             for number, index in enumerate(picks):
                 if index in done:
@@ -786,7 +803,7 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
     _, stored = read_space(storage, spec.name, wanted)
     runner, reference = None, (0.0, 0.0)
     for piece in wanted:
-        if piece in stored and stored[piece].finished and not stored[piece].unpriced:
+        if done_as_asked(stored.get(piece), budget=args.budget, amp_points=args.amp_points):
             print(f"  {piece.study_name}: finished on the storage, read", flush=True)
             continue
         if piece.method == "amp" and spec.space.ranks:
@@ -868,12 +885,16 @@ def main() -> None:
         quiet_aimet_logs()
         print(f"search quality, budget {args.budget} trials, seeds {args.seeds}, "
               f"{threads} thread(s), storage {storage.url}")
-        for spec in specs:
-            print(f"\n{spec.name}:", flush=True)
-            runner = run_space(spec, pieces(spec.name, args.methods, args.seeds), storage,
-                               args, threads)
-            if runner is not None:
-                runners[spec.name] = runner
+        try:
+            for spec in specs:
+                print(f"\n{spec.name}:", flush=True)
+                runner = run_space(spec, pieces(spec.name, args.methods, args.seeds), storage,
+                                   args, threads)
+                if runner is not None:
+                    runners[spec.name] = runner
+        except KeyboardInterrupt:
+            raise SystemExit("\ninterrupted: the same command resumes where this one stopped"
+                             ) from None
     report(specs, storage, args, runners)
 
 

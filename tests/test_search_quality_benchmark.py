@@ -3,8 +3,10 @@ search goes, AMP's stored points, the grid's resume and the report tables (no tr
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -185,6 +187,20 @@ def test_method_rows_show_partial_and_missing_pieces() -> None:
     assert rows[3][:2] == ["autoq", "missing"]
 
 
+def test_done_as_asked_reruns_a_piece_asked_for_more_or_unpriced() -> None:
+    def done(piece: Any, **fields: Any) -> bool:
+        return bench.done_as_asked(dataclasses.replace(piece, **fields), budget=2,
+                                   amp_points=5)
+
+    assert not done(result("tpe", 0, 1.0))  # 1 trial of the 2 now asked
+    assert done(result("tpe", 0, 1.0), points=[result("x", 0, 1.0).points[0]] * 2)
+    assert done(result("grid", 0, 1.0))  # the grid's size does not follow --budget
+    assert not done(result("grid", 0, 1.0), unpriced=["0.5"])
+    assert done(result("amp", 0, 1.0), amp_points=5)
+    assert not done(result("amp", 0, 1.0), amp_points=3)
+    assert not bench.done_as_asked(None, budget=2, amp_points=5)
+
+
 def test_machine_record_writes_the_load_at_start_and_end_and_marks_an_interrupt() -> None:
     study = new_study()
     with bench.machine_record(study, torch_threads=1):
@@ -212,3 +228,49 @@ def test_resolve_spaces_small_is_every_small_space_and_a_bad_name_is_named() -> 
     assert {name.split("-")[0] for name in names} == {"burgers", "darcy", "diffsorp", "ns2d"}
     with pytest.raises(SpecError, match="'burgers-fno-tiny'"):
         bench.resolve_spaces(["burgers-fno-tiny"])
+
+
+TINY_SPEC = """\
+name: tiny-quality
+data:
+  pde: burgers
+  path: {data}
+  input_steps: 2
+  generate: {{samples: 24, resolution: 64, frames: 11}}
+model: {{arch: fno, width: 12, modes: 6, layers: 2, projection_width: 24}}
+train: {{epochs: 2}}
+qat: {{epochs: 1}}
+space: {{scales: [1.0], weight_bits: [4, 8], act_bits: [8, 16], granularity: per_block}}
+search: {{trials: 3, seed: 0}}
+"""
+
+
+@pytest.mark.slow
+def test_a_tiny_benchmark_resumes_an_unfinished_piece_and_reads_a_finished_one(
+        tmp_path: Path) -> None:
+    import subprocess
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC.format(data=tmp_path / "tiny.h5"))
+    env = {**os.environ, "AUTOQ_THREADS": "1", "AUTOQ_CACHE_DIR": str(tmp_path / "float")}
+
+    def benchmark(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(_PATH), "--spaces", str(spec), "--methods", "grid", "autoq",
+             "--seeds", "0", "--out", str(tmp_path / "out"), "--plot-dir", str(tmp_path),
+             *extra], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    benchmark("--budget", "1")
+    resumed = benchmark("--budget", "2")
+    assert "tiny-quality-grid-seed0: finished on the storage, read" in resumed
+    assert "tiny-quality-autoq-seed0: done" in resumed
+    storage = f"sqlite:///{tmp_path / 'out' / 'search_quality.db'}"
+    autoq = optuna.load_study(study_name="tiny-quality-autoq-seed0", storage=storage)
+    assert [t.state for t in autoq.get_trials()] == [TrialState.COMPLETE] * 2
+    assert len(autoq.user_attrs[bench.RUNS_ATTR]) == 2  # one entry per process that ran it
+    summary = benchmark("--budget", "2", "--summary")
+    grid_row = next(line for line in summary.splitlines() if line.strip().startswith("grid "))
+    assert grid_row.split()[1] == "5"  # the paper's five regimes at the one scale
+    assert (tmp_path / "search_quality_tiny-quality_time.png").is_file()
