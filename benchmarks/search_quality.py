@@ -797,7 +797,8 @@ def resolve_spaces(arguments: Sequence[str]) -> list[SearchSpec]:
 def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
               args: argparse.Namespace, threads: int) -> TrialRunner | None:
     """Run every wanted piece of ``spec`` that the storage does not hold finished; the runner
-    (None when nothing ran), whose data and float models all pieces shared."""
+    (None when nothing ran), whose data and float models all pieces shared. A piece that fails
+    is reported with its error and the others go on (the report shows it unfinished)."""
     from autoq.search import TrialRunner
 
     _, stored = read_space(storage, spec.name, wanted)
@@ -807,7 +808,8 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
             print(f"  {piece.study_name}: finished on the storage, read", flush=True)
             continue
         if piece.method == "amp" and spec.space.ranks:
-            raise SpecError(f"{spec.name}: AMP runs on spaces without space.ranks")
+            print(f"  {piece.study_name}: skipped: AMP runs on spaces without space.ranks")
+            continue
         if runner is None:
             runner = TrialRunner(spec)
             float_model = runner.float_model(max(spec.space.scales), runner.space.ranks[0])
@@ -815,12 +817,16 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
                 "float", max(spec.space.scales), runner.space.ranks[0])).total
             reference = (float_cost, 10 * float_model.val_mse)
         started = time.perf_counter()
-        if piece.method == "amp":
-            run_amp_piece(piece, spec, runner, storage, points=args.amp_points,
-                          reference=reference, threads=threads)
-        else:
-            run_search_piece(piece, spec, runner, storage, budget=args.budget,
-                             reference=reference, threads=threads)
+        try:
+            if piece.method == "amp":
+                run_amp_piece(piece, spec, runner, storage, points=args.amp_points,
+                              reference=reference, threads=threads)
+            else:
+                run_search_piece(piece, spec, runner, storage, budget=args.budget,
+                                 reference=reference, threads=threads)
+        except Exception as e:  # one broken method must not cost the hours of the others
+            print(f"  {piece.study_name}: FAILED: {type(e).__name__}: {e}", flush=True)
+            continue
         print(f"  {piece.study_name}: done in {time.perf_counter() - started:.0f} s",
               flush=True)
     return runner

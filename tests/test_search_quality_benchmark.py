@@ -214,6 +214,39 @@ def test_machine_record_writes_the_load_at_start_and_end_and_marks_an_interrupt(
     assert second["interrupted"] and len(second["load_end"]) == 3
 
 
+def test_run_space_goes_on_past_a_failing_piece(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    import autoq.search
+
+    class Runner:  # what run_space reads of a TrialRunner before handing it to a piece
+        def __init__(self, spec: Any) -> None:
+            cost = types.SimpleNamespace(total=1e9)
+            self.space = types.SimpleNamespace(ranks=[None], cost=lambda config: cost,
+                                               regime=lambda *args: None)
+
+        def float_model(self, *args: Any) -> Any:
+            return types.SimpleNamespace(val_mse=0.01)
+
+    ran = []
+
+    def run_search_piece(piece: Any, *args: Any, **kwargs: Any) -> None:
+        ran.append(piece.method)
+        if piece.method == "tpe":
+            raise RuntimeError("sampler exploded")
+
+    monkeypatch.setattr(autoq.search, "TrialRunner", Runner)
+    monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
+    [spec] = bench.resolve_spaces(["burgers-fno-small"])
+    args = types.SimpleNamespace(budget=2, amp_points=5)
+    wanted = bench.pieces(spec.name, ["tpe", "autoq"], [0])
+    bench.run_space(spec, wanted, optuna.storages.InMemoryStorage(), args, 1)
+    assert ran == ["tpe", "autoq"]
+    assert "burgers-fno-small-tpe-seed0: FAILED: RuntimeError: sampler exploded" in \
+        capsys.readouterr().out
+
+
 def test_pieces_run_every_method_first_seed_first_and_deterministic_ones_once() -> None:
     ordered = bench.pieces("s", ["grid", "tpe", "amp"], [0, 1])
     assert [(p.method, p.seed) for p in ordered] == [("grid", 0), ("tpe", 0), ("amp", 0),
