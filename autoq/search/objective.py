@@ -6,6 +6,10 @@ per-layer bits before training, runs the QAT trial, then records the result: the
 and bit-op cost or measured latency), the constraints of the search (``trial.set_constraint``),
 the cost breakdown, timings and artifact. A trial that raises records its error and fails; the
 search goes on.
+
+In a multi-fidelity search (``search.fidelity``) a sampled trial decides at its screening step,
+from the study as it is then (:func:`screening_decision`), whether to train on to full length;
+a baseline always does.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ import optuna
 
 from autoq.bits import Bits
 from autoq.search import records
+from autoq.search.fidelity import promotes, screening_ratio
+from autoq.search.results import pareto_front, study_points
+from autoq.search.samplers.cost_aware import CostAwareSampler
 from autoq.search.space import SearchSpace
-from autoq.search.trial import TrialResult, TrialRunner
+from autoq.search.spec import FidelitySettings
+from autoq.search.trial import Promotion, TrialResult, TrialRunner
 
 StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -38,6 +46,25 @@ def suggest_group_bits(trial: optuna.Trial, space: SearchSpace) -> dict[str, Bit
         act = trial.suggest_categorical(records.act_param(group), list(space.act_choices))
         chosen[group] = (weight, act)
     return chosen
+
+
+def screening_decision(study: optuna.Study, settings: FidelitySettings, *,
+                       max_mse: float | None, max_cost: float | None) -> Promotion:
+    """The promotion rule of ``search.fidelity`` for a trial of ``study``: at its screening
+    step, the screened error times the study's :func:`~autoq.search.fidelity.screening_ratio`
+    is the predicted full-length error, judged by :func:`~autoq.search.fidelity.promotes`
+    against the Pareto set of the full-length trials finished by then."""
+
+    def decide(screened_mse: float, cost: float) -> bool:
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        front = [(p.cost, p.mse) for p in pareto_front(study_points(study))
+                 if p.cost is not None and p.mse is not None]
+        return promotes(screened_mse * screening_ratio(trials), cost, front,
+                        margin=settings.margin,
+                        useful_factor=CostAwareSampler.REFERENCE_MSE_FACTOR,
+                        max_mse=max_mse, max_cost=max_cost)
+
+    return decide
 
 
 def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | None,
@@ -62,6 +89,15 @@ def record_result(trial: optuna.Trial, result: TrialResult, *, max_mse: float | 
         trial.set_user_attr(records.DEPLOY_ERROR_ATTR, result.deploy_error)
     if result.latency is not None:
         trial.set_user_attr(records.LATENCY_ATTR, result.latency.to_json())
+    trial.set_user_attr(records.QAT_STEPS_ATTR, result.qat_steps)
+    if result.screened_mse is not None:
+        trial.set_user_attr(records.SCREENED_MSE_ATTR, result.screened_mse)
+    if result.warm_start is not None:
+        trial.set_user_attr(records.WARM_START_ATTR, result.warm_start)
+    if result.fidelity is not None:
+        trial.set_user_attr(records.FIDELITY_ATTR, result.fidelity)
+        trial.set_constraint(records.FIDELITY_CONSTRAINT,
+                             1.0 if result.fidelity == records.SCREENED else 0.0)
     if max_mse is not None:
         trial.set_constraint(records.MAX_MSE_CONSTRAINT, result.mse - max_mse)
     if max_cost is not None:
@@ -87,9 +123,12 @@ def make_objective(runner: TrialRunner, study_name: str
                 config = runner.space.config(scale, suggest_group_bits(trial, runner.space),
                                              rank)
             trial.set_user_attr(records.BITS_ATTR, config.to_json()["bits"])
+            fidelity = spec.search.fidelity
+            promote = None if fidelity is None or regime is not None else screening_decision(
+                trial.study, fidelity, max_mse=limits.max_mse, max_cost=limits.max_cost)
             result = runner.run(config, seed=spec.search.seed + trial.number,
                                 artifact_name=f"{study_name}/trial-{trial.number:05d}",
-                                trial_number=trial.number)
+                                trial_number=trial.number, search=study_name, promote=promote)
         except Exception as e:
             trial.set_user_attr(records.ERROR_ATTR, f"{type(e).__name__}: {e}")
             raise

@@ -96,8 +96,27 @@ LATENCY_ATTR = "latency"
 ``{runtime, threads, batch, machine, median_s, spread_s, runs, float_median_s, speedup}``, the
 float model at full resolution timed in the same run as the reference."""
 
+FIDELITY_ATTR = "fidelity"
+"""How long the trial's QAT ran, in a multi-fidelity search (``search.fidelity``):
+:data:`FULL_FIDELITY` (the whole QAT; also every trial of a search without it, which records
+no such attribute) or :data:`SCREENED` (the screening prefix only: its error is the screened
+one, and it is kept off the Pareto set)."""
+FULL_FIDELITY, SCREENED = "full", "screened"
+SCREENED_MSE_ATTR = "screened_mse"
+"""The error at the screening step of the QAT, in a multi-fidelity search (on every trial that
+ran QAT: a full-length trial measured it on the way)."""
+QAT_STEPS_ATTR = "qat_steps"
+"""The QAT optimiser steps the trial ran."""
+WARM_START_ATTR = "warm_start"
+"""The number of the trial whose QAT-trained weights this trial started from
+(``search.warm_start``); absent when it started from the float model."""
+
 MAX_MSE_CONSTRAINT, MAX_COST_CONSTRAINT = "max_mse", "max_cost"
 """Constraint keys: the value is ``mse − max_mse`` (``cost − max_cost``), feasible when ≤ 0."""
+FIDELITY_CONSTRAINT = "full_fidelity"
+"""Constraint key of a multi-fidelity search: 0 for a trial trained to full length, 1 for a
+screened one, so that Optuna (``best_trials``, its samplers, optuna-dashboard) and autoq's
+results alike keep screened trials off the front."""
 
 Params = dict[str, Any]
 
@@ -163,6 +182,12 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return all(value <= 0 for value in trial.constraints.values())
 
 
+def is_screened(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` stopped at the screening prefix of its QAT (see
+    :data:`FIDELITY_ATTR`)."""
+    return trial.user_attrs.get(FIDELITY_ATTR) == SCREENED
+
+
 def counts_towards_budget(trial: FrozenTrial) -> bool:
     """Complete trials count, and trials our objective failed (they recorded an error). A trial
     failed because its process died (stale heartbeat) does not: it is retried."""
@@ -200,6 +225,12 @@ class TrialPoint:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     rank: Rank | None = None
+
+    @property
+    def screened(self) -> bool:
+        """The trial stopped at the screening prefix of its QAT (a multi-fidelity search): its
+        error is not a full-length one, and it is never on the Pareto set."""
+        return self.details.get(FIDELITY_ATTR) == SCREENED
 
     @property
     def complete(self) -> bool:

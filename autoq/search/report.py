@@ -74,11 +74,19 @@ def trials_table(points: Sequence[TrialPoint], *, objective: str = COST_OBJECTIV
     ranked = _any_rank(points)
     header = ["trial", "state", "MSE", COST_HEADERS[objective], "scale",
               *(["rank"] if ranked else []), "bits", "baseline", "error"]
-    rows = [[str(p.number), p.state if p.feasible else f"{p.state} (infeasible)",
+    rows = [[str(p.number), _state(p),
              _number(p.mse), _cost(p.cost, objective), _number(p.scale, "g"),
              *([_number(p.rank, "g")] if ranked else []), bits_summary(p.bits),
              p.baseline or "", p.error or ""] for p in points]
     return _table(header, rows)
+
+
+def _state(point: TrialPoint) -> str:
+    """A trial's state, marked when it was screened (multi-fidelity: not a full-length result)
+    or breaks a constraint of the search."""
+    if point.screened:
+        return f"{point.state} (screened)"
+    return point.state if point.feasible else f"{point.state} (infeasible)"
 
 
 def _any_rank(points: Sequence[TrialPoint]) -> bool:

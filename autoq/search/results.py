@@ -3,7 +3,11 @@
 Optuna's storage is the one source of truth: every figure here is computed from the study's
 trials (values, constraints and user attributes), never from a second copy. Only feasible trials
 (every constraint of the search met) are candidates for the Pareto set and the operating point,
-as for Optuna's ``study.best_trials``. Importing this module loads Optuna only: no torch.
+as for Optuna's ``study.best_trials``. In a multi-fidelity search a screened trial (its QAT
+stopped at the screening step) is complete but infeasible (:data:`~autoq.search.records.
+FIDELITY_CONSTRAINT`): listed with the trials, never on the front, in the hypervolume or the
+operating point, nor the most accurate trial shown when none qualifies. Importing this module
+loads Optuna only: no torch.
 """
 
 from __future__ import annotations
@@ -115,9 +119,10 @@ def error_bound(points: Iterable[TrialPoint], *, max_mse: float | None = None,
 
 
 def best_mse_point(points: Iterable[TrialPoint]) -> TrialPoint | None:
-    """The complete trial with the lowest MSE, feasible or not (what to show when no trial meets
-    a bound)."""
-    best = min(complete_points(points), key=lambda c: (c.mse, c.cost), default=None)
+    """The complete trial with the lowest MSE, feasible or not, of those trained to full length
+    (what to show when no trial meets a bound)."""
+    best = min((c for c in complete_points(points) if not c.point.screened),
+               key=lambda c: (c.mse, c.cost), default=None)
     return None if best is None else best.point
 
 

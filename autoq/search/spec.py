@@ -296,6 +296,56 @@ class LatencySettings(_Strict):
     repeats: int = Field(20, ge=3, le=10_000)
 
 
+class FidelitySettings(_Strict):
+    """Multi-fidelity QAT: every sampled trial is first screened on a prefix of its QAT, and
+    only a configuration predicted to reach the Pareto front is trained to full length.
+
+    A trial runs its QAT to step ``ceil(screening × steps)`` of the full schedule (the same
+    warm-up and cosine, so the prefix is exactly the full run's beginning) and is scored there:
+    its screened error. It is promoted, and its QAT continues from that state to the full
+    length (no step is repeated), unless its predicted full-length error is clearly dominated:
+    the screened error times the ratio full/screened of the search's earlier full-length trials
+    (geometric mean; 1 before any), divided by ``1 + margin``, is no better than the error of a
+    full-length, feasible trial costing no more; or it is above
+    :attr:`~autoq.search.samplers.CostAwareSampler.REFERENCE_MSE_FACTOR` × the best
+    full-length error (no hypervolume there); or it breaks the search's constraints
+    (``max_cost`` exactly, ``max_mse`` as predicted). A trial not promoted is complete with its
+    screened error, recorded as ``fidelity: screened`` and with the constraint
+    ``full_fidelity`` unmet, so Optuna's ``best_trials``, optuna-dashboard, the Pareto set, the
+    hypervolume and the operating point leave it out while it stays visible; autoq's sampler
+    learns from it through the same correction. Baseline (enqueued grid) trials are always
+    trained to full length. Every trial of such a search records the error at the screening
+    step (``screened_mse``), which is where the ratio is measured.
+
+    Attributes:
+        screening: the fraction of the QAT's optimiser steps (``qat.epochs`` × steps per
+            epoch) a configuration is screened on, in (0, 1).
+        margin: how much better than predicted a screened configuration may still turn out
+            (0.25: by a quarter): a larger margin promotes more.
+    """
+
+    screening: float = Field(gt=0, lt=1)
+    margin: float = Field(0.25, ge=0)
+
+
+class WarmStartSettings(_Strict):
+    """Warm-started QAT: a trial starts from the QAT-trained weights of the nearest finished
+    trial at the same scale (and factorization rank) instead of the float model.
+
+    The trial runner keeps, in memory of its process, the weights of the last ``keep`` trials
+    it trained to full length; nearest is the least sum, over the quantizable layers, of
+    ``|log2 w − log2 w'| + |log2 a − log2 a'|`` (a float layer counted as 16 bits), ties to the
+    latest trial. The encodings are calibrated afresh for the new bitwidths. A trial records the
+    trial it started from (``warm_start``). Per process: under the Ray executor every trial runs
+    in a fresh worker, so it starts from the float model.
+
+    Attributes:
+        keep: trained weights kept, the most recent first out.
+    """
+
+    keep: int = Field(16, ge=1, le=1024)
+
+
 class SearchSettings(_Strict):
     """How to search: objectives, sampler, budget, executor.
 
@@ -310,6 +360,10 @@ class SearchSettings(_Strict):
         resources: per-trial reservation of the Ray executor.
         max_concurrent: the Ray executor's cap on trials at once (``None``: as many as the
             cluster's resources allow).
+        fidelity: multi-fidelity QAT (:class:`FidelitySettings`); ``None`` (the default):
+            every trial runs the whole QAT.
+        warm_start: warm-started QAT (:class:`WarmStartSettings`); ``None`` (the default):
+            every trial starts from the float model.
     """
 
     objectives: list[ObjectiveName] = Field(default_factory=lambda: list(OBJECTIVES[0]))
@@ -323,6 +377,8 @@ class SearchSettings(_Strict):
     float_seed: int = 0
     resources: TrialResources = Field(default_factory=TrialResources)
     max_concurrent: int | None = Field(None, ge=1)
+    fidelity: FidelitySettings | None = None
+    warm_start: WarmStartSettings | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -361,6 +417,19 @@ class SearchSpec(_Strict):
             update["model"] = self.model.model_copy(
                 update={"checkpoint": str(base / self.model.checkpoint)})
         return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _fidelity_needs_qat_and_a_known_cost(self) -> SearchSpec:
+        if self.search.fidelity is None:
+            return self
+        if self.qat.epochs == 0:
+            raise ValueError("search.fidelity: screens a configuration on a prefix of its QAT, "
+                             "and qat.epochs is 0; give qat.epochs ≥ 1 or drop search.fidelity")
+        if self.search.cost_objective == "latency":
+            raise ValueError("search.fidelity: the promotion rule compares a screened "
+                             "configuration's cost before it is timed, so it needs objectives "
+                             "[error, bitops], not [error, latency]")
+        return self
 
     @model_validator(mode="after")
     def _ranks_need_a_factory(self) -> SearchSpec:

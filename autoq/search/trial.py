@@ -13,13 +13,14 @@ import copy
 import math
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from autoq.bits import Rank
+from autoq.bits import FLOAT_EQUIVALENT_BITS, Bits, Rank
 from autoq.cost import CostReport
 from autoq.deploy.export import ONNX_MODEL, DeploymentInfo, export_deployable
 from autoq.deploy.latency import LatencyResult, export_solver, measure_latency
@@ -27,6 +28,7 @@ from autoq.deploy.runtime import OnnxSolver
 from autoq.errors import QuantizationError, TrialError
 from autoq.precision import TrialConfig
 from autoq.quant import QuantizedNetwork, build_sim, calibrate, export_artifact
+from autoq.search.records import FULL_FIDELITY, SCREENED
 from autoq.search.setup import load_spec_problem
 from autoq.search.space import SearchSpace
 from autoq.search.spec import SearchSpec
@@ -35,13 +37,17 @@ from autoq.train import (
     FloatModelCache,
     Problem,
     ScaledSolver,
+    TrainingRun,
     evaluate_rollout,
-    fit,
 )
 from autoq.train.metrics import Metric, named_metric
 
 DEPLOY_DIR = "deploy"
 """The deployable model's folder inside a trial's artifact folder."""
+
+Promotion = Callable[[float, float], bool]
+"""A multi-fidelity trial's decision at its screening step: ``(screened error, exact cost) →``
+whether its QAT goes on to full length."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,11 @@ class TrialResult:
         deploy_error: why the deployable model was not written (its export check failed).
         latency: the deployable model's measured latency against the float full-resolution
             model (searches whose cost objective is latency).
+        qat_steps: the QAT optimiser steps run.
+        fidelity: in a multi-fidelity search, ``full`` (QAT to full length) or ``screened``
+            (stopped at the screening step: ``mse`` is the screened error); else ``None``.
+        screened_mse: in a multi-fidelity search, the error at the screening step.
+        warm_start: the trial whose QAT-trained weights this one started from, if any.
     """
 
     mse: float
@@ -80,6 +91,10 @@ class TrialResult:
     deployed_error: float | None = None
     deploy_error: str | None = None
     latency: LatencyResult | None = None
+    qat_steps: int = 0
+    fidelity: str | None = None
+    screened_mse: float | None = None
+    warm_start: int | None = None
 
     @property
     def objective_cost(self) -> float:
@@ -101,6 +116,64 @@ class _Deployment:
     deployed_error: float | None = None
     deploy_error: str | None = None
     graph: Path | None = None
+
+
+def bits_distance(first: Mapping[str, Bits], second: Mapping[str, Bits]) -> float:
+    """How far apart two configurations' precisions are: the sum over their layers of
+    ``|log2 w − log2 w'| + |log2 a − log2 a'|``, a float layer counted as
+    :data:`~autoq.bits.FLOAT_EQUIVALENT_BITS` bits for both. Both must name the same layers."""
+    if set(first) != set(second):
+        raise ValueError(f"configurations of different layers: {sorted(set(first) ^ set(second))}")
+
+    def logs(bits: Bits) -> tuple[float, float]:
+        weight, act = (FLOAT_EQUIVALENT_BITS, FLOAT_EQUIVALENT_BITS) if bits is None else bits
+        return math.log2(weight), math.log2(act)
+
+    total = 0.0
+    for layer, bits in first.items():
+        (w, a), (w2, a2) = logs(bits), logs(second[layer])
+        total += abs(w - w2) + abs(a - a2)
+    return total
+
+
+class WarmStarts:
+    """The QAT-trained network weights of recent trials, and the nearest one to start from.
+
+    Args:
+        keep: how many trials' weights to hold; the oldest goes first.
+    """
+
+    def __init__(self, keep: int) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be ≥ 1, got {keep}")
+        self.keep = keep
+        self._held: OrderedDict[tuple[str, int], tuple[TrialConfig, dict[str, torch.Tensor]]] = (
+            OrderedDict())
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def add(self, search: str, number: int, config: TrialConfig,
+            weights: Mapping[str, torch.Tensor]) -> None:
+        """Hold trial ``number`` of ``search``: its configuration and weights (copied)."""
+        self._held[search, number] = (config, {k: v.detach().clone() for k, v in weights.items()})
+        self._held.move_to_end((search, number))
+        while len(self._held) > self.keep:
+            self._held.popitem(last=False)
+
+    def nearest(self, search: str, config: TrialConfig
+                ) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """The held trial of ``search`` at ``config``'s scale, rank and scheme whose bits are
+        nearest (:func:`bits_distance`; ties: the latest trial), as ``(number, weights)``;
+        ``None`` when none is held there."""
+        candidates = [(bits_distance(held.bits, config.bits), -number, number)
+                      for (held_search, number), (held, _) in self._held.items()
+                      if (held_search, held.scale, held.rank, held.scheme)
+                      == (search, config.scale, config.rank, config.scheme)]
+        if not candidates:
+            return None
+        number = min(candidates)[2]
+        return number, self._held[search, number][1]
 
 
 class TrialRunner:
@@ -138,6 +211,8 @@ class TrialRunner:
         self._float_models: dict[tuple[float, Rank | None], FloatModel] = {}
         self._float_errors: dict[tuple[float, Rank | None], float] = {}
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        warm_start = spec.search.warm_start
+        self.warm_starts = None if warm_start is None else WarmStarts(warm_start.keep)
 
     def float_model(self, scale: float, rank: Rank | None = None) -> FloatModel:
         """The float model at ``scale`` (and factorization ``rank``), from memory, the disk
@@ -163,39 +238,67 @@ class TrialRunner:
         return self.float_error(max(self.spec.space.scales), self.space.ranks[0])
 
     def run(self, config: TrialConfig, *, seed: int = 0, artifact_name: str | None = None,
-            trial_number: int | None = None) -> TrialResult:
+            trial_number: int | None = None, search: str | None = None,
+            promote: Promotion | None = None) -> TrialResult:
         """Fine-tune and score ``config``; raises on a NaN loss (TrialError) or any failure.
 
         With an ``artifact_dir`` and an ``artifact_name``, the quantized network is kept there
         and, when it has an ONNX form, its deployable model beside it (``deploy/``), scored
-        by onnxruntime."""
+        by onnxruntime.
+
+        Under ``search.fidelity`` the QAT stops at its screening step, is scored there, and
+        goes on to full length when ``promote(screened error, cost)`` says so (always when
+        ``promote`` is ``None``: a baseline); a screened trial exports nothing. Under
+        ``search.warm_start`` a trial of ``search`` (the study's name) numbered
+        ``trial_number`` starts from the nearest held trial's weights, and leaves its own
+        once trained to full length."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         float_model = self.float_model(config.scale, config.rank)
         timings["float"] = time.perf_counter() - started
 
         solver = copy.deepcopy(float_model.solver)
+        cost = self.space.cost(config)
+        fidelity = None if self.spec.search.fidelity is None else FULL_FIDELITY
+        screened_mse = warm_start = None
+        qat_steps = 0
+        timings["evaluation"] = 0.0
         started = time.perf_counter()
         if config.quantized_layers:
+            warm_start = self._warm_start(solver, config, search)
             qnet = self._quantize(solver, config, seed=seed)
             timings["calibration"] = time.perf_counter() - started
-            started = time.perf_counter()
-            if self.spec.qat.epochs > 0:
-                fit(solver, self.problem.train_windows, self.spec.qat.as_train_config(),
-                    seed=seed)
-            timings["qat"] = time.perf_counter() - started
+            training = TrainingRun(solver, self.problem.train_windows,
+                                   self.spec.qat.as_train_config(), seed=seed)
+            screening = self._screening_steps(training.total_steps)
+            if screening is not None:
+                training.advance(screening)
+                evaluated = time.perf_counter()
+                screened_mse = self.metric(solver, self.problem)
+                timings["evaluation"] += time.perf_counter() - evaluated
+                if promote is not None and not promote(screened_mse, cost.total):
+                    fidelity = SCREENED
+            if fidelity != SCREENED and self.spec.qat.epochs > 0:
+                training.advance()
+            qat_steps = training.steps_done
+            timings["qat"] = training.seconds
         else:
             qnet = None
             timings["calibration"] = timings["qat"] = 0.0
         started = time.perf_counter()
-        mse = self.metric(solver, self.problem)
+        mse = self.metric(solver, self.problem) if screened_mse is None or fidelity != SCREENED \
+            else screened_mse
         rollout_mse = None if self.problem.data.steady else evaluate_rollout(
             solver, self.problem.data, self.problem.split.val)
-        cost = self.space.cost(config)
-        timings["evaluation"] = time.perf_counter() - started
+        timings["evaluation"] += time.perf_counter() - started
+        if (self.warm_starts is not None and qnet is not None and fidelity != SCREENED
+                and search is not None and trial_number is not None):
+            self.warm_starts.add(search, trial_number, config,
+                                 _network_weights(solver.network, float_model.solver.network))
         started = time.perf_counter()
         timed = self.spec.search.cost_objective == "latency"
-        keep = self.artifact_dir is not None and artifact_name is not None
+        keep = (self.artifact_dir is not None and artifact_name is not None
+                and fidelity != SCREENED)
         with tempfile.TemporaryDirectory(prefix="autoq-trial-") as scratch:
             folder = (self.artifact_dir / artifact_name if self.artifact_dir is not None
                       and artifact_name is not None else Path(scratch))
@@ -217,7 +320,31 @@ class TrialRunner:
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=deployment.artifact, deployable=deployment.deployable,
                            deployed_error=deployment.deployed_error,
-                           deploy_error=deployment.deploy_error, latency=latency)
+                           deploy_error=deployment.deploy_error, latency=latency,
+                           qat_steps=qat_steps, fidelity=fidelity, screened_mse=screened_mse,
+                           warm_start=warm_start)
+
+    def _screening_steps(self, total_steps: int) -> int | None:
+        """The optimiser step a multi-fidelity trial is screened at, ``None`` without
+        ``search.fidelity`` or when the screening would be the whole QAT."""
+        fidelity = self.spec.search.fidelity
+        if fidelity is None:
+            return None
+        steps = math.ceil(fidelity.screening * total_steps)
+        return steps if steps < total_steps else None
+
+    def _warm_start(self, solver: ScaledSolver, config: TrialConfig, search: str | None
+                    ) -> int | None:
+        """Under ``search.warm_start``, load the nearest held trial's weights into
+        ``solver.network``; the number of that trial, or ``None`` (none held, or no search)."""
+        if self.warm_starts is None or search is None:
+            return None
+        nearest = self.warm_starts.nearest(search, config)
+        if nearest is None:
+            return None
+        number, weights = nearest
+        solver.network.load_state_dict(weights)
+        return number
 
     def _deploy(self, solver: ScaledSolver, qnet: QuantizedNetwork, config: TrialConfig,
                 folder: Path, *, mse: float, cost: CostReport, trial_number: int | None,
@@ -305,3 +432,16 @@ class TrialRunner:
         calibrate(qnet, network_inputs())
         solver.network = qnet.model
         return qnet
+
+
+def _network_weights(trained: torch.nn.Module, plain: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The float network's state (``plain``'s keys) as ``trained`` (its quantization sim after
+    QAT) holds it: the weights a warm-started trial loads before quantizing afresh. AIMET's
+    quantized layers keep their float module's parameter names; their quantizers are left out
+    (a warm start calibrates its own encodings)."""
+    state = trained.state_dict()
+    missing = sorted(set(plain.state_dict()) - set(state))
+    if missing:
+        raise TrialError(f"search.warm_start: the trained network has no {missing[0]!r} (of "
+                         f"{len(missing)} float weights); it cannot be a warm start")
+    return {name: state[name] for name in plain.state_dict()}

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from autoq.train.config import QATConfig, TrainConfig
     from autoq.train.loop import (
         FitResult,
+        TrainingRun,
         evaluate,
         evaluate_rollout,
         fit,
@@ -32,6 +33,7 @@ __all__ = [
     "QATConfig",
     "ScaledSolver",
     "TrainConfig",
+    "TrainingRun",
     "default_cache_dir",
     "evaluate",
     "evaluate_rollout",
@@ -51,6 +53,7 @@ _SOURCES = {
     "QATConfig": "config",
     "ScaledSolver": "solver",
     "TrainConfig": "config",
+    "TrainingRun": "loop",
     "default_cache_dir": "cache",
     "evaluate": "loop",
     "evaluate_rollout": "loop",

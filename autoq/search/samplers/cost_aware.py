@@ -32,6 +32,10 @@ from per-layer timings (:class:`~autoq.search.latency.LatencyModel`), and the tr
 what was measured: the sampler scales each scale's predictions by the ratio of measured to
 predicted latency of the finished trials (:meth:`CostAwareSampler.cost_correction`), so every
 measurement corrects the prices of the candidates.
+
+In a multi-fidelity search (``search.fidelity``) a screened trial's error is a short QAT's: the
+model learns from it multiplied by the ratio full/screened the full-length trials measured
+(:func:`autoq.search.fidelity.screening_ratio`), and, being infeasible, it is not on the front.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import least_squares
 
 from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, Rank
+from autoq.search.fidelity import estimated_full_error, screening_ratio
 from autoq.search.records import (
     RANK_PARAM,
     SCALE_PARAM,
@@ -196,13 +201,17 @@ class CostAwareSampler(BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> Params:
         observed_params, mse, cost, feasible = [], [], [], []
-        for finished in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        # A screened trial (multi-fidelity QAT) teaches the model its error corrected to full
+        # length; it is infeasible (full_fidelity unmet), so it never joins the front.
+        ratio = screening_ratio(complete)
+        for finished in complete:
             params = self._params_of(finished)
             values = finished.values
             if (params is not None and values is not None
                     and all(math.isfinite(v) and v > 0 for v in values)):
                 observed_params.append(params)
-                mse.append(values[0])
+                mse.append(estimated_full_error(finished, ratio))
                 cost.append(values[1])
                 feasible.append(is_feasible(finished))
         observed = self.encode(observed_params)
