@@ -174,6 +174,9 @@ class Layout:
             layout, or ``None`` when autoq has no generator for it.
         options: the keyword options ``read`` takes beyond the selection (the generic layout's
             array names); other layouts take none.
+        periodic: whether the data are periodic in space (``None``: not known, e.g. PDEBench's
+            CFD files come with either boundary); the ``fourier`` resize is refused on data
+            known not to be.
     """
 
     name: str
@@ -181,6 +184,7 @@ class Layout:
     files: str
     family: str | None = None
     options: tuple[str, ...] = ()
+    periodic: bool | None = None
 
 
 @contextmanager

@@ -313,7 +313,8 @@ def detect(h5file: h5py.File) -> bool:
     )
 
 
-LAYOUT = Layout("pdebench-burgers", read, SCALAR_1D["pdebench-burgers"].files, family="burgers")
+LAYOUT = Layout("pdebench-burgers", read, SCALAR_1D["pdebench-burgers"].files, family="burgers",
+                periodic=True)
 
 FAMILY = PDEFamily(
     name="burgers",

@@ -300,7 +300,7 @@ def detect(handle: h5py.File) -> bool:
 
 
 LAYOUT = Layout("pdebench-darcy", read, "PDEBench 2D_DarcyFlow_beta{β}_Train.hdf5",
-                family="darcy")
+                family="darcy", periodic=False)
 
 
 FAMILY = PDEFamily(

@@ -371,7 +371,8 @@ def detect(h5file: h5py.File) -> bool:
     return isinstance(data, h5py.Dataset) and data.ndim == 3 and "grid" in h5file[keys[0]]
 
 
-LAYOUT = Layout("pdebench-diffsorp", read, "PDEBench 1D_diff-sorp_NA_NA.h5", family="diffsorp")
+LAYOUT = Layout("pdebench-diffsorp", read, "PDEBench 1D_diff-sorp_NA_NA.h5", family="diffsorp",
+                periodic=False)
 
 
 FAMILY = PDEFamily(

@@ -708,7 +708,7 @@ def is_file_set(path: str | os.PathLike[str]) -> bool:
 
 LAYOUT = Layout("pdearena-ns2d", read,
                 "PDEArena NavierStokes2D_{train,valid,test}_*.h5 (a directory of them, or one)",
-                family="ns2d")
+                family="ns2d", periodic=False)
 
 
 FAMILY = PDEFamily(

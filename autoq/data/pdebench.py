@@ -396,10 +396,12 @@ def read_swe_2d(path: str | Path, selection: Selection | None = None) -> PDEData
                               field_names="h", config={"gravity": "gravity"})
 
 
-ADVECTION = Layout("pdebench-advection", read_advection, SCALAR_1D["pdebench-advection"].files)
+ADVECTION = Layout("pdebench-advection", read_advection, SCALAR_1D["pdebench-advection"].files,
+                   periodic=True)
 REACDIFF_1D = Layout("pdebench-reacdiff1d", read_reacdiff_1d,
-                     SCALAR_1D["pdebench-reacdiff1d"].files)
-REACDIFF_2D = Layout("pdebench-reacdiff2d", read_reacdiff_2d, "PDEBench 2D_diff-react_NA_NA.h5")
+                     SCALAR_1D["pdebench-reacdiff1d"].files, periodic=True)
+REACDIFF_2D = Layout("pdebench-reacdiff2d", read_reacdiff_2d, "PDEBench 2D_diff-react_NA_NA.h5",
+                     periodic=False)  # no-flow (Neumann) boundaries
 SWE_2D = Layout("pdebench-swe2d", read_swe_2d, "PDEBench 2D_rdb_NA_NA.h5")
 CFD_1D = Layout("pdebench-cfd1d", read_cfd_1d, "PDEBench 1D_CFD_*.hdf5")
 CFD_2D = Layout("pdebench-cfd2d", read_cfd_2d, "PDEBench 2D_CFD_*.hdf5")

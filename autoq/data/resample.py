@@ -94,7 +94,7 @@ def resize(x: torch.Tensor, size: tuple[int, ...], method: Resample = "linear") 
     if torch.onnx.is_in_onnx_export():
         # torch.onnx has no aten::fft_rfft: the same linear map as one real matrix per axis.
         for axis, m in enumerate(size, start=2):
-            matrix = fourier_matrix(x.shape[axis], m).to(dtype=x.dtype, device=x.device)
+            matrix = fourier_matrix(int(x.shape[axis]), m).to(dtype=x.dtype, device=x.device)
             last = x.dim() - 1  # non-negative: the exporter writes Transpose's perm as given
             x = torch.matmul(x.movedim(axis, last), matrix.T).movedim(last, axis)
         return x
@@ -151,7 +151,7 @@ def _extrapolation(point: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _cubic_axis(x: torch.Tensor, axis: int, n_out: int) -> torch.Tensor:
     """Keys' cubic convolution along ``axis`` to ``n_out`` points."""
-    index, weight = cubic_taps(x.shape[axis], n_out)
+    index, weight = cubic_taps(int(x.shape[axis]), n_out)  # int: a traced shape is a tensor
     shape = (n_out,) + (1,) * (x.dim() - axis - 1)
     out: torch.Tensor | None = None
     for t in range(index.shape[1]):

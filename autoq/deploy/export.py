@@ -3,9 +3,12 @@
 A trial's quantized network alone (:func:`autoq.quant.export_artifact`) runs at the network's
 grid on normalised tensors, so nobody can feed it a data file. :func:`export_deployable` exports
 the whole :class:`~autoq.train.ScaledSolver` instead: the per-channel normalisation, the
-(bi)linear resizing from the data grid to the network grid, the quantized network (its quantizers
-as standard QuantizeLinear/DequantizeLinear nodes at any width, :mod:`autoq.deploy.qdq`), the
-resizing back, the de-normalisation and, for time-dependent problems, the residual. The folder::
+resizing from the data grid to the network grid, the quantized network (its quantizers as
+standard QuantizeLinear/DequantizeLinear nodes at any width, :mod:`autoq.deploy.qdq`), the
+resizing back, the de-normalisation and, for time-dependent problems, the residual. Each resize
+method exports: ``linear`` as ONNX ``Resize``, ``cubic`` as its taps (``Gather``, ``Mul``,
+``Add``), ``fourier`` as one real matrix product per axis (ONNX has no FFT that torch exports;
+the same linear map, exact to float rounding). The folder::
 
     model.onnx        (batch, input_steps·fields, *data_shape) → (batch, target_steps·fields,
                       *data_shape), raw values in and out; batch is dynamic
@@ -168,6 +171,7 @@ def export_deployable(
             "fields": solver.fields, "input_steps": solver.input_steps,
             "target_steps": solver.target_steps, "steady": solver.steady,
             "in_channels": in_channels, "physical_units": solver.physical_units,
+            "resample": solver.resample,
             "normalisation": {name: getattr(solver, name).detach().cpu().tolist()
                               for name in ("in_mean", "in_std", "out_mean", "out_std")},
         },
@@ -211,7 +215,7 @@ def load_deployable(directory: str | Path, *, device: torch.device | str | None 
         network, data_shape=tuple(geometry["data_shape"]), scale=geometry["scale"],
         fields=geometry["fields"], input_steps=geometry["input_steps"],
         target_steps=geometry["target_steps"], steady=geometry["steady"],
-        in_channels=geometry["in_channels"])
+        in_channels=geometry["in_channels"], resample=geometry.get("resample", "linear"))
     solver.physical_units = geometry["physical_units"]
     for name, values in geometry["normalisation"].items():
         getattr(solver, name).copy_(torch.tensor(values, dtype=torch.float32))

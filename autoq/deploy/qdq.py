@@ -17,6 +17,11 @@ bits           what the graph computes (``s`` scale, ``z`` zero point = −AIMET
                QuantizeLinear to int32; a float32 tensor carries these grids anyway)
 =============  =======================================================================
 
+A weight quantized per output channel (``space.weight_granularity: per_channel``) is written the
+same way with one scale and zero point per channel: 1-D ``scale`` and ``zero_point`` tensors and
+the ``axis`` attribute of QuantizeLinear/DequantizeLinear (above 16 bits, the float arithmetic
+with the scales broadcast along that axis).
+
 That is how a tensor computed at run time is quantized (an input quantizer: form
 ``clip-q-dq``). Two kinds of quantizer are written otherwise, with the same values, so that a
 runtime can run integer kernels (:data:`FORMS`):
@@ -123,8 +128,9 @@ class QDQEncoding:
         name: ``<module path>/<slot>`` (slot as :meth:`QuantizedNetwork.quantizers` names it).
         bits: the grid's width.
         signed: integers in ``[-2^(b-1), 2^(b-1)-1]`` (symmetric weights) or ``[0, 2^b-1]``.
-        scale: the grid's step.
-        zero_point: the integer that represents 0.0 (AIMET's ``-offset``).
+        scale: the grid's step; per channel, one step per channel along :attr:`axis`.
+        zero_point: the integer that represents 0.0 (AIMET's ``-offset``); per channel, one per
+            channel.
         qmin: the grid's smallest integer.
         qmax: the grid's largest integer.
         container: the ONNX type the integers travel in (``int8``, ``uint8``, ``int16``,
@@ -132,18 +138,21 @@ class QDQEncoding:
         node: the name of the exported QuantizeLinear node (the DequantizeLinear node of a
             constant weight; the Round node of a float grid).
         form: how the graph computes it (:data:`FORMS`).
+        axis: the axis of the channels of a per-channel grid (ONNX's ``axis`` attribute of
+            QuantizeLinear/DequantizeLinear); ``None`` for one grid per tensor.
     """
 
     name: str
     bits: int
     signed: bool
-    scale: float
-    zero_point: int
+    scale: float | list[float]
+    zero_point: int | list[int]
     qmin: int
     qmax: int
     container: str
     node: str = ""
     form: str = ""
+    axis: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for a manifest."""
@@ -169,27 +178,34 @@ class _ExportedQuantizeDequantize(torch.autograd.Function):
 
 
 def encoding_of(name: str, quantizer: Any) -> QDQEncoding:
-    """The grid of one calibrated per-tensor quantizer, as the graph will compute it.
+    """The grid of one calibrated quantizer, per tensor or per channel, as the graph will
+    compute it.
 
     ``quantizer`` is AIMET's affine quantizer (``QuantizeDequantize``), read through its public
     methods (``get_scale``, ``get_offset``, ``bitwidth``, ``signed``, ``qmin``, ``qmax``).
 
     Raises:
-        QuantizationError: the quantizer is uncalibrated or per-channel (the paper's scheme
-            places per-tensor quantizers only).
+        QuantizationError: the quantizer is uncalibrated, or has grids along more than one axis
+            (block-wise), which ONNX's QuantizeLinear of this opset does not take.
     """
     if not quantizer.is_initialized():
         raise QuantizationError(f"quantizer {name} has no range: calibrate before exporting")
     scale = quantizer.get_scale().detach()
-    offset = quantizer.get_offset().detach()
-    if scale.numel() != 1:
-        raise QuantizationError(f"quantizer {name} is per-channel; the export writes "
-                                f"per-tensor grids only")
+    offset = quantizer.get_offset().detach().expand_as(scale)
     bits, signed = int(quantizer.bitwidth), bool(quantizer.signed)
     kind, _ = container(bits, signed=signed)
-    return QDQEncoding(name=name, bits=bits, signed=signed, scale=float(scale.float()),
-                       zero_point=-round(float(offset)), qmin=int(quantizer.qmin),
+    grid = QDQEncoding(name=name, bits=bits, signed=signed,
+                       scale=float(scale.float().flatten()[0]),
+                       zero_point=-round(float(offset.flatten()[0])), qmin=int(quantizer.qmin),
                        qmax=int(quantizer.qmax), container=kind)
+    if scale.numel() == 1:
+        return grid
+    axes = [axis for axis, n in enumerate(scale.shape) if n != 1]
+    if len(axes) != 1:
+        raise QuantizationError(f"quantizer {name} has grids of shape {tuple(scale.shape)}; the "
+                                f"export writes one grid per tensor or per channel of one axis")
+    return replace(grid, scale=scale.float().flatten().tolist(),
+                   zero_point=[-round(v) for v in offset.flatten().tolist()], axis=axes[0])
 
 
 def quantizers(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -265,7 +281,8 @@ def export_qdq_onnx(
         quantizes (:attr:`QDQEncoding.node`) and how it is written (:attr:`QDQEncoding.form`).
 
     Raises:
-        QuantizationError: a quantizer is uncalibrated or per-channel.
+        QuantizationError: a quantizer is uncalibrated, has block-wise grids, or quantizes per
+            channel a tensor computed at run time (not a constant weight) at 16 bits or fewer.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,9 +313,20 @@ def export_qdq_onnx(
     return encodings
 
 
-def _constant(graph: onnx.GraphProto, name: str, value: float | int, data_type: int) -> str:
-    graph.initializer.append(helper.make_tensor(name, data_type, [], [value]))
+def _constant(graph: onnx.GraphProto, name: str, value: float | int | list[float] | list[int],
+              data_type: int, shape: Sequence[int] | None = None) -> str:
+    """An initializer: a scalar, or a per-channel list (1-D, or reshaped to ``shape`` to
+    broadcast against a tensor)."""
+    values = value if isinstance(value, list) else [value]
+    dims = ([] if not isinstance(value, list) else [len(value)]) if shape is None else shape
+    graph.initializer.append(helper.make_tensor(name, data_type, list(dims), values))
     return name
+
+
+def _broadcast_shape(e: QDQEncoding, rank: int) -> list[int]:
+    """The shape that lays a per-channel grid's values along its axis of a ``rank``-D tensor."""
+    assert e.axis is not None and isinstance(e.scale, list)
+    return [len(e.scale) if axis == e.axis else 1 for axis in range(rank)]
 
 
 def _constant_value(name: str, initializers: dict[str, onnx.TensorProto],
@@ -342,8 +370,10 @@ def _rewrite_placeholders(model: onnx.ModelProto, table: list[tuple[QDQEncoding,
             new, first, encoding = _constant_nodes(graph, encoding, quantizer, weight,
                                                    node.output[0], prefix)
         else:
+            rank = quantizer.get_scale().dim()  # a per-channel grid's scale has the tensor's
             new, first, encoding = _qdq_nodes(graph, encoding, node.input[0], node.output[0],
-                                              prefix, output=slot.startswith("output:"))
+                                              prefix, output=slot.startswith("output:"),
+                                              rank=rank)
         nodes.extend(new)
         written.append(replace(encoding, node=first))
     del graph.node[:]
@@ -374,7 +404,12 @@ def _constant_nodes(graph: onnx.GraphProto, e: QDQEncoding, quantizer: nn.Module
     assert onnx_type is not None  # bits <= 16
     values = torch.from_numpy(np.array(weight, dtype=np.float32))
     dequantized = quantizer(values).as_subclass(torch.Tensor).double().numpy()
-    integers = np.rint(dequantized / np.float64(np.float32(e.scale))) + e.zero_point
+    step = np.array(e.scale, dtype=np.float32).astype(np.float64)
+    zero_point = np.array(e.zero_point)
+    if e.axis is not None:
+        shape = _broadcast_shape(e, dequantized.ndim)
+        step, zero_point = step.reshape(shape), zero_point.reshape(shape)
+    integers = np.rint(dequantized / step) + zero_point
     if integers.min() < e.qmin or integers.max() > e.qmax:
         raise QuantizationError(f"quantizer {e.name}: its weight's integers leave the grid "
                                 f"[{e.qmin}, {e.qmax}]")
@@ -385,32 +420,32 @@ def _constant_nodes(graph: onnx.GraphProto, e: QDQEncoding, quantizer: nn.Module
     zero = _constant(graph, f"{prefix}_zero_point", e.zero_point, onnx_type)
     dequantize = helper.make_node("DequantizeLinear", [f"{prefix}_integers", scale, zero],
                                   [target], name=f"{prefix}_dequantize")
+    if e.axis is not None:
+        dequantize.attribute.append(helper.make_attribute("axis", e.axis))
     return [dequantize], dequantize.name, replace(e, container=name, form=CONSTANT)
 
 
 def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str, prefix: str,
-               *, output: bool) -> tuple[list[onnx.NodeProto], str, QDQEncoding]:
-    """The standard nodes of one grid computed at run time, from ``source`` to ``target``, the
-    name of the node that quantizes, and the encoding as written."""
+               *, output: bool, rank: int) -> tuple[list[onnx.NodeProto], str, QDQEncoding]:
+    """The standard nodes of one grid computed at run time, from ``source`` (a ``rank``-D
+    tensor) to ``target``, the name of the node that quantizes, and the encoding as written."""
+    name, onnx_type = container(e.bits, signed=e.signed)
+    if e.axis is not None:
+        if onnx_type is not None:
+            raise QuantizationError(f"quantizer {e.name} quantizes a tensor computed at run time "
+                                    f"per channel; the export writes per-channel grids of "
+                                    f"{e.bits} bits for constant weights only")
+        return _float_nodes(graph, e, source, target, prefix,
+                            shape=_broadcast_shape(e, rank))
     scale = _constant(graph, f"{prefix}_scale", e.scale, TensorProto.FLOAT)
     # The grid's end points as the simulation dequantizes them: float32((q − z) · s).
     step = numpy_helper.to_array(graph.initializer[-1]).astype("float32")
+    assert isinstance(e.zero_point, int)  # per tensor: per-channel grids returned above
     low = float(step * (e.qmin - e.zero_point))
     high = float(step * (e.qmax - e.zero_point))
-    name, onnx_type = container(e.bits, signed=e.signed)
     if onnx_type is None:  # wider than 16 bits: the quantizer's arithmetic in float
-        zero = _constant(graph, f"{prefix}_zero_point", float(e.zero_point), TensorProto.FLOAT)
-        qmin = _constant(graph, f"{prefix}_qmin", float(e.qmin), TensorProto.FLOAT)
-        qmax = _constant(graph, f"{prefix}_qmax", float(e.qmax), TensorProto.FLOAT)
-        names = [f"{prefix}_{step_name}" for step_name in ("div", "round", "add", "clip", "sub")]
-        return [
-            helper.make_node("Div", [source, scale], [names[0]], name=names[0]),
-            helper.make_node("Round", [names[0]], [names[1]], name=names[1]),
-            helper.make_node("Add", [names[1], zero], [names[2]], name=names[2]),
-            helper.make_node("Clip", [names[2], qmin, qmax], [names[3]], name=names[3]),
-            helper.make_node("Sub", [names[3], zero], [names[4]], name=names[4]),
-            helper.make_node("Mul", [names[4], scale], [target], name=f"{prefix}_mul"),
-        ], names[1], replace(e, container=name, form=FLOAT)
+        graph.initializer.pop()  # _float_nodes writes its own scale
+        return _float_nodes(graph, e, source, target, prefix, shape=None)
     zero = _constant(graph, f"{prefix}_zero_point", e.zero_point, onnx_type)
     width = next(w for w, signed_type, unsigned_type in _CONTAINERS
                  if onnx_type in (signed_type, unsigned_type))
@@ -440,3 +475,25 @@ def _qdq_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str,
     out.append(helper.make_node("DequantizeLinear", [f"{prefix}_q", scale, zero], [target],
                                 name=f"{prefix}_dequantize"))
     return out, quantize.name, replace(e, container=name, form=INPUT)
+
+
+def _float_nodes(graph: onnx.GraphProto, e: QDQEncoding, source: str, target: str, prefix: str,
+                 *, shape: Sequence[int] | None) -> tuple[list[onnx.NodeProto], str, QDQEncoding]:
+    """A grid wider than 16 bits as the quantizer's arithmetic in float,
+    ``(Clip(Round(x / s) + z, qmin, qmax) − z) · s``; a per-channel grid's ``s`` and ``z`` are
+    shaped ``shape`` to broadcast along its axis."""
+    scale = _constant(graph, f"{prefix}_scale", e.scale, TensorProto.FLOAT, shape)
+    zero_point = ([float(z) for z in e.zero_point] if isinstance(e.zero_point, list)
+                  else float(e.zero_point))
+    zero = _constant(graph, f"{prefix}_zero_point", zero_point, TensorProto.FLOAT, shape)
+    qmin = _constant(graph, f"{prefix}_qmin", float(e.qmin), TensorProto.FLOAT)
+    qmax = _constant(graph, f"{prefix}_qmax", float(e.qmax), TensorProto.FLOAT)
+    names = [f"{prefix}_{step_name}" for step_name in ("div", "round", "add", "clip", "sub")]
+    return [
+        helper.make_node("Div", [source, scale], [names[0]], name=names[0]),
+        helper.make_node("Round", [names[0]], [names[1]], name=names[1]),
+        helper.make_node("Add", [names[1], zero], [names[2]], name=names[2]),
+        helper.make_node("Clip", [names[2], qmin, qmax], [names[3]], name=names[3]),
+        helper.make_node("Sub", [names[3], zero], [names[4]], name=names[4]),
+        helper.make_node("Mul", [names[4], scale], [target], name=f"{prefix}_mul"),
+    ], names[1], replace(e, container=FLOAT_ARITHMETIC, form=FLOAT)

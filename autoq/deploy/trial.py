@@ -82,7 +82,8 @@ def export_trial(name: str, number: int, out: str | Path, *, storage: str | None
     spec = study_spec(study)
     qnet = load_quantized(trial.user_attrs[records.ARTIFACT_ATTR])
     problem = load_spec_problem(spec, progress=False)
-    solver = problem.build_solver(spec.model, scale=qnet.config.scale)
+    solver = problem.build_solver(spec.model, scale=qnet.config.scale,
+                                  resample=spec.space.resample)
     if tuple(qnet.input_shape) != (problem.in_channels, *solver.net_shape):
         raise SpecError(f"trial {number} of search {name!r}: its artifact's network input "
                         f"{list(qnet.input_shape)} does not fit the spec's data at scale "

@@ -7,13 +7,19 @@ inputs asymmetrically at ``act_bits`` (equation 7); outputs and biases stay floa
 convolution the trial runs with the ``dft`` transform (``TrialConfig.transforms``) computes its
 Fourier transforms as DFT matrix products on its grid, each quantized the same way: the constant
 DFT matrices at ``weight_bits`` (per tensor), the signal entering each product at ``act_bits``
-(:mod:`autoq.quant.modules`). The ``integer``
+(:mod:`autoq.quant.modules`). With
+``weight_granularity: per_channel`` (:data:`autoq.bits.WeightGranularity`) the weights of linear
+layers, convolutions and autoq's spectral convolutions get one symmetric scale per output channel
+instead (axis 0 of a linear or convolution weight, axis 1 of a transposed convolution's and of a
+spectral weight ``(in, out, *modes)``); the right operand of an activation product and
+neuraloperator's (possibly factorized) spectral weights, which have no output-channel axis of
+their own, stay per tensor. The ``integer``
 scheme (:data:`autoq.bits.Scheme`) also quantizes each such layer's output asymmetrically at
 ``act_bits``, so that an ONNX runtime runs the layer as an integer kernel. Layers the trial keeps
 float and every module that is not a matrix multiplication (norms, activations, pooling, the
 additions and resampling written as functions) carry no quantizer at all. AIMET's default
-configuration puts output quantizers everywhere and per-channel weight quantizers on convolutions;
-:func:`build_sim` removes them all and then places exactly the quantizers above. Modules AIMET has
+configuration puts output quantizers everywhere; :func:`build_sim` removes them all and then
+places exactly the quantizers above. Modules AIMET has
 no quantized definition of (a user's model may hold any) stay as they are; every matrix-
 multiplication layer has one (neuraloperator's spectral convolution in :mod:`autoq.quant.neuralop`,
 registered when neuraloperator is imported). Quantizer ranges are ``nn.Parameter`` s
@@ -152,7 +158,8 @@ def build_sim(
             raise QuantizationError(f"AIMET has no quantized definition of layer {layer!r} "
                                     f"({type(module).__module__}.{type(module).__qualname__})")
         _place_quantizers(module, weight_bits, act_bits, calibration, device=dummy_input.device,
-                          outputs=config.scheme == "integer")
+                          outputs=config.scheme == "integer",
+                          per_channel=config.weight_granularity == "per_channel")
     grids = _spectral_grids(network, dummy_input, config.dft_layers)
     for layer in config.dft_layers:
         weight_bits, act_bits = config.quantized_layers[layer]
@@ -236,24 +243,45 @@ def _remove_quantizers(module: BaseQuantizationMixin) -> None:
 
 
 def _quantizer(bits: int, *, symmetric: bool, calibration: Calibration,
-               device: torch.device) -> QuantizeDequantize:
-    """A per-tensor quantize-dequantize node (signed grid if symmetric, unsigned otherwise)."""
-    analyzer: EncodingAnalyzer = (SqnrEncodingAnalyzer(shape=()) if calibration == "sqnr"
-                                  else MinMaxEncodingAnalyzer(shape=()))
-    quantizer = QuantizeDequantize((), bitwidth=bits, symmetric=symmetric,
+               device: torch.device, shape: tuple[int, ...] = ()) -> QuantizeDequantize:
+    """A quantize-dequantize node (signed grid if symmetric, unsigned otherwise): per tensor,
+    or one grid per entry of ``shape`` (broadcast against the tensor, e.g. ``(C, 1, 1)``)."""
+    analyzer: EncodingAnalyzer = (SqnrEncodingAnalyzer(shape=shape) if calibration == "sqnr"
+                                  else MinMaxEncodingAnalyzer(shape=shape))
+    quantizer = QuantizeDequantize(shape, bitwidth=bits, symmetric=symmetric,
                                    encoding_analyzer=analyzer)
     return quantizer.to(device)
 
 
+def output_channel_axis(module: nn.Module) -> int | None:
+    """The axis of the output channels in ``module``'s weights, or ``None`` when they have none
+    of their own (the per-channel weight grids' axis)."""
+    if isinstance(module, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):
+        return 1
+    if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return 0
+    if isinstance(module, QuantizedSpectralConv):
+        return 1  # (in_channels, out_channels, *modes)
+    return None
+
+
 def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits: int,
-                      calibration: Calibration, *, device: torch.device, outputs: bool) -> None:
+                      calibration: Calibration, *, device: torch.device, outputs: bool,
+                      per_channel: bool = False) -> None:
     """The paper's quantizers on one matrix-multiplication layer (already an AIMET module), and
-    an output quantizer when ``outputs`` (the integer scheme)."""
+    an output quantizer when ``outputs`` (the integer scheme); with ``per_channel``, one weight
+    grid per output channel where the weights have such an axis."""
     param = next(module.parameters(recurse=False), None)
     device = param.device if param is not None else device
+    axis = output_channel_axis(module) if per_channel else None
 
-    def weight() -> QuantizeDequantize:
-        return _quantizer(weight_bits, symmetric=True, calibration=calibration, device=device)
+    def weight(slot: str | None = None) -> QuantizeDequantize:
+        shape: tuple[int, ...] = ()
+        if axis is not None and slot is not None:
+            tensor = getattr(module, slot)
+            shape = tuple(n if i == axis else 1 for i, n in enumerate(tensor.shape))
+        return _quantizer(weight_bits, symmetric=True, calibration=calibration, device=device,
+                          shape=shape)
 
     def activation() -> QuantizeDequantize:
         return _quantizer(act_bits, symmetric=False, calibration=calibration, device=device)
@@ -272,7 +300,7 @@ def _place_quantizers(module: BaseQuantizationMixin, weight_bits: int, act_bits:
     else:
         slots = getattr(module, "weight_slots", ("weight",))
     for slot in slots:
-        module.param_quantizers[slot] = weight()
+        module.param_quantizers[slot] = weight(slot)
     module.input_quantizers[0] = activation()
 
 

@@ -181,9 +181,12 @@ class LatencyModel:
         # step of all output channels is timed the same.
         solver = ScaledSolver(network, data_shape=geometry.data_shape, scale=scale,
                               fields=geometry.out_channels, input_steps=1, target_steps=1,
-                              steady=geometry.steady, in_channels=geometry.in_channels)
-        config = TrialConfig.for_model(network, scale=scale, bits=bits, rank=rank,
-                                       scheme=self.space.spec.space.scheme)
+                              steady=geometry.steady, in_channels=geometry.in_channels,
+                              resample=self.space.spec.space.resample)
+        config = TrialConfig.for_model(
+            network, scale=scale, bits=bits, rank=rank, scheme=self.space.spec.space.scheme,
+            resample=self.space.spec.space.resample,
+            weight_granularity=self.space.spec.space.weight_granularity)
         if config.quantized_layers:
             dummy = torch.zeros(1, geometry.in_channels, *solver.net_shape)
             qnet = build_sim(network, config, dummy_input=dummy)

@@ -2,10 +2,10 @@
 :mod:`autoq.search.records` defines.
 
 A trial asks the sampler for a configuration (or runs an enqueued baseline regime), records its
-per-layer bits before training, runs the QAT trial, then records the result: the values (error,
-and bit-op cost or measured latency), the constraints of the search (``trial.set_constraint``),
-the cost breakdown, timings and artifact. A trial that raises records its error and fails; the
-search goes on.
+per-layer bits (and spectral transforms, when the space decides them) before training, runs the
+QAT trial, then records the result: the values (error, and bit-op cost or measured latency), the
+constraints of the search (``trial.set_constraint``), the cost breakdown, timings and artifact.
+A trial that raises records its error and fails; the search goes on.
 
 In a multi-fidelity search (``search.fidelity``) a sampled trial decides at its screening step,
 from the study as it is then (:func:`screening_decision`), whether to train on to full length;
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import optuna
 
-from autoq.bits import Bits
+from autoq.bits import TRANSFORMS, Bits, Transform
 from autoq.search import records
 from autoq.search.fidelity import promotes, screening_ratio
 from autoq.search.results import pareto_front, study_points
@@ -45,6 +45,27 @@ def suggest_group_bits(trial: optuna.Trial, space: SearchSpace) -> dict[str, Bit
                             f"{records.FLOAT!r}, got {weight!r}")
         act = trial.suggest_categorical(records.act_param(group), list(space.act_choices))
         chosen[group] = (weight, act)
+    return chosen
+
+
+def suggest_group_transforms(trial: optuna.Trial, space: SearchSpace,
+                             group_bits: dict[str, Bits]) -> dict[str, Transform]:
+    """Under ``space.transform: search``, ask the sampler for the transform (``fft`` or ``dft``)
+    of every quantized group holding a spectral convolution. Not autoq's sampler: its error
+    model has no term for the transform, so it is left to the space, which gives each group the
+    cheaper one at its bits (:meth:`~autoq.search.space.SearchSpace.config`)."""
+    if not space.transform_choices or isinstance(trial.study.sampler, CostAwareSampler):
+        return {}
+    chosen: dict[str, Transform] = {}
+    for group in space.spectral_groups:
+        if group_bits.get(group) is None:
+            continue
+        transform = trial.suggest_categorical(records.transform_param(group),
+                                              list(space.transform_choices))
+        if transform not in TRANSFORMS:  # Optuna types a choice as any categorical value
+            raise TypeError(f"{records.transform_param(group)}: expected one of "
+                            f"{list(TRANSFORMS)}, got {transform!r}")
+        chosen[group] = "dft" if transform == "dft" else "fft"
     return chosen
 
 
@@ -120,9 +141,13 @@ def make_objective(runner: TrialRunner, study_name: str
             if regime is not None:
                 config = runner.space.regime(regime, scale, rank)
             else:
-                config = runner.space.config(scale, suggest_group_bits(trial, runner.space),
-                                             rank)
+                group_bits = suggest_group_bits(trial, runner.space)
+                config = runner.space.config(
+                    scale, group_bits, rank,
+                    suggest_group_transforms(trial, runner.space, group_bits))
             trial.set_user_attr(records.BITS_ATTR, config.to_json()["bits"])
+            if config.transforms:
+                trial.set_user_attr(records.TRANSFORMS_ATTR, dict(config.transforms))
             fidelity = spec.search.fidelity
             promote = None if fidelity is None or regime is not None else screening_decision(
                 trial.study, fidelity, max_mse=limits.max_mse, max_cost=limits.max_cost)

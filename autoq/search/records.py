@@ -6,7 +6,9 @@ a study and its trials, and how it is read back, is defined here and nowhere els
 - the objectives and their directions;
 - the sampler parameters of a configuration: ``scale``, ``rank`` (only in a search over
   factorization ranks) and, per layer group ``g``, ``w_bits:g`` (a bitwidth or
-  :data:`~autoq.bits.FLOAT`) and ``a_bits:g`` (absent when the group is float);
+  :data:`~autoq.bits.FLOAT`), ``a_bits:g`` (absent when the group is float) and, when the search
+  chooses the FNO's transform (``space.transform: search``), ``transform:g`` (``fft`` or
+  ``dft``; only for a quantized group holding a spectral convolution);
 - the user attributes of a trial (per-layer bits, cost breakdown, timings, error, …);
 - feasibility: the trial's constraints (Optuna's ``trial.set_constraint``), feasible when every
   value is ≤ 0;
@@ -24,7 +26,7 @@ from typing import Any, Literal
 
 from optuna.trial import FrozenTrial, TrialState
 
-from autoq.bits import FLOAT, Bits, Rank
+from autoq.bits import FLOAT, TRANSFORMS, Bits, Rank, Transform
 
 COST_OBJECTIVE = "cost"
 LATENCY_OBJECTIVE = "latency"
@@ -55,10 +57,14 @@ SCALE_PARAM = "scale"
 RANK_PARAM = "rank"
 """The factorization rank's parameter, present only when the spec's ``space.ranks`` is set."""
 _WEIGHT_PREFIX, _ACT_PREFIX = "w_bits:", "a_bits:"
+_TRANSFORM_PREFIX = "transform:"
 
 # Trial user attributes.
 BITS_ATTR = "bits"
 """``{layer: [weight_bits, act_bits] or "float"}``, written before the trial trains."""
+TRANSFORMS_ATTR = "transforms"
+"""``{layer: "fft" or "dft"}``, the transform of each spectral convolution the configuration
+names (``space.transform`` ``dft`` or ``search``), written before the trial trains."""
 BASELINE_ATTR = "baseline"
 """The paper's uniform regime an enqueued baseline trial reproduces (``w4a8``, …)."""
 ERROR_ATTR = "error"
@@ -131,9 +137,15 @@ def act_param(group: str) -> str:
     return f"{_ACT_PREFIX}{group}"
 
 
-def encode_params(scale: float, group_bits: Mapping[str, Bits], rank: Rank | None = None
-                  ) -> Params:
-    """Sampler parameters of a configuration given per group (and its rank, if any)."""
+def transform_param(group: str) -> str:
+    """The sampler parameter of ``group``'s transform (``fft`` or ``dft``)."""
+    return f"{_TRANSFORM_PREFIX}{group}"
+
+
+def encode_params(scale: float, group_bits: Mapping[str, Bits], rank: Rank | None = None,
+                  group_transforms: Mapping[str, Transform] | None = None) -> Params:
+    """Sampler parameters of a configuration given per group (and its rank and the transforms
+    of its groups, if any)."""
     params: Params = {SCALE_PARAM: scale}
     if rank is not None:
         params[RANK_PARAM] = rank
@@ -142,7 +154,15 @@ def encode_params(scale: float, group_bits: Mapping[str, Bits], rank: Rank | Non
             params[weight_param(group)] = FLOAT
         else:
             params[weight_param(group)], params[act_param(group)] = bits
+    for group, transform in (group_transforms or {}).items():
+        params[transform_param(group)] = transform
     return params
+
+
+def decode_transforms(params: Mapping[str, Any], groups: Sequence[str]) -> dict[str, Transform]:
+    """``{group: transform}`` of the groups whose transform the parameters hold."""
+    return {group: params[transform_param(group)] for group in groups
+            if transform_param(group) in params}
 
 
 def decode_params(params: Mapping[str, Any], groups: Sequence[str]
@@ -158,19 +178,27 @@ def decode_params(params: Mapping[str, Any], groups: Sequence[str]
 
 def recorded_params(trial: FrozenTrial, groups: Mapping[str, Sequence[str]]) -> Params | None:
     """A finished trial's configuration as sampler parameters, read from its recorded per-layer
-    bits (so enqueued baseline trials, which suggest no bit parameters, count too); ``None``
-    when the trial recorded no configuration or one in other groups (another spec)."""
+    bits and transforms (so enqueued baseline trials, which suggest no bit parameters, count
+    too); ``None`` when the trial recorded no configuration or one in other groups (another
+    spec)."""
     bits = trial.user_attrs.get(BITS_ATTR)
     scale = trial.params.get(SCALE_PARAM)
     if not bits or scale is None:
         return None
+    transforms = trial.user_attrs.get(TRANSFORMS_ATTR, {})
     group_bits: dict[str, Bits] = {}
+    group_transforms: dict[str, Transform] = {}
     for group, layers in groups.items():
         chosen = {_as_bits(bits.get(layer, FLOAT)) for layer in layers}
         if len(chosen) != 1:
             return None
         group_bits[group] = chosen.pop()
-    return encode_params(scale, group_bits, trial.params.get(RANK_PARAM))
+        named = {transforms[layer] for layer in layers if layer in transforms}
+        if len(named) > 1 or not named <= set(TRANSFORMS):
+            return None
+        if named:
+            group_transforms[group] = named.pop()
+    return encode_params(scale, group_bits, trial.params.get(RANK_PARAM), group_transforms)
 
 
 def _as_bits(recorded: Any) -> Bits:

@@ -3,6 +3,12 @@
 Building it needs the model's structure (a float network built once per factorization rank,
 never trained) and the data's shapes, not the data itself; samplers price candidate
 configurations through it.
+
+``space.transform`` decides how each quantized spectral convolution computes its transforms
+(:data:`~autoq.bits.Transform`): ``fft`` all, ``dft`` all, or under ``search`` per layer group,
+as the configuration's ``transform:<group>`` parameters say or, for a group they leave out (autoq's
+sampler never sets them; the baseline regimes have none), the one that costs less at the group's
+bits and scale (:meth:`SearchSpace.cheaper_transforms`).
 """
 
 from __future__ import annotations
@@ -12,15 +18,30 @@ from typing import Any
 
 from torch import nn
 
-from autoq.bits import FLOAT, Rank
-from autoq.cost import REGIMES, CostReport, bitops
+from autoq.bits import FLOAT, TRANSFORMS, Rank, Transform
+from autoq.cost import (
+    DFT_SUFFIX,
+    FFT_SUFFIX,
+    IDFT_SUFFIX,
+    IFFT_SUFFIX,
+    REGIMES,
+    CostReport,
+    bitops,
+)
 from autoq.errors import SpecError
 from autoq.models import ModelConfig, build_model
 from autoq.models.config import FactoryConfig
-from autoq.precision import Bits, TrialConfig, expand_groups, layer_groups, quantizable_layers
-from autoq.search.records import Params, decode_params
+from autoq.precision import (
+    Bits,
+    TrialConfig,
+    expand_groups,
+    layer_groups,
+    quantizable_layers,
+    spectral_layers,
+)
+from autoq.search.records import Params, decode_params, decode_transforms
 from autoq.search.setup import Geometry, geometry
-from autoq.search.spec import SearchSpec
+from autoq.search.spec import SEARCHED_TRANSFORM, SearchSpec
 
 
 class SearchSpace:
@@ -42,6 +63,17 @@ class SearchSpace:
         self.reference_network = self.network(self.ranks[0])
         self.groups = layer_groups(self.reference_network, spec.space.granularity,
                                    first_last_float=spec.space.first_last_float)
+        spectral = set(spectral_layers(self.reference_network))
+        self.spectral_groups: dict[str, list[str]] = {
+            group: [layer for layer in layers if layer in spectral]
+            for group, layers in self.groups.items() if spectral.intersection(layers)}
+        """The groups holding spectral convolutions, each with those layers: the groups whose
+        transform ``space.transform`` decides."""
+        if spec.space.transform != "fft" and not self.spectral_groups:
+            raise SpecError(f"space.transform: {spec.space.transform!r} chooses how autoq's "
+                            f"spectral convolutions (SpectralConv, the FNO's) compute their "
+                            f"Fourier transforms, and no layer group of this model holds one; "
+                            f"leave space.transform at 'fft'")
 
     def model_config(self, rank: Rank | None) -> ModelConfig:
         """The spec's model at factorization rank ``rank`` (``None``: as the spec builds it)."""
@@ -69,12 +101,57 @@ class SearchSpace:
             self._networks[rank] = network
         return self._networks[rank]
 
-    def config(self, scale: float, group_bits: dict[str, Bits], rank: Rank | None = None
-               ) -> TrialConfig:
-        """A trial config from per-group bits (groups of :attr:`groups`) at ``rank``."""
+    def config(self, scale: float, group_bits: dict[str, Bits], rank: Rank | None = None,
+               group_transforms: Mapping[str, Transform] | None = None) -> TrialConfig:
+        """A trial config from per-group bits (groups of :attr:`groups`) at ``rank``, with the
+        transforms ``space.transform`` gives its quantized spectral groups: under ``search``
+        ``group_transforms``, and the cheaper one where it names none."""
+        setting = self.spec.space.transform
+        chosen: dict[str, Transform] = {}
+        quantized = [group for group in self.spectral_groups if group_bits.get(group) is not None]
+        if setting == "dft":
+            chosen = dict.fromkeys(quantized, "dft")
+        elif setting == SEARCHED_TRANSFORM:
+            given = group_transforms or {}
+            missing = [group for group in quantized if group not in given]
+            cheaper = self.cheaper_transforms(scale, group_bits, rank) if missing else {}
+            chosen = {group: given[group] if group in given else cheaper[group]
+                      for group in quantized}
+        return self._config(scale, group_bits, rank, chosen)
+
+    def _config(self, scale: float, group_bits: Mapping[str, Bits], rank: Rank | None,
+                group_transforms: Mapping[str, Transform]) -> TrialConfig:
+        transforms = {layer: transform for group, transform in group_transforms.items()
+                      for layer in self.spectral_groups[group]}
         return TrialConfig.for_model(self.network(rank), scale=scale,
                                      bits=expand_groups(self.groups, group_bits), rank=rank,
-                                     scheme=self.spec.space.scheme)
+                                     scheme=self.spec.space.scheme,
+                                     resample=self.spec.space.resample,
+                                     weight_granularity=self.spec.space.weight_granularity,
+                                     transforms=transforms)
+
+    def cheaper_transforms(self, scale: float, group_bits: Mapping[str, Bits],
+                           rank: Rank | None = None) -> dict[str, Transform]:
+        """Per quantized spectral group, the transform whose products cost less at the group's
+        bits and ``scale`` (``fft`` on a tie): its layers' ``.fft`` + ``.ifft`` entries priced as
+        float work against their ``.dft`` + ``.idft`` entries at the group's bits. A group's
+        transforms cost the same whatever the other groups run, so one pricing of each covers
+        every group."""
+        quantized = [group for group in self.spectral_groups if group_bits.get(group) is not None]
+        if not quantized:
+            return {}
+        as_fft = self.cost(self._config(scale, group_bits, rank, {})).layers
+        as_dft = self.cost(self._config(scale, group_bits, rank,
+                                        dict.fromkeys(quantized, "dft"))).layers
+
+        def transform_cost(layers: Mapping[str, Any], group: str, suffixes: tuple[str, str]
+                           ) -> int:
+            return sum(layers[layer + suffix].cost for layer in self.spectral_groups[group]
+                       for suffix in suffixes)
+
+        return {group: "dft" if transform_cost(as_dft, group, (DFT_SUFFIX, IDFT_SUFFIX))
+                < transform_cost(as_fft, group, (FFT_SUFFIX, IFFT_SUFFIX)) else "fft"
+                for group in quantized}
 
     def regime(self, name: str, scale: float, rank: Rank | None = None) -> TrialConfig:
         """The paper's uniform regime ``name`` (``float``, ``w8a16``, …) at ``scale`` and
@@ -83,7 +160,9 @@ class SearchSpace:
 
     def from_params(self, params: Mapping[str, Any]) -> TrialConfig:
         """The config of sampler parameters (:func:`autoq.search.records.encode_params`)."""
-        return self.config(*decode_params(params, list(self.groups)))
+        groups = list(self.groups)
+        return self.config(*decode_params(params, groups),
+                           group_transforms=decode_transforms(params, groups))
 
     def cost(self, config: TrialConfig) -> CostReport:
         """Bit-op cost of ``config``; needs no training."""
@@ -108,6 +187,12 @@ class SearchSpace:
     @property
     def act_choices(self) -> Sequence[int]:
         return self.spec.space.act_bits
+
+    @property
+    def transform_choices(self) -> Sequence[Transform]:
+        """The transforms a quantized spectral group chooses from under ``space.transform:
+        search`` (the parameter ``transform:<group>``); none otherwise."""
+        return list(TRANSFORMS) if self.spec.space.transform == SEARCHED_TRANSFORM else []
 
     def params_cost(self, params: Params) -> float:
         """Total bit-op cost of a configuration given as sampler parameters."""

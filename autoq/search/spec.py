@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from autoq.bits import MAX_BITS, MIN_BITS, Granularity, Scheme
+from autoq.bits import MAX_BITS, MIN_BITS, Granularity, Resample, Scheme, WeightGranularity
 from autoq.data import Selection
 from autoq.data.registry import LAYOUTS, PDES, family_layout, solver_options
 from autoq.errors import SpecError, describe_validation_error
@@ -208,6 +208,12 @@ class DataSpec(_Strict):
                 if getattr(self, name) is not None}
 
 
+TransformSetting = Literal["fft", "dft", "search"]
+"""``space.transform``: one :data:`~autoq.bits.Transform` for every quantized spectral layer, or
+``search`` to choose per layer group."""
+SEARCHED_TRANSFORM = "search"
+
+
 class SpaceSpec(_Strict):
     """The search space: scale factors × per-layer (or grouped) bitwidths, and optionally the
     factorization rank of the model's factorized weights.
@@ -228,6 +234,27 @@ class SpaceSpec(_Strict):
         allow_float: also allow a group to stay float (priced at 16 bits).
         granularity: one choice for all layers, per block or per layer.
         first_last_float: keep the first and last layer float (the paper's choice).
+        resample: how a network at a scale below 1 resizes its input down and its output up,
+            one method for the whole search: ``linear`` (the paper's (bi)linear), ``cubic``
+            (Keys' cubic convolution) or ``fourier`` (spectral truncation and zero-padding;
+            the grid is taken as one period, so it is refused on layouts known not to be
+            periodic, such as Darcy's). Float models are trained through the resizes, so each
+            method has float models of its own (:mod:`autoq.data.resample`).
+        weight_granularity: ``per_tensor`` (the paper: one grid per weight tensor) or
+            ``per_channel`` (one grid per output channel of linear layers, convolutions and
+            spectral convolutions). The bit-op cost is the same for both.
+        transform: how the FNO's spectral convolutions (autoq's ``SpectralConv``) compute
+            their truncated Fourier transforms: ``fft`` (the default: float FFTs, priced as
+            16-bit work, ``5 N log2 N`` per complex transform), ``dft`` (every quantized spectral
+            layer runs them as real DFT matrix products on its grid, the matrices quantized at
+            the layer's weight bits and the signal entering each product at its activation
+            bits, priced as the matrix products they are at those bits) or ``search`` (a choice
+            per layer group holding a spectral layer, the sampler parameter
+            ``transform:<group>``: fft or dft. autoq's sampler, whose error model has no term
+            for it, is not given the parameter: each such group takes the cheaper transform at
+            its bits and scale, as do the baseline regimes; every trial records its
+            per-layer transforms). A float layer's transforms stay FFTs. Refused (when the
+            space is built) for a model without autoq spectral convolutions in its groups.
     """
 
     scales: list[Annotated[float, Field(gt=0, le=1)]] = Field(
@@ -240,6 +267,9 @@ class SpaceSpec(_Strict):
     allow_float: bool = False
     granularity: Granularity = "per_layer"
     first_last_float: bool = True
+    resample: Resample = "linear"
+    weight_granularity: WeightGranularity = "per_tensor"
+    transform: TransformSetting = "fft"
 
     @field_validator("scales", "weight_bits", "act_bits")
     @classmethod
@@ -429,6 +459,14 @@ class SearchSpec(_Strict):
             raise ValueError("search.fidelity: the promotion rule compares a screened "
                              "configuration's cost before it is timed, so it needs objectives "
                              "[error, bitops], not [error, latency]")
+        return self
+
+    @model_validator(mode="after")
+    def _fourier_needs_periodic_data(self) -> SearchSpec:
+        if self.space.resample == "fourier" and LAYOUTS[self.data.layout].periodic is False:
+            raise ValueError(f"space.resample: fourier takes the grid as one period, and "
+                             f"layout {self.data.layout!r} is not periodic (the jump between "
+                             f"its ends would ring over the whole grid); use linear or cubic")
         return self
 
     @model_validator(mode="after")

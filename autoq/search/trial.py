@@ -221,7 +221,8 @@ class TrialRunner:
             title = f"float model, scale {scale:g}" + ("" if rank is None else f", rank {rank}")
             self._float_models[scale, rank] = self.cache.get(
                 self.problem, self.space.model_config(rank), self.spec.train, scale=scale,
-                seed=self.spec.search.float_seed, description=title if self.progress else None)
+                seed=self.spec.search.float_seed, description=title if self.progress else None,
+                resample=self.spec.space.resample)
         return self._float_models[scale, rank]
 
     def float_error(self, scale: float, rank: Rank | None = None) -> float:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from autoq.bits import Resample
 from autoq.device import default_device
 from autoq.errors import SpecError
 from autoq.models.config import FactoryConfig, ModelConfig
@@ -67,9 +68,10 @@ class FloatModelCache:
 
     def key(
         self, problem: Problem, model: ModelConfig, train: TrainConfig, *, scale: float,
-        seed: int,
+        seed: int, resample: Resample = "linear",
     ) -> str:
-        """Content hash of everything that determines the trained weights."""
+        """Content hash of everything that determines the trained weights (training runs
+        through the resizes, so their method is one of them)."""
         split = {name: getattr(problem.split, name).tolist() for name in ("train", "val", "test")}
         payload = {
             "data": problem.data_digest,
@@ -81,17 +83,21 @@ class FloatModelCache:
             "scale": scale,
             "seed": seed,
         }
+        if resample != "linear":  # absent for linear: the keys of earlier models stay valid
+            payload["resample"] = resample
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
     def get(
         self, problem: Problem, model: ModelConfig, train: TrainConfig, *, scale: float,
-        seed: int = 0, description: str | None = None,
+        seed: int = 0, description: str | None = None, resample: Resample = "linear",
     ) -> FloatModel:
-        """The float model for these settings: loaded if cached, else trained and stored."""
-        key = self.key(problem, model, train, scale=scale, seed=seed)
+        """The float model for these settings (resized by ``resample``): loaded if cached,
+        else trained and stored."""
+        key = self.key(problem, model, train, scale=scale, seed=seed, resample=resample)
         path = self.root / f"{key}.pt"
         torch.manual_seed(seed)
-        solver = problem.build_solver(model, scale=scale).to(default_device())
+        solver = problem.build_solver(model, scale=scale, resample=resample).to(
+            default_device())
         if path.is_file():
             entry = torch.load(path, map_location=default_device(), weights_only=True)
             solver.load_state_dict(entry["state_dict"])

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from autoq.bits import Resample
 from autoq.data import (
     PDEData,
     Selection,
@@ -73,14 +74,16 @@ class Problem:
     def out_channels(self) -> int:
         return self.train_windows.out_channels
 
-    def build_solver(self, model: ModelConfig, *, scale: float) -> ScaledSolver:
-        """A fresh network for ``model`` wrapped at ``scale``, normalised on the training set."""
+    def build_solver(self, model: ModelConfig, *, scale: float, resample: Resample = "linear"
+                     ) -> ScaledSolver:
+        """A fresh network for ``model`` wrapped at ``scale`` (resized by ``resample``),
+        normalised on the training set."""
         network = build_model(model, spatial_dims=self.data.spatial_dims,
                               in_channels=self.in_channels, out_channels=self.out_channels)
         solver = ScaledSolver(
             network, data_shape=self.data.spatial_shape, scale=scale, fields=self.data.fields,
             input_steps=self.input_steps, target_steps=self.target_steps,
-            steady=self.data.steady, in_channels=self.in_channels,
+            steady=self.data.steady, in_channels=self.in_channels, resample=resample,
         )
         solver.fit_normalisation(self.train_windows)
         return solver

@@ -1,9 +1,10 @@
 """A network wrapped as a PDE solver at a spatial scale factor (the paper, sections 3.2 and 4.1).
 
-The wrapper owns everything around the network that the data dictates: (bi)linear resizing from
-the data grid to the network grid and back, per-field normalisation, and, for time-dependent
-problems, the residual form ``u_next = u_last + Δ``. The network itself only ever sees
-normalised tensors at its own resolution, which is what quantization wraps. A user's own model
+The wrapper owns everything around the network that the data dictates: resizing from the data
+grid to the network grid and back (:func:`autoq.data.resize`, by the space's method), per-field
+normalisation, and, for time-dependent problems, the residual form ``u_next = u_last + Δ``. The
+network itself only ever sees normalised tensors at its own resolution, which is what
+quantization wraps. A user's own model
 (a network with ``physical_units = True``) works in physical units as it was trained: it gets
 the resizing only.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from autoq.bits import Resample
 from autoq.data import TrajectoryWindows, network_shape, resize
+from autoq.data.resample import RESAMPLE_METHODS
 from autoq.errors import SpecError
 
 
@@ -33,6 +36,9 @@ class ScaledSolver(nn.Module):
         input_steps: past states per input (1 for steady problems).
         target_steps: future states per forward pass.
         steady: coefficient → solution (no residual, no rollout).
+        in_channels: channels of the input.
+        resample: how the input is resized down and the output up (:data:`autoq.bits.Resample`);
+            part of the float model's identity, since training runs through the resizes.
     """
 
     # Buffers registered in __init__: per-channel normalisation of inputs and outputs.
@@ -52,8 +58,12 @@ class ScaledSolver(nn.Module):
         target_steps: int,
         steady: bool,
         in_channels: int,
+        resample: Resample = "linear",
     ) -> None:
         super().__init__()
+        if resample not in RESAMPLE_METHODS:
+            raise SpecError(f"resample must be one of {list(RESAMPLE_METHODS)}, got {resample!r}")
+        self.resample: Resample = resample
         self.network = network
         self.data_shape = tuple(data_shape)
         self.scale = scale
@@ -99,11 +109,11 @@ class ScaledSolver(nn.Module):
 
     def to_network(self, x: torch.Tensor) -> torch.Tensor:
         """Resize a data-grid tensor ``(batch, c, *data_shape)`` to the network grid."""
-        return resize(x, self.net_shape)
+        return resize(x, self.net_shape, self.resample)
 
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
         """Resize a network-grid tensor ``(batch, c, *net_shape)`` back to the data grid."""
-        return resize(x, self.data_shape)
+        return resize(x, self.data_shape, self.resample)
 
     def normalise(self, state: torch.Tensor) -> torch.Tensor:
         """The network's input for a state window at the network grid (physical units)."""

@@ -135,6 +135,7 @@ def test_spectral_dft_transform_quantizes_every_matrix_product(spatial_dims: int
         signal = slots[f"input:{1 + stage}"]
         assert (matrix.bitwidth, matrix.symmetric, signal.bitwidth, signal.symmetric) == (
             3, True, 5, False)
+        assert matrix.is_initialized() and signal.is_initialized()  # each saw its tensor
         with torch.no_grad():
             quantized = matrix(getattr(layer, f"dft_matrix_{stage}")).dequantize()
         assert len(torch.unique(quantized)) <= 2 ** 3

@@ -331,3 +331,41 @@ def test_recorded_params_read_the_per_layer_bits() -> None:
     assert recorded_params(trial({"x": [4, 8], "y": [8, 8]}), groups) is None
     assert recorded_params(trial(None), groups) is None
     assert recorded_params(trial({"x": [4, 8]}, scale=None), groups) is None
+
+
+def test_parameters_encode_and_decode_the_transforms_of_groups() -> None:
+    from autoq.search.records import decode_params, decode_transforms, encode_params
+
+    params = encode_params(0.5, {"a": (4, 8), "b": (2, 3), "c": None},
+                           group_transforms={"a": "dft", "b": "fft"})
+    assert params == {"scale": 0.5, "w_bits:a": 4, "a_bits:a": 8, "w_bits:b": 2,
+                      "a_bits:b": 3, "w_bits:c": "float", "transform:a": "dft",
+                      "transform:b": "fft"}
+    assert decode_transforms(params, ["a", "b", "c"]) == {"a": "dft", "b": "fft"}
+    assert decode_params(params, ["a", "b", "c"]) == (0.5, {"a": (4, 8), "b": (2, 3), "c": None},
+                                                      None)
+    assert decode_transforms(encode_params(1.0, {"a": (4, 8)}), ["a"]) == {}
+
+
+def test_recorded_params_read_the_per_layer_transforms() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from autoq.search.records import recorded_params
+
+    def trial(transforms: dict | None):
+        attrs: dict = {"bits": {"x": [4, 8], "y": [4, 8], "z": [2, 3]}}
+        if transforms is not None:
+            attrs["transforms"] = transforms
+        return create_trial(state=TrialState.COMPLETE, values=[1.0, 1.0], params={"scale": 1.0},
+                            distributions={"scale": CategoricalDistribution([1.0])},
+                            user_attrs=attrs)
+
+    groups = {"g": ["x", "y"], "h": ["z"]}
+    bits = {"scale": 1.0, "w_bits:g": 4, "a_bits:g": 8, "w_bits:h": 2, "a_bits:h": 3}
+    # A group's transform is its spectral layers' (x here; y is not a spectral layer).
+    assert recorded_params(trial({"x": "dft", "z": "fft"}), groups) == {
+        **bits, "transform:g": "dft", "transform:h": "fft"}
+    assert recorded_params(trial(None), groups) == bits
+    assert recorded_params(trial({"x": "dft", "y": "fft"}), groups) is None
+    assert recorded_params(trial({"x": "fht"}), groups) is None

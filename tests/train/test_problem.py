@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from autoq.data import Selection, from_arrays, read_data
+from autoq.data import Selection, from_arrays, read_data, resize
 from autoq.errors import SpecError
 from autoq.models.config import FNOConfig
 from autoq.train import FloatModelCache, TrainConfig, load_problem
@@ -85,3 +86,23 @@ def test_float_model_trains_on_data_from_memory_and_is_cached_by_its_digest(
     again = cache.get(problem_from_data(from_arrays(data.trajectories.copy()), input_steps=4,
                                         target_steps=1), TINY_FNO, recipe, scale=1.0)
     assert again.loaded and again.key == first.key
+
+
+def test_the_resize_method_is_part_of_the_float_models_identity(burgers_file: Path,
+                                                                tmp_path: Path) -> None:
+    # Float training runs through the resizes, so each method trains a model of its own.
+    problem = load_problem(burgers_file, pde="burgers", input_steps=4, target_steps=1,
+                           selection=Selection(max_samples=12))
+    cache = FloatModelCache(tmp_path)
+    recipe = TrainConfig(epochs=1, batch_size=16)
+    keys = {method: cache.key(problem, TINY_FNO, recipe, scale=0.5, seed=0, resample=method)
+            for method in ("linear", "cubic", "fourier")}
+    assert len(set(keys.values())) == 3
+    assert keys["linear"] == cache.key(problem, TINY_FNO, recipe, scale=0.5, seed=0)
+    model = cache.get(problem, TINY_FNO, recipe, scale=0.5, resample="fourier")
+    assert (model.key, model.solver.resample, model.loaded) == (keys["fourier"], "fourier", False)
+    inputs = problem.val_windows.batch(torch.arange(2))[0]
+    expected = resize(inputs, model.solver.net_shape, "fourier")
+    assert torch.equal(model.solver.to_network(inputs), expected)
+    again = cache.get(problem, TINY_FNO, recipe, scale=0.5, resample="fourier")
+    assert again.loaded and again.solver.resample == "fourier"
