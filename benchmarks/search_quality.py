@@ -414,7 +414,8 @@ def machine_lines(results: Mapping[Piece, PieceResult]) -> list[str]:
         runs = []
         for run in result.runs:
             end = run.get("load_end")
-            load = f"{run['load_start'][0]:.2f}→" + (f"{end[0]:.2f}" if end else "killed")
+            load = f"{run['load_start'][0]:.2f}→" + (f"{end[0]:.2f}" if end
+                                                       else "? (running, or killed)")
             runs.append(f"{run['host']} {run['cores']} cores {run['torch_threads']} thread(s), "
                         f"load {load}, {run['started'][:16]}"
                         + (f"→{run['finished'][11:16]}" if run.get("finished") else "")
