@@ -53,6 +53,18 @@ def test_cost_json_has_every_regime_at_every_scale(workdir: Path, capsys) -> Non
     assert sum(layers.values()) == pytest.approx(costs["w4a8"]["1.0"]["total"])
 
 
+def test_cost_prices_the_spaces_resize_method(workdir: Path, capsys) -> None:
+    cubic = {**TINY_SPACE, "space": {**TINY_SPACE["space"], "resample": "cubic"}}
+    (workdir / "cubic.yaml").write_text(yaml.safe_dump(cubic))
+    resizes = {}
+    for name in ("tiny", "cubic"):
+        assert main(["cost", f"{name}.yaml", "--json"]) == 0
+        layers = json.loads(capsys.readouterr().out)["w4a8"]["0.5"]["layers"]
+        resizes[name] = layers["resize.in"], layers["resize.out"]
+    # 64 → 32 cells: 2 taps (linear) against 4 (cubic) per point, the same float pricing.
+    assert resizes["cubic"] == (2 * resizes["tiny"][0], 2 * resizes["tiny"][1])
+
+
 def test_search_then_pareto_pick_and_studies(workdir: Path, capsys) -> None:
     assert main(["search", "tiny.yaml"]) == 0
     out = capsys.readouterr().out
