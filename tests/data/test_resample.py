@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autoq.data import network_shape, resize
-from autoq.data.resample import fourier_matrix
+from autoq.data.resample import KEYS_A, cubic_taps, fourier_matrix
 from autoq.errors import SpecError
 
 
@@ -152,11 +152,13 @@ def _quadratic(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("shape", "target"), [((64,), (31,)), ((31,), (64,)), ((20,), (7,)),
-                                               ((5,), (16,)), ((24, 18), (11, 40))])
+                                               ((63,), (21,)), ((5,), (16,)),
+                                               ((24, 18), (11, 40))])
 def test_cubic_reproduces_a_quadratic_to_rounding_up_to_the_edges(
         shape: tuple[int, ...], target: tuple[int, ...]) -> None:
     # Keys' kernel with a = −1/2 reproduces quadratics (torch's bicubic, a = −3/4, does not),
-    # and his quadratic extrapolation beyond the ends keeps that up to the grid's edges.
+    # and his quadratic extrapolation beyond the ends keeps that up to the grid's edges. 63 → 21
+    # puts output points exactly on input points (taps at distances 0, 1 and 2).
     out = resize(_quadratic(shape), target, "cubic")
     assert torch.allclose(out, _quadratic(target), rtol=0, atol=1e-12)
 
@@ -188,3 +190,48 @@ def test_resize_names_an_unknown_method_and_a_wrong_size() -> None:
                                  "'fourier'], got 'nearest'")
     with pytest.raises(SpecError, match=r"needs 1 sizes, got \(4, 4\)"):
         resize(x, (4, 4), "cubic")
+
+
+def _keys_by_padding(x: torch.Tensor, n_out: int) -> torch.Tensor:
+    """Keys' cubic convolution of a 1-D signal written the other way round: the signal padded
+    with two ghost samples per side, each the parabola through the three nearest samples, then
+    the kernel's four taps summed."""
+    n = len(x)
+    left = [3 * x[0] - 3 * x[1] + x[2], 6 * x[0] - 8 * x[1] + 3 * x[2]]  # at -1, -2
+    right = [3 * x[-1] - 3 * x[-2] + x[-3], 6 * x[-1] - 8 * x[-2] + 3 * x[-3]]  # at n, n+1
+    padded = torch.stack([left[1], left[0], *x, right[0], right[1]])  # index i ↦ i + 2
+
+    def kernel(t: float) -> float:
+        t, a = abs(t), KEYS_A
+        if t <= 1:
+            return (a + 2) * t**3 - (a + 3) * t**2 + 1
+        return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a if t < 2 else 0.0
+
+    out = []
+    for j in range(n_out):
+        s = (j + 0.5) * n / n_out - 0.5
+        base = math.floor(s)
+        out.append(sum(kernel(s - p) * padded[p + 2] for p in range(base - 1, base + 3)))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(8, 19), (19, 8), (12, 36), (36, 12)])
+def test_cubic_equals_keys_kernel_on_the_signal_padded_with_ghost_samples(
+        n_in: int, n_out: int) -> None:
+    x = torch.randn(n_in, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got = resize(x.view(1, 1, n_in), (n_out,), "cubic").view(-1)
+    assert torch.allclose(got, _keys_by_padding(x, n_out), rtol=0, atol=1e-12)
+    index, weight = cubic_taps(n_in, n_out)
+    assert index.shape == weight.shape == (n_out, 4)  # four taps per point: what is priced
+    assert abs(weight.sum(axis=1) - 1).max() < 1e-12
+
+
+def test_fourier_under_onnx_export_is_the_same_map_as_matrices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # While torch.onnx exports (no FFT there), each axis is one matrix product: the same values.
+    x = torch.randn(2, 3, 17, 12, generator=torch.Generator().manual_seed(2))
+    expected = resize(x, (8, 25), "fourier")
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    got = resize(x, (8, 25), "fourier")
+    assert got.dtype == x.dtype and got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5)
