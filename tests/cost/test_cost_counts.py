@@ -314,8 +314,10 @@ def test_fourier_resizes_count_their_ffts_and_one_complex_product_per_kept_mode(
 
 
 def test_resize_counts_refuse_an_unknown_method_and_mismatched_grids() -> None:
-    from autoq.cost._counts import resize_operations
+    from autoq.cost._counts import Operations, resize_operations
 
+    # Linear unless told: 2 taps per point of a 1-D grid.
+    assert resize_operations(channels=1, in_shape=(8,), out_shape=(4,)) == Operations(8, 8)
     with pytest.raises(ValueError, match="linear, cubic or fourier, got 'nearest'"):
         resize_operations(channels=1, in_shape=(8,), out_shape=(4,), method="nearest")
     with pytest.raises(ValueError, match=r"in_shape \(8,\) and out_shape \(4, 4\)"):
