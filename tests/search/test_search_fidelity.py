@@ -76,8 +76,8 @@ def test_screening_runs_a_prefix_and_promotion_continues_it_to_the_full_run(
     tiny_spec_payload: dict[str, Any], optimiser_steps: list[int]
 ) -> None:
     plain = TrialRunner(_with_search(tiny_spec_payload))
-    screening = TrialRunner(_with_search(tiny_spec_payload, fidelity={"screening": 0.5}),
-                            problem=plain.problem)
+    screening = TrialRunner(_with_search(tiny_spec_payload, fidelity={"screening": 0.5},
+                                         warm_start={"keep": 2}), problem=plain.problem)
     config = _mixed(plain, 1.0)
     plain.float_model(1.0)  # trained (or loaded) before the steps are counted
     optimiser_steps[0] = 0
@@ -87,14 +87,17 @@ def test_screening_runs_a_prefix_and_promotion_continues_it_to_the_full_run(
 
     optimiser_steps[0] = 0
     decisions: list[tuple[float, float]] = []
-    screened = screening.run(config, seed=3,
+    screened = screening.run(config, seed=3, search="s", trial_number=0,
                              promote=lambda mse, cost: decisions.append((mse, cost)) or False)
     assert optimiser_steps[0] == screened.qat_steps == math.ceil(full_steps / 2) < full_steps
     assert screened.fidelity == "screened" and screened.mse == screened.screened_mse
     assert decisions == [(screened.mse, full.cost.total)]
+    assert screening.warm_starts is not None and len(screening.warm_starts) == 0  # not trained
 
     optimiser_steps[0] = 0
-    promoted = screening.run(config, seed=3, promote=lambda mse, cost: True)
+    promoted = screening.run(config, seed=3, search="s", trial_number=1,
+                             promote=lambda mse, cost: True)
+    assert promoted.warm_start is None and len(screening.warm_starts) == 1
     assert optimiser_steps[0] == promoted.qat_steps == full_steps
     assert promoted.fidelity == "full" and promoted.screened_mse == pytest.approx(screened.mse)
     # Continued from the screened state, not restarted: the same run as the plain trial's.
@@ -157,6 +160,35 @@ def test_a_screened_trial_with_the_lowest_error_is_neither_on_the_front_nor_pick
     full_only = [p for p in points if p.number != 2]
     assert hypervolume(points, reference) == pytest.approx(hypervolume(full_only, reference))
     assert "COMPLETE (screened)" in trials_table(points)
+
+
+@pytest.mark.parametrize("fidelity", ["screened", "full", None])
+def test_a_result_records_its_fidelity_steps_and_warm_start(fidelity: str | None) -> None:
+    from autoq.cost import CostReport, LayerCost
+    from autoq.search.objective import record_result
+    from autoq.search.trial import TrialResult
+
+    cost = CostReport(scale=1.0, network_shape=(8,),
+                      layers={"conv": LayerCost(10, 0, 8, 8, quantized=True)})
+    result = TrialResult(mse=2e-4, cost=cost, float_mse=1e-4, float_reference=1e-4,
+                         qat_steps=7, fidelity=fidelity,
+                         screened_mse=None if fidelity is None else 3e-4,
+                         warm_start=None if fidelity is None else 4)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    trial = study.ask()
+    record_result(trial, result, max_mse=None, max_cost=None)
+    study.tell(trial, [result.mse, result.objective_cost])
+    recorded = study.trials[0]
+    assert recorded.user_attrs[QAT_STEPS_ATTR] == 7
+    if fidelity is None:  # a search without the options records what it always did
+        assert recorded.constraints == {}
+        assert not {FIDELITY_ATTR, SCREENED_MSE_ATTR, WARM_START_ATTR} & set(recorded.user_attrs)
+        return
+    assert recorded.user_attrs[FIDELITY_ATTR] == fidelity
+    assert recorded.user_attrs[SCREENED_MSE_ATTR] == 3e-4
+    assert recorded.user_attrs[WARM_START_ATTR] == 4
+    assert recorded.constraints == {FIDELITY_CONSTRAINT: 1.0 if fidelity == "screened" else 0.0}
+    assert [t.number for t in study.best_trials] == ([] if fidelity == "screened" else [0])
 
 
 def test_screened_errors_are_corrected_by_the_full_to_screened_ratio_of_full_trials() -> None:
@@ -244,6 +276,8 @@ def test_warm_start_takes_the_nearest_held_trial_at_the_same_scale_only() -> Non
 
 def test_bits_distance_counts_octaves_and_float_as_sixteen_bits() -> None:
     assert bits_distance({"a": (4, 8), "b": None}, {"a": (8, 8), "b": (8, 16)}) == 2.0
+    assert bits_distance({"a": None}, {"a": (16, 16)}) == 0.0
+    assert bits_distance({"a": None}, {"a": (4, 2)}) == 5.0  # (4 − 2) + (4 − 1) octaves
     assert bits_distance({"a": (2, 16)}, {"a": (2, 16)}) == 0.0
     with pytest.raises(ValueError, match="different layers"):
         bits_distance({"a": (4, 8)}, {"b": (4, 8)})
