@@ -74,11 +74,11 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "if point.cost >= ref_cost or point.mse > ref_mse:",
         "a front point at the reference MSE adds a zero-height strip and leaves the MSE level "
         "at the reference"),
-    "autoq.data.resample.x_resize__mutmut_14": (
-        "return F.interpolate(x, size=tuple(size), mode=_MODES[spatial_dims], align_corners=None)",
+    "autoq.data.resample.x_resize__mutmut_26": (
+        "align_corners=None)",
         "F.interpolate takes align_corners=None as False for (bi)linear modes, silently"),
-    "autoq.data.resample.x_resize__mutmut_18": (
-        "return F.interpolate(x, size=tuple(size), mode=_MODES[spatial_dims], )",
+    "autoq.data.resample.x_resize__mutmut_30": (
+        ")",
         "align_corners defaults to None, which F.interpolate takes as False, silently"),
     "autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁ_mutate__mutmut_17": (
         "keep = self._rng.random(len(configs)) <= 0.5",

@@ -173,6 +173,12 @@ def test_cubic_is_third_order_on_a_cubic() -> None:
     assert 0 < errors[1] < errors[0] / 5
 
 
+@pytest.mark.parametrize("method", ["cubic", "fourier"])
+def test_resize_keeps_a_float32_tensor_float32(method: str) -> None:
+    x = torch.randn(1, 2, 12, 9)
+    assert resize(x, (5, 20), method).dtype == torch.float32
+
+
 def test_cubic_in_2d_resizes_each_axis_as_in_1d() -> None:
     x = torch.randn(1, 2, 12, 9, dtype=torch.float64)
     both = resize(x, (5, 20), "cubic")
