@@ -76,3 +76,23 @@ def test_baseline_grid_is_queued_once_at_the_chosen_scales(
     with pytest.raises(SpecError, match=r"scale 0\.3 is not in space\.scales"):
         enqueue_baseline_grid(study, tiny_spec, scales=[0.3])
     assert len(study.get_trials()) == len(REGIMES)
+
+
+def test_baseline_regime_cut_off_by_ctrl_c_is_queued_again(
+    tiny_spec: SearchSpec, sqlite_url: str
+) -> None:
+    """A regime whose trial was interrupted (failed with no error recorded) is queued again; one
+    that failed with an error counts as run and is not."""
+    from autoq.search import create_or_resume, enqueue_baseline_grid
+    from autoq.search.records import ERROR_ATTR
+
+    study = create_or_resume(tiny_spec, name="grid-requeue", storage=sqlite_url)
+    enqueue_baseline_grid(study, tiny_spec, regimes=["w8a8", "w4a4"], scales=[0.5])
+    interrupted = study.ask()
+    study.tell(interrupted, state=TrialState.FAIL)
+    errored = study.ask()
+    errored.set_user_attr(ERROR_ATTR, "QuantizationError: no encodings")
+    study.tell(errored, state=TrialState.FAIL)
+    assert enqueue_baseline_grid(study, tiny_spec, regimes=["w8a8", "w4a4"], scales=[0.5]) == 1
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["baseline"] for t in waiting] == [interrupted.user_attrs["baseline"]]

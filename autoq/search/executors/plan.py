@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 
 from autoq.cost import REGIMES
 from autoq.errors import SpecError
@@ -98,6 +99,9 @@ def open_search_study(spec: SearchSpec, *, name: str | None = None, storage: RDB
     return study, not existed
 
 
+_PENDING = (TrialState.WAITING, TrialState.RUNNING)
+
+
 def enqueue_baseline_grid(
     study: optuna.Study,
     spec: SearchSpec,
@@ -114,11 +118,13 @@ def enqueue_baseline_grid(
     outside = sorted(set(scales or ()) - set(spec.space.scales))
     if outside:
         raise SpecError(f"scale {outside[0]:g} is not in space.scales {spec.space.scales}")
-    # A queued trial holds its scale in Optuna's fixed parameters until it runs.
+    # A queued trial holds its scale in Optuna's fixed parameters until it runs. A trial cut
+    # off by Ctrl-C (failed, no error recorded, not retried) no longer holds its regime.
     existing = {(t.user_attrs.get(records.BASELINE_ATTR),
                  t.params.get(records.SCALE_PARAM,
                               t.system_attrs.get("fixed_params", {}).get(records.SCALE_PARAM)))
-                for t in study.get_trials(deepcopy=False)}
+                for t in study.get_trials(deepcopy=False)
+                if t.state in _PENDING or records.counts_towards_budget(t)}
     # The paper's regimes are about bits: in a search over ranks they run at the largest rank.
     widest_rank = spec.space.ranks[0] if spec.space.ranks else None
     queued = 0
