@@ -31,16 +31,16 @@ def test_diverging_trial_fails_with_its_reason_and_the_search_goes_on(
     tiny_spec_payload: dict[str, Any], sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = parse_spec({**tiny_spec_payload, "qat": {**tiny_spec_payload["qat"], "batch_size": 4}})
-    real_fit = trial_module.fit
+    real_run = trial_module.TrainingRun
     calls = []
 
     def first_qat_explodes(solver: Any, windows: Any, config: TrainConfig, **kwargs: Any) -> Any:
         calls.append(config)
         if len(calls) == 1:
             config = config.model_copy(update={"lr": 1e30})
-        return real_fit(solver, windows, config, **kwargs)
+        return real_run(solver, windows, config, **kwargs)
 
-    monkeypatch.setattr(trial_module, "fit", first_qat_explodes)
+    monkeypatch.setattr(trial_module, "TrainingRun", first_qat_explodes)
     study = run_search(spec, storage=sqlite_url, trials=3)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
