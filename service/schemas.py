@@ -196,8 +196,10 @@ class TrialPublic(BaseModel):
     baseline: bool
     regime: str | None = Field(None, description="the paper's uniform regime of a baseline")
     feasible: bool = Field(True, description="meets every constraint of the search "
-                                             "(max_mse, max_cost); only feasible trials can be "
-                                             "on the Pareto set or the operating point")
+                                             "(max_mse, max_cost, and full_fidelity: a trial "
+                                             "screened on a prefix of its QAT is not); only "
+                                             "feasible trials can be on the Pareto set or the "
+                                             "operating point")
     error: str | None = Field(None, description="why the trial failed, if it did")
     deployed_error: float | None = Field(
         None, description="the error of the trial's deployable ONNX model under onnxruntime, "
