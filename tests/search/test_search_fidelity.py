@@ -17,6 +17,7 @@ import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from autoq.cost import REGIMES
 from autoq.errors import SpecError
 from autoq.precision import TrialConfig
 from autoq.search import (
@@ -32,6 +33,7 @@ from autoq.search import (
 )
 from autoq.search.fidelity import estimated_full_error, promotes, screening_ratio
 from autoq.search.records import (
+    BASELINE_ATTR,
     FIDELITY_ATTR,
     FIDELITY_CONSTRAINT,
     QAT_STEPS_ATTR,
@@ -334,3 +336,21 @@ def test_fidelity_and_warm_start_are_off_by_default_and_checked(
     with pytest.raises(SpecError, match=r"objectives \[error, bitops\]"):
         parse_spec({**tiny_spec_payload, "search": {"fidelity": {"screening": 0.5},
                                                     "objectives": ["error", "latency"]}})
+
+
+def test_baseline_regimes_run_at_full_length_whatever_the_rule(
+    tiny_spec_payload: dict[str, Any], sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a rule that stops every trial at its screening step, the sampled trial is screened
+    and the enqueued paper regimes still run their whole QAT."""
+    from autoq.search import objective
+
+    monkeypatch.setattr(objective, "screening_decision",
+                        lambda *args, **kwargs: lambda screened_mse, cost: False)
+    spec = _with_search(tiny_spec_payload, sampler="random", trials=3,
+                        fidelity={"screening": 0.25, "margin": 0.0})
+    spec = spec.model_copy(update={"space": spec.space.model_copy(update={"scales": [0.5]})})
+    run_search(spec, storage=sqlite_url, baseline_grid=True, trials=len(REGIMES) + 1)
+    trials = load_study(spec.name, storage=sqlite_url).get_trials(states=(TrialState.COMPLETE,))
+    fidelity = {t.user_attrs.get(BASELINE_ATTR): t.user_attrs[FIDELITY_ATTR] for t in trials}
+    assert fidelity == {**dict.fromkeys(REGIMES, "full"), None: "screened"}
