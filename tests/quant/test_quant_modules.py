@@ -43,13 +43,19 @@ def test_spectral_dft_path_equals_the_fft_layer(spatial: tuple[int, ...], modes:
     torch.testing.assert_close(quantized._forward_dft(x), layer(x), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("spatial_dims", [1, 2])
-def test_spectral_quantized_at_16_bits_matches_float_and_differs_at_4(spatial_dims: int) -> None:
+def _spectral_case(spatial_dims: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """A seeded 6-channel spectral layer (5 modes per axis), a batch of inputs on a 24-point
+    grid, and the float layer's output on them."""
     torch.manual_seed(0)
     network = nn.Sequential(SpectralConv(6, 6, (5,) * spatial_dims))
     x = torch.randn(8, 6, *(24,) * spatial_dims)
     with torch.no_grad():
-        reference = network(x)
+        return network, x, network(x)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2])
+def test_spectral_quantized_at_16_bits_matches_float_and_differs_at_4(spatial_dims: int) -> None:
+    network, x, reference = _spectral_case(spatial_dims)
     errors = {}
     for bits in (16, 4):
         qnet = build_sim(network, TrialConfig(scale=1.0, bits={"0": (bits, bits)}),
@@ -109,11 +115,7 @@ def test_spectral_dft_transform_quantizes_every_matrix_product(spatial_dims: int
     bits (symmetric, on a grid the constant matrix's values take at most 2^b of) and its signal
     at the activation bits; at 16 bits the layer is the float one, at 4 bits it is further from
     it than the fft transform at 4 bits (more tensors are rounded)."""
-    torch.manual_seed(0)
-    network = nn.Sequential(SpectralConv(6, 6, (5,) * spatial_dims))
-    x = torch.randn(8, 6, *(24,) * spatial_dims)
-    with torch.no_grad():
-        reference = network(x)
+    network, x, reference = _spectral_case(spatial_dims)
     errors = {}
     for bits, transform in (((16, 16), "dft"), ((4, 6), "dft"), ((4, 6), "fft")):
         qnet = build_sim(network, _dft_config(bits, transform), dummy_input=x[:1])
