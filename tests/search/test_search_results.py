@@ -369,3 +369,26 @@ def test_recorded_params_read_the_per_layer_transforms() -> None:
     assert recorded_params(trial(None), groups) == bits
     assert recorded_params(trial({"x": "dft", "y": "fft"}), groups) is None
     assert recorded_params(trial({"x": "fht"}), groups) is None
+
+
+def test_a_study_reads_as_its_points_in_trial_order_and_counts_its_budget() -> None:
+    """``study_points`` gives one point per trial, numbered and valued as stored, whatever its
+    state; ``finished_trials`` counts the complete ones and those our objective failed."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from autoq.search.records import ERROR_ATTR
+    from autoq.search.results import finished_trials, study_points
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for trial in (create_trial(state=TrialState.COMPLETE, values=[3.0, 5.0]),
+                  create_trial(state=TrialState.FAIL, user_attrs={ERROR_ATTR: "TrialError: x"}),
+                  create_trial(state=TrialState.FAIL),
+                  create_trial(state=TrialState.COMPLETE, values=[1.0, 9.0])):
+        study.add_trial(trial)
+    points = study_points(study)
+    assert [(p.number, p.state, p.mse, p.cost) for p in points] == [
+        (0, "COMPLETE", 3.0, 5.0), (1, "FAIL", None, None), (2, "FAIL", None, None),
+        (3, "COMPLETE", 1.0, 9.0)]
+    assert finished_trials(study) == 3
