@@ -322,3 +322,28 @@ def test_resize_counts_refuse_an_unknown_method_and_mismatched_grids() -> None:
         resize_operations(channels=1, in_shape=(8,), out_shape=(4,), method="nearest")
     with pytest.raises(ValueError, match=r"in_shape \(8,\) and out_shape \(4, 4\)"):
         resize_operations(channels=1, in_shape=(8,), out_shape=(4, 4))
+
+
+def test_dft_operations_count_each_axis_of_a_3d_grid_by_hand() -> None:
+    """The count is written for any number of axes (the layer runs 1D and 2D): on a 3D grid
+    each signed axis' complex DFT sees the axes before it already in the spectrum (forward) or
+    back on the grid (inverse), and the others as they are then. Batch 1 unless given."""
+    from autoq.cost._counts import Operations, dft_operations
+
+    c, (n1, n2, n3), (k1, k2, k3) = 3, (8, 6, 10), (2, 3, 4)
+    forward = dft_operations(channels=c, spatial=(n1, n2, n3), kept=(k1, k2, k3), inverse=False)
+    last = 2 * c * n1 * n2 * n3 * k3  # x @ cos and x @ sin: n3 terms per kept mode
+    first = c * 2 * k1 * n2 * k3  # axis 1 to its 2·k1 modes, n1 terms each; axis 2 still n2
+    second = c * 2 * k1 * 2 * k2 * k3  # axis 2 to its 2·k2 modes, n2 terms each
+    assert forward == Operations(last + 4 * first * n1 + 4 * second * n2,
+                                 last + 4 * first * n1 + 2 * first + 4 * second * n2 + 2 * second)
+    inverse = dft_operations(channels=c, spatial=(n1, n2, n3), kept=(k1, k2, k3), inverse=True)
+    first = c * n1 * 2 * k2 * k3  # axis 1 back to n1 points, 2·k1 terms; axis 2 still 2·k2
+    second = c * n1 * n2 * k3  # axis 2 back to n2 points, 2·k2 terms
+    points = c * n1 * n2 * n3  # real @ cos + imag @ sin, k3 terms each, and one joining add
+    assert inverse == Operations(
+        4 * first * 2 * k1 + 4 * second * 2 * k2 + 2 * points * k3,
+        4 * first * 2 * k1 + 2 * first + 4 * second * 2 * k2 + 2 * second + 2 * points * k3
+        + points)
+    assert dft_operations(channels=c, spatial=(n1, n2, n3), kept=(k1, k2, k3), inverse=True,
+                          batch=2) == inverse + inverse
