@@ -330,7 +330,7 @@ def test_dft_operations_count_each_axis_of_a_3d_grid_by_hand() -> None:
     back on the grid (inverse), and the others as they are then. Batch 1 unless given."""
     from autoq.cost._counts import Operations, dft_operations
 
-    c, (n1, n2, n3), (k1, k2, k3) = 3, (8, 6, 10), (2, 3, 4)
+    c, (n1, n2, n3), (k1, k2, k3) = 3, (8, 14, 10), (2, 3, 4)  # no axis with n = 2·k
     forward = dft_operations(channels=c, spatial=(n1, n2, n3), kept=(k1, k2, k3), inverse=False)
     last = 2 * c * n1 * n2 * n3 * k3  # x @ cos and x @ sin: n3 terms per kept mode
     first = c * 2 * k1 * n2 * k3  # axis 1 to its 2·k1 modes, n1 terms each; axis 2 still n2
