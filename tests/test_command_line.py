@@ -112,7 +112,7 @@ def test_search_whose_trials_all_fail_says_why_and_exits_non_zero(
     def diverges(*args, **kwargs):
         raise TrialError("training loss became nan at step 1")
 
-    monkeypatch.setattr(trial_module, "fit", diverges)
+    monkeypatch.setattr(trial_module, "TrainingRun", diverges)  # every QAT run
     assert main(["search", "tiny.yaml", "--trials", "2"]) == 1
     captured = capsys.readouterr()
     assert captured.out.count("failed: TrialError: training loss became nan at step 1") == 2
