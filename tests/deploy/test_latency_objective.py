@@ -111,7 +111,10 @@ def test_latency_search_times_every_trial_against_the_float_model(
         assert shown["cost"] == trial.values[1]
         assert shown["bitops"] == trial.user_attrs[BITOPS_ATTR]
     sampled = [t for t in trials if "baseline" not in t.user_attrs]
-    assert len(sampled) == 1 and "deployable" in sampled[0].user_attrs
+    # Timed either way (above); which configuration the sampler picks follows the latency it
+    # measures, and the export check refuses some (recorded as the trial's deploy_error).
+    assert len(sampled) == 1
+    assert ("deployable" in sampled[0].user_attrs) != ("deploy_error" in sampled[0].user_attrs)
 
 
 def test_pareto_table_of_a_latency_search_names_its_cost(
