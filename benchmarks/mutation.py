@@ -98,40 +98,34 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁinfer_relative_search_space__mutmut_7': (
         'finished = study.get_trials(deepcopy=True, states=(TrialState.COMPLETE,))',
         'a copy of the stored trials or the trials themselves: the sampler only reads them'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_2': (
-        'for finished in study.get_trials(deepcopy=None, states=(TrialState.COMPLETE,)):',
-        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
     'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_3': (
-        'for finished in study.get_trials(deepcopy=False, states=None):',
-        'trials that are not complete hold no values, and the loop skips a trial without values'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_4': (
-        'for finished in study.get_trials(states=(TrialState.COMPLETE,)):',
+        'complete = study.get_trials(deepcopy=None, states=(TrialState.COMPLETE,))',
         'a copy of the stored trials or the trials themselves: the sampler only reads them'),
     'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_5': (
-        'for finished in study.get_trials(deepcopy=False, ):',
-        'trials that are not complete hold no values, and the loop skips a trial without values'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_7': (
-        'for finished in study.get_trials(deepcopy=True, states=(TrialState.COMPLETE,)):',
+        'complete = study.get_trials(states=(TrialState.COMPLETE,))',
         'a copy of the stored trials or the trials themselves: the sampler only reads them'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_103': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_8': (
+        'complete = study.get_trials(deepcopy=True, states=(TrialState.COMPLETE,))',
+        'a copy of the stored trials or the trials themselves: the sampler only reads them'),
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_109': (
         'front = _front(list(zip(front_cost, front_mse, strict=None)))',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_106': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_112': (
         'front = _front(list(zip(front_cost, front_mse, )))',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_107': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_113': (
         'front = _front(list(zip(front_cost, front_mse, strict=False)))',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_134': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_140': (
         'for c, y in zip(costs, predicted, strict=None)])',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_137': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_143': (
         'for c, y in zip(costs, predicted, )])',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_138': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_144': (
         'for c, y in zip(costs, predicted, strict=False)])',
         'the zipped arrays have equal lengths by construction: strict never fires'),
-    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_151': (
+    'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_relative__mutmut_157': (
         'return self.decode(Configs.from_rows(rows[chosen:chosen + 2]))[0]',
         'decode(...)[0] takes the first row of the slice either way'),
     'autoq.search.samplers.cost_aware.xǁCostAwareSamplerǁsample_independent__mutmut_1': (
@@ -185,6 +179,108 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     'autoq.search.samplers.cost_aware.xǁNoisePowerModelǁ__init____mutmut_9': (
         'self.act_noise = np.asarray(act_noise, dtype=None)',
         'noise powers and coarseness are Python floats: asarray infers float64 either way'),
+    'autoq.data.resample.x_cubic_taps__mutmut_33': (
+        'for j, (point, w) in enumerate(zip(points, weights, strict=None)):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x_cubic_taps__mutmut_36': (
+        'for j, (point, w) in enumerate(zip(points, weights, )):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x_cubic_taps__mutmut_37': (
+        'for j, (point, w) in enumerate(zip(points, weights, strict=False)):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x_cubic_taps__mutmut_71': (
+        'return index, np.take_along_axis(dense, index, )',
+        "numpy's take_along_axis defaults to the last axis, axis 1 of this 2-D array"),
+    'autoq.data.resample.x__keys__mutmut_33': (
+        'return np.where(t < 1, near, np.where(t < 2, far, 0.0))',
+        "Keys' near and far kernels are both 0 at t = 1"),
+    'autoq.data.resample.x__keys__mutmut_41': (
+        'return np.where(t <= 1, near, np.where(t <= 2, far, 0.0))',
+        'the four taps lie at distances below 2 (or exactly 2, where the far kernel is 0)'),
+    'autoq.data.resample.x__keys__mutmut_42': (
+        'return np.where(t <= 1, near, np.where(t < 3, far, 0.0))',
+        'the four taps lie at distances below 2 (or exactly 2, where the far kernel is 0)'),
+    'autoq.data.resample.x__extrapolation__mutmut_11': (
+        'near = np.arange(count) if point <= 0 else np.arange(n - count, n)',
+        'called only for taps outside the grid: integer points < 0 or >= n'),
+    'autoq.data.resample.x__extrapolation__mutmut_12': (
+        'near = np.arange(count) if point < 1 else np.arange(n - count, n)',
+        'called only for taps outside the grid: integer points < 0 or >= n'),
+    'autoq.data.resample.x_fourier_matrix__mutmut_9': (
+        'frequencies = torch.arange(-(h - 1), h, dtype=None)',
+        'int64 frequencies are promoted to float64 by the float64 factors they multiply'),
+    'autoq.data.resample.x_fourier_matrix__mutmut_12': (
+        'frequencies = torch.arange(-(h - 1), h, )',
+        'int64 frequencies are promoted to float64 by the float64 factors they multiply'),
+    'autoq.data.resample.x__fourier__mutmut_21': (
+        'kept = [fourier_kept(n, m) for n, m in zip(x.shape[2:], size, strict=None)]',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_24': (
+        'kept = [fourier_kept(n, m) for n, m in zip(x.shape[2:], size, )]',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_26': (
+        'kept = [fourier_kept(n, m) for n, m in zip(x.shape[2:], size, strict=False)]',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_37': (
+        'coefficients = torch.fft.rfft(x, ).narrow(-1, 0, kept[-1])',
+        'dim=-1 is the default of torch.fft.rfft/irfft'),
+    'autoq.data.resample.x__fourier__mutmut_48': (
+        'for axis, n, h in zip(axes, signed_in, kept[:-1], strict=None):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_52': (
+        'for axis, n, h in zip(axes, signed_in, kept[:-1], ):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_55': (
+        'for axis, n, h in zip(axes, signed_in, kept[:-1], strict=False):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_87': (
+        'for axis, m, h in zip(axes, signed_out, kept[:-1], strict=None):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_91': (
+        'for axis, m, h in zip(axes, signed_out, kept[:-1], ):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_94': (
+        'for axis, m, h in zip(axes, signed_out, kept[:-1], strict=False):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier__mutmut_127': (
+        'return torch.fft.irfft(coefficients, n=m_last, norm="forward")',
+        'dim=-1 is the default of torch.fft.rfft/irfft'),
+    'autoq.data.resample.x__fourier_factor__mutmut_3': (
+        'factor = torch.ones((), dtype=None)',
+        '1 is exact in any dtype and the product with complex128 factors is complex128'),
+    'autoq.data.resample.x__fourier_factor__mutmut_5': (
+        'factor = torch.ones((), )',
+        '1 is exact in any dtype and the product with complex128 factors is complex128'),
+    'autoq.data.resample.x__fourier_factor__mutmut_10': (
+        'for axis, (n, m, h) in enumerate(zip(shape_in, shape_out, kept, strict=None)):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier_factor__mutmut_14': (
+        'for axis, (n, m, h) in enumerate(zip(shape_in, shape_out, kept, )):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.data.resample.x__fourier_factor__mutmut_15': (
+        'for axis, (n, m, h) in enumerate(zip(shape_in, shape_out, kept, strict=False)):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_35': (
+        'operations = Operations(2 * points * n_last * kept[-1], 2 * points * n_last * kept[-1])',
+        'the first term added to Operations(0, 0): = and += give the same'),
+    'autoq.cost._counts.x_dft_operations__mutmut_59': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=None), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_62': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], ), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_65': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=False), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_93': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=None), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_96': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], ), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
+    'autoq.cost._counts.x_dft_operations__mutmut_99': (
+        'for axis, (n, k) in enumerate(zip(signed, kept[:-1], strict=False), start=1):',
+        'zip over sequences of equal length by construction: strict only checks that'),
 }
 
 KILLED = {"killed", "timeout", "caught by type check"}
