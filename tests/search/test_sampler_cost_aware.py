@@ -463,6 +463,9 @@ def test_hypervolume_gain_of_a_point_against_a_front_by_hand() -> None:
     assert _improvement(front, (1.5, 2.0), reference) == pytest.approx(0.5)
     assert _improvement(front, (2.5, 2.0), reference) == 0.0  # dominated
     assert _improvement(front, (5.0, 0.1), reference) == 0.0  # beyond the reference
+    # A reference with unequal coordinates (cost 5, error 3.5), one step between 3.5 and 5 in
+    # cost: 4·0.5 + 3·2 + 2·0.5 + 1·0.3.
+    assert _area([*front, (4.0, 0.2)], (5.0, 3.5)) == pytest.approx(9.3)
 
 
 def test_the_noise_power_prior_is_the_documented_one() -> None:
