@@ -504,6 +504,21 @@ def test_a_cost_that_is_not_a_sum_over_groups_is_priced_one_configuration_at_a_t
     assert len(sampler._greedy_path(0, 0, sampler._model.mode)) == 0
 
 
+def test_a_cost_off_a_sum_by_a_few_per_cent_gets_no_table() -> None:
+    """A sum over groups to the power 1.02 is close to additive, not additive: the table's
+    check must refuse it, or the sampler would price by the wrong sum."""
+    def nearly_additive(params: dict) -> float:
+        scale, bits = _config(params)
+        return scale * sum(w * a for w, a in bits.values()) ** 1.02
+
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=nearly_additive, seed=0, candidates=64)
+    assert sampler._table_at(0, 0) is None
+    configs = sampler.decode(sampler._random_configs(20))
+    assert sampler.costs(sampler.encode(configs)) == pytest.approx(
+        [nearly_additive(c) for c in configs], rel=1e-12)
+
+
 def test_float_groups_are_priced_and_walked_without_activation_choices() -> None:
     def cost(params: dict) -> float:
         total = 0.0
