@@ -563,22 +563,6 @@ def machine_record(study: optuna.Study, *, torch_threads: int) -> Iterator[None]
         study.set_user_attr(RUNS_ATTR, runs)
 
 
-def missing_grid_trials(trials: Sequence[FrozenTrial], regimes: Sequence[str],
-                        scales: Sequence[float]) -> list[tuple[str, float]]:
-    """The grid's (regime, scale) pairs no trial of the study holds or will run: a trial failed
-    by an interrupt (Ctrl-C: failed, not counted, not retried) leaves its pair to run again."""
-    held = set()
-    for trial in trials:
-        if records.counts_towards_budget(trial) or trial.state in (TrialState.WAITING,
-                                                                   TrialState.RUNNING):
-            scale = trial.params.get(records.SCALE_PARAM,
-                                     trial.system_attrs.get("fixed_params", {}).get(
-                                         records.SCALE_PARAM))
-            held.add((trial.user_attrs.get(records.BASELINE_ATTR), scale))
-    return [(regime, scale) for regime in regimes for scale in scales
-            if (regime, scale) not in held]
-
-
 def paper_scales(spec: SearchSpec) -> list[float]:
     return [scale for scale in PAPER_SCALES if scale in spec.space.scales]
 
@@ -620,12 +604,8 @@ def run_search_piece(piece: Piece, spec: SearchSpec, runner: TrialRunner, storag
                       trials=budget, space=runner.space)
     study = run.study
     if piece.method == "grid":
+        # Queues again a regime an interrupt cut off (and nothing the study still holds).
         enqueue_baseline_grid(study, run.spec, scales=scales)
-        rank = spec.space.ranks[0] if spec.space.ranks else None
-        for regime, scale in missing_grid_trials(study.get_trials(deepcopy=False),
-                                                 list(REGIMES), scales):
-            study.enqueue_trial(records.encode_params(scale, {}, rank),
-                                user_attrs={records.BASELINE_ATTR: regime})
     study.set_user_attr(BUDGET_ATTR, budget)
     study.set_user_attr(REFERENCE_ATTR, list(reference))
     try:

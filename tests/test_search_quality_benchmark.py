@@ -144,18 +144,6 @@ def test_amp_point_reads_back_as_a_trial_and_its_phase_is_charged_up_front() -> 
     assert result.wall == pytest.approx(179)
 
 
-def test_missing_grid_trials_run_again_only_what_an_interrupt_lost() -> None:
-    study = new_study()
-    add_trial(study, scale=0.5, at=0, seconds=1, baseline="w8a8")
-    add_trial(study, scale=0.5, at=1, seconds=1, baseline="w4a4", state=TrialState.FAIL)
-    add_trial(study, scale=0.5, at=2, seconds=1, baseline="float", state=TrialState.FAIL,
-              error="TrialError: nan")
-    study.enqueue_trial({records.SCALE_PARAM: 0.5}, user_attrs={records.BASELINE_ATTR: "w4a8"})
-    missing = bench.missing_grid_trials(study.get_trials(),
-                                        ["float", "w8a16", "w8a8", "w4a8", "w4a4"], [0.5])
-    assert missing == [("w8a16", 0.5), ("w4a4", 0.5)]
-
-
 def result(method: str, seed: int, volume: float | None, *, budget: int = 1
            ) -> Any:
     """A piece with one trial whose hypervolume is ``volume`` (None: unfinished)."""
