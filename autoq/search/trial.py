@@ -63,8 +63,9 @@ class TrialResult:
             rank.
         rollout_mse: MSE of autoregressive rollouts over the validation trajectories (the
             whole trajectory from its first window; ``None`` for steady problems).
-        timings: seconds spent in ``float`` (train or load), ``calibration``, ``qat``,
-            ``evaluation`` and ``export``.
+        timings: seconds spent in ``float`` (training or loading the float models the trial
+            needs, its own and the full-resolution reference, and scoring them), ``calibration``,
+            ``qat``, ``evaluation`` and ``export``.
         artifact: directory of the exported quantized network, if exported.
         deployable: directory of the deployable ONNX model (raw input to raw output), if
             exported (not for networks with no ONNX form, such as neuraloperator's).
@@ -256,6 +257,9 @@ class TrialRunner:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         float_model = self.float_model(config.scale, config.rank)
+        float_mse = self.float_error(config.scale, config.rank)
+        # The full-resolution model too: a trial at a lower scale may be the first to need it.
+        float_reference = self.float_reference
         timings["float"] = time.perf_counter() - started
 
         solver = copy.deepcopy(float_model.solver)
@@ -316,8 +320,7 @@ class TrialRunner:
         if not keep:  # exported only to be timed, into the scratch folder now gone
             deployment = _Deployment()
         return TrialResult(mse=mse, cost=cost,
-                           float_mse=self.float_error(config.scale, config.rank),
-                           float_reference=self.float_reference,
+                           float_mse=float_mse, float_reference=float_reference,
                            rollout_mse=rollout_mse, timings=timings,
                            artifact=deployment.artifact, deployable=deployment.deployable,
                            deployed_error=deployment.deployed_error,
