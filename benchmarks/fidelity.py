@@ -2,20 +2,26 @@
 
 Usage:
     python benchmarks/fidelity.py [--space burgers-fno-small] [--trials 25] [--seed 0]
-        [--screening 0.25] [--margin 0.25] [--keep 16] [--variants off fidelity fidelity+warm]
+        [--screening 0.25] [--margin 0.25] [--keep 16] [--sensitivity-bits 4]
+        [--variants off fidelity fidelity+warm sensitivity]
 
 autoq's sampler searches the space once per variant, at the same budget of trials and seed:
 ``off`` (every trial runs the whole QAT: today's search), ``fidelity`` (``search.fidelity``:
 every sampled trial screened on the first ``--screening`` of its QAT, promoted by the rule of
-:mod:`autoq.search.fidelity`) and ``fidelity+warm`` (also ``search.warm_start``). Every float
+:mod:`autoq.search.fidelity`), ``fidelity+warm`` (also ``search.warm_start``) and
+``sensitivity`` (``search.sensitivity``: a calibration-only sensitivity pass at
+``--sensitivity-bits`` before the first trial as the sampler's prior; its wall time includes
+the pass). Every float
 model of the space is trained (or loaded from the float-model cache) once, first; each variant
 loads them from that cache, so its wall time holds its trials and sampler, no float training.
 
 Per variant it prints the hypervolume of the full-length trials (log10 cost × log10 MSE,
 reference: the float model's cost at full resolution and 10 × its MSE, as in
 ``benchmarks/search_quality.py``), the seconds spent in QAT and in the whole search, the QAT
-optimiser steps, the sampled trials promoted to full length, and the seconds each variant took
-to reach the hypervolume ``off`` reached at the end (from the trials' completion times).
+optimiser steps, the sampled trials promoted to full length, the seconds of the sensitivity
+pass, and the seconds each variant took to reach the hypervolume ``off`` reached at the end
+(from the search's start, so a pass before the first trial counts, to the trials' completion
+times).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -40,11 +47,12 @@ from autoq.search.records import (
     SCREENED,
     TIMINGS_ATTR,
     WARM_START_ATTR,
+    recorded_sensitivities,
     trial_point,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("off", "fidelity", "fidelity+warm")
+VARIANTS = ("off", "fidelity", "fidelity+warm", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class Outcome:
     sampled: int
     promoted: int
     warm_started: int
+    sensitivity_seconds: float | None
+    """The sensitivity pass's seconds (``None``: no pass)."""
     curve: list[tuple[float, float]]
     """(seconds since the search started, hypervolume of the trials complete by then)."""
 
@@ -69,13 +79,15 @@ class Outcome:
 
 
 def variant_spec(spec: SearchSpec, variant: str, *, trials: int, seed: int, screening: float,
-                 margin: float, keep: int) -> SearchSpec:
+                 margin: float, keep: int, sensitivity_bits: int = 4) -> SearchSpec:
     """``spec`` with autoq's sampler at ``trials`` and ``seed``, and the variant's options."""
     search: dict[str, object] = {"sampler": "autoq", "trials": trials, "seed": seed}
-    if variant != "off":
+    if variant.startswith("fidelity"):
         search["fidelity"] = {"screening": screening, "margin": margin}
     if variant == "fidelity+warm":
         search["warm_start"] = {"keep": keep}
+    if variant == "sensitivity":
+        search["sensitivity"] = {"bits": sensitivity_bits}
     payload = spec.model_dump(mode="json")
     payload["search"] = {**payload["search"], **search}
     return SearchSpec.model_validate(payload)
@@ -87,12 +99,14 @@ def run_variant(spec: SearchSpec, base: TrialRunner, variant: str, *, storage: s
     # The float models come from the cache ``base`` filled: loaded, not trained again.
     runner = TrialRunner(spec, cache=base.cache, problem=base.problem, space=base.space)
     run = prepare_run(spec, name=f"{spec.name}-{variant}", storage=storage)
+    # Optuna stamps trials with naive local times: the search's start is taken the same way.
+    first = datetime.now()
     started = time.perf_counter()
     LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[], should_stop=None)
     wall = time.perf_counter() - started
     trials = sorted((t for t in run.study.get_trials(deepcopy=False)
                      if t.datetime_complete is not None), key=lambda t: t.datetime_complete)
-    first = min(t.datetime_start for t in trials)
+    measured = recorded_sensitivities(run.study.user_attrs)
     curve = []
     for done in range(1, len(trials) + 1):
         elapsed = (trials[done - 1].datetime_complete - first).total_seconds()
@@ -107,6 +121,7 @@ def run_variant(spec: SearchSpec, base: TrialRunner, variant: str, *, storage: s
         sampled=len(sampled),
         promoted=sum(t.user_attrs.get(FIDELITY_ATTR) != SCREENED for t in sampled),
         warm_started=sum(WARM_START_ATTR in t.user_attrs for t in trials),
+        sensitivity_seconds=None if measured is None else measured.seconds,
         curve=curve)
 
 
@@ -119,6 +134,8 @@ def main() -> None:
                         help="fraction of the QAT a configuration is screened on")
     parser.add_argument("--margin", type=float, default=0.25, help="the promotion rule's margin")
     parser.add_argument("--keep", type=int, default=16, help="warm starts held in memory")
+    parser.add_argument("--sensitivity-bits", type=int, default=4,
+                        help="the bits each group is measured at in the sensitivity pass")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     args = parser.parse_args()
     threads = configure_threads()
@@ -143,7 +160,8 @@ def main() -> None:
         storage = f"sqlite:///{tmp}/fidelity.db"
         for variant in args.variants:
             spec_of = variant_spec(spec, variant, trials=args.trials, seed=args.seed,
-                                   screening=args.screening, margin=args.margin, keep=args.keep)
+                                   screening=args.screening, margin=args.margin, keep=args.keep,
+                                   sensitivity_bits=args.sensitivity_bits)
             outcome = run_variant(spec_of, base, variant, storage=storage, reference=reference)
             outcomes.append(outcome)
             print(f"  {variant}: hypervolume {outcome.hypervolume:.3f}, wall "
@@ -151,14 +169,18 @@ def main() -> None:
                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     target = outcomes[0]
     header = ("variant", "hypervolume", "wall s", "QAT s", "QAT steps", "promoted",
-              "warm-started", f"s to {target.variant}'s hv", "wall / " + target.variant)
+              "warm-started", "pass s", f"s to {target.variant}'s hv",
+              "wall / " + target.variant)
     rows = []
     for outcome in outcomes:
         reached = outcome.seconds_to(target.hypervolume)
         rows.append((outcome.variant, f"{outcome.hypervolume:.3f}",
                      f"{outcome.wall_seconds:.0f}", f"{outcome.qat_seconds:.0f}",
                      str(outcome.qat_steps), f"{outcome.promoted}/{outcome.sampled}",
-                     str(outcome.warm_started), "never" if reached is None else f"{reached:.0f}",
+                     str(outcome.warm_started),
+                     "-" if outcome.sensitivity_seconds is None
+                     else f"{outcome.sensitivity_seconds:.1f}",
+                     "never" if reached is None else f"{reached:.0f}",
                      f"{outcome.wall_seconds / target.wall_seconds:.2f}"))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -23,6 +23,7 @@ from autoq.search import records
 from autoq.search.fidelity import promotes, screening_ratio
 from autoq.search.results import pareto_front, study_points
 from autoq.search.samplers.cost_aware import CostAwareSampler
+from autoq.search.sensitivity import ensure_sensitivities
 from autoq.search.space import SearchSpace
 from autoq.search.spec import FidelitySettings
 from autoq.search.trial import Promotion, TrialResult, TrialRunner
@@ -176,7 +177,12 @@ def run_trials(
     Every executor runs its trials through here, so their records are the same. A trial that
     raises is recorded as failed (with its error) and the next one runs; heartbeats (from
     :func:`~autoq.search.storage.open_storage`) fail and requeue trials of dead processes at
-    each trial's start.
+    each trial's start. Under ``search.sensitivity`` the calibration-only sensitivity pass runs
+    first, unless the study has recorded it
+    (:func:`~autoq.search.sensitivity.ensure_sensitivities`).
     """
+    # Under search.sensitivity, the sampler's prior is measured (once per study) before the
+    # first trial it proposes.
+    ensure_sensitivities(study, runner)
     study.optimize(make_objective(runner, study.study_name), n_trials=n_trials, timeout=timeout,
                    catch=(Exception,), callbacks=callbacks, gc_after_trial=True)

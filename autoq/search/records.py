@@ -53,6 +53,11 @@ DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("minimize", "minimize
 SPEC_ATTR = "autoq_spec"
 """Study user attribute: the search's spec as JSON."""
 
+SENSITIVITY_ATTR = "autoq_sensitivity"
+"""Study user attribute: the calibration-only sensitivity pass of ``search.sensitivity``
+(:class:`Sensitivities` as JSON), written once, before the first trial, and read back on resume
+and by autoq's sampler."""
+
 SCALE_PARAM = "scale"
 RANK_PARAM = "rank"
 """The factorization rank's parameter, present only when the spec's ``space.ranks`` is set."""
@@ -116,6 +121,50 @@ QAT_STEPS_ATTR = "qat_steps"
 WARM_START_ATTR = "warm_start"
 """The number of the trial whose QAT-trained weights this trial started from
 (``search.warm_start``); absent when it started from the float model."""
+
+
+@dataclass(frozen=True)
+class Sensitivities:
+    """What the calibration-only sensitivity pass measured (:data:`SENSITIVITY_ATTR`).
+
+    Attributes:
+        bits: the bitwidth each group was quantized at, alone.
+        scale: the scale of the float model measured (the space's largest).
+        rank: its factorization rank (``None`` unless the search varies it).
+        float_error: the float model's validation error there.
+        weight: per group, the relative error increase ``error / float_error − 1`` with the
+            group's weights alone at ``bits`` (calibrated, no QAT); may be ≤ 0 within noise.
+        act: the same with the group's activations alone at ``bits``.
+        seconds: how long the pass took.
+    """
+
+    bits: int
+    scale: float
+    rank: Rank | None
+    float_error: float
+    weight: dict[str, float]
+    act: dict[str, float]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bits": self.bits, "scale": self.scale, "rank": self.rank,
+                "float_error": self.float_error, "weight": dict(self.weight),
+                "act": dict(self.act), "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> Sensitivities:
+        return cls(bits=int(payload["bits"]), scale=float(payload["scale"]),
+                   rank=payload.get("rank"), float_error=float(payload["float_error"]),
+                   weight={g: float(v) for g, v in payload["weight"].items()},
+                   act={g: float(v) for g, v in payload["act"].items()},
+                   seconds=float(payload["seconds"]))
+
+
+def recorded_sensitivities(study_attrs: Mapping[str, Any]) -> Sensitivities | None:
+    """The sensitivity pass recorded in a study's user attributes, or ``None``."""
+    payload = study_attrs.get(SENSITIVITY_ATTR)
+    return None if payload is None else Sensitivities.from_json(payload)
+
 
 MAX_MSE_CONSTRAINT, MAX_COST_CONSTRAINT = "max_mse", "max_cost"
 """Constraint keys: the value is ``mse − max_mse`` (``cost − max_cost``), feasible when ≤ 0."""

@@ -376,6 +376,24 @@ class WarmStartSettings(_Strict):
     keep: int = Field(16, ge=1, le=1024)
 
 
+class SensitivitySettings(_Strict):
+    """A calibration-only sensitivity pass as the prior of autoq's sampler
+    (:mod:`autoq.search.sensitivity`).
+
+    Before the search's first trial, on the float model at the space's largest scale (and
+    rank), each quantizer group alone has its weights, then alone its activations, at ``bits``
+    (the rest float), is calibrated (no QAT) and scored: its error relative to the float
+    model's is the prior centre of that group's sensitivity in the sampler's error model. The
+    result (and the seconds it took) is recorded on the study, so a resumed search reads it.
+
+    Attributes:
+        bits: the bitwidth each group is measured at, alone: at most 8 (above, one group's
+            quantization noise is too small against the float model's error to be measured).
+    """
+
+    bits: int = Field(4, ge=MIN_BITS, le=8)
+
+
 class SearchSettings(_Strict):
     """How to search: objectives, sampler, budget, executor.
 
@@ -394,6 +412,8 @@ class SearchSettings(_Strict):
             every trial runs the whole QAT.
         warm_start: warm-started QAT (:class:`WarmStartSettings`); ``None`` (the default):
             every trial starts from the float model.
+        sensitivity: a calibration-only sensitivity pass as autoq's sampler's prior
+            (:class:`SensitivitySettings`); ``None`` (the default): no pass.
     """
 
     objectives: list[ObjectiveName] = Field(default_factory=lambda: list(OBJECTIVES[0]))
@@ -409,6 +429,7 @@ class SearchSettings(_Strict):
     max_concurrent: int | None = Field(None, ge=1)
     fidelity: FidelitySettings | None = None
     warm_start: WarmStartSettings | None = None
+    sensitivity: SensitivitySettings | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -416,6 +437,14 @@ class SearchSettings(_Strict):
         if values not in OBJECTIVES:
             raise ValueError(f"objectives must be one of {list(OBJECTIVES)}, got {values}")
         return values
+
+    @model_validator(mode="after")
+    def _sensitivity_is_autoq_samplers_prior(self) -> SearchSettings:
+        if self.sensitivity is not None and self.sampler != "autoq":
+            raise ValueError(f"sensitivity: the pass is the prior of autoq's sampler, and "
+                             f"sampler is {self.sampler!r}; use sampler autoq or drop "
+                             f"sensitivity")
+        return self
 
     @property
     def cost_objective(self) -> CostObjective:

@@ -33,6 +33,26 @@ what was measured: the sampler scales each scale's predictions by the ratio of m
 predicted latency of the finished trials (:meth:`CostAwareSampler.cost_correction`), so every
 measurement corrects the prices of the candidates.
 
+With ``search.sensitivity`` the study holds a calibration-only sensitivity pass
+(:mod:`autoq.search.sensitivity`): per group, the relative error increase of its weights, and
+of its activations, quantized alone and calibrated without QAT. It becomes the prior mean of
+the group's log-sensitivities (:meth:`NoisePowerModel.center_on`), and only of their ratios:
+
+- calibration-only error is an upper estimate of what a trial measures, since QAT recovers
+  much of it, by a factor unknown before any trial and roughly shared by the groups. So the
+  pass sets each ``δ_g`` (``γ_g``) at the group's measured log-sensitivity minus the mean over
+  the groups of weights (activations), and the weights-to-activations ratio it measured
+  between ``α`` and ``β``; the level, the mean of ``α`` and ``β``, stays the plain prior's,
+  with its wide width (2): the shared offset from calibration-only to QAT error is learned
+  from the trials, as without the pass, and the first trials already learn it;
+- the width of ``δ_g``/``γ_g`` stays 1 (an error factor e per standard deviation): the pass
+  moves the centre, not the confidence. Calibration-only ratios are themselves biased (QAT
+  recovers some groups more than others), so a handful of trials that contradict a group's
+  centre by a factor of a few override it, while with no such trial yet the ranking is the
+  pass's, which is what the first sampled trials need;
+- a measured increase at most 0 (no effect within noise) is floored at 1/1000 of the largest
+  one, so an insensitive group is taken as at least that insensitive, not infinitely so.
+
 In a multi-fidelity search (``search.fidelity``) a screened trial's error is a short QAT's: the
 model learns from it multiplied by the ratio full/screened the full-length trials measured
 (:func:`autoq.search.fidelity.screening_ratio`), and, being infeasible, it is not on the front.
@@ -58,9 +78,11 @@ from autoq.search.records import (
     RANK_PARAM,
     SCALE_PARAM,
     Params,
+    Sensitivities,
     act_param,
     is_feasible,
     recorded_params,
+    recorded_sensitivities,
     weight_param,
 )
 
@@ -165,6 +187,7 @@ class CostAwareSampler(BaseSampler):
             coarseness=[math.log(max(self._scales) / s) for s in self._scales],
             weight_noise=[_noise_power(bits) for bits in self._weight_bits],
             act_noise=[_noise_power(bits) for bits in self._act_bits])
+        self._prior_measured = False
 
     REFERENCE_MSE_FACTOR = 10.0
     """A point earns hypervolume only below this multiple of the best MSE found so far: the
@@ -197,9 +220,24 @@ class CostAwareSampler(BaseSampler):
             return {}
         return dict(self._space)
 
+    def use_sensitivities(self, measured: Sensitivities) -> bool:
+        """Centre the model's prior on a calibration-only sensitivity pass (the module's
+        docstring says how); False, and the prior unchanged, when the pass measured other
+        groups than this sampler's or no effect at all."""
+        groups = list(self._groups)
+        if set(measured.weight) != set(groups) or set(measured.act) != set(groups):
+            return False
+        # Only ratios between sensitivities are taken, and with noise power ∝ 4^−bits they are
+        # the same at the pass's bits as at the model's 4.
+        return self._model.center_on(np.array([measured.weight[g] for g in groups]),
+                                     np.array([measured.act[g] for g in groups]))
+
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> Params:
+        if not self._prior_measured:
+            measured = recorded_sensitivities(study.user_attrs)
+            self._prior_measured = measured is not None and self.use_sensitivities(measured)
         observed_params, mse, cost, feasible = [], [], [], []
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         # A screened trial (multi-fidelity QAT) teaches the model its error corrected to full
@@ -520,6 +558,33 @@ class NoisePowerModel:
         self.prior_sd[0] = 1e3
         self.mode = self.prior_mean.copy()
         self.covariance = np.diag(self.prior_sd ** 2)
+
+    MEASURED_FLOOR = 1e-3
+    """A measured sensitivity is taken as at least this fraction of the largest one."""
+
+    def center_on(self, weight: np.ndarray, act: np.ndarray) -> bool:
+        """Centre the prior of the group sensitivities on measured ones: ``weight``, ``act``
+        per group, the relative MSE increase at one bitwidth (a calibration-only estimate;
+        only their ratios are used, so any bitwidth will do). Sets the
+        means of ``δ``, ``γ`` and the split between ``α`` and ``β``; their mean level and
+        every width stay (see :mod:`autoq.search.samplers.cost_aware`). False, and nothing
+        changed, when nothing measured is above 0."""
+        measured = np.concatenate([weight, act])
+        if not np.any(measured > 0):
+            return False
+        floor = float(measured.max()) * self.MEASURED_FLOOR
+        log_weight = np.log(np.maximum(weight, floor))
+        log_act = np.log(np.maximum(act, floor))
+        level_weight, level_act = float(log_weight.mean()), float(log_act.mean())
+        level = (self.prior_mean[self._alpha] + self.prior_mean[self._beta]) / 2
+        half_split = (level_weight - level_act) / 2
+        self.prior_mean[self._alpha] = level + half_split
+        self.prior_mean[self._beta] = level - half_split
+        self.prior_mean[self._delta] = log_weight - level_weight
+        self.prior_mean[self._gamma] = log_act - level_act
+        self.mode = self.prior_mean.copy()
+        self.covariance = np.diag(self.prior_sd ** 2)
+        return True
 
     def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
         rho = theta[self._kappa] * self.coarseness + theta[self._epsilon]
