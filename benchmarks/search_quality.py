@@ -75,7 +75,7 @@ from autoq.search.storage import (
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
 
-    from autoq.search import TrialPoint, TrialRunner
+    from autoq.search import SearchSpace, TrialPoint, TrialRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("grid", "random", "tpe", "nsga2", "gp", "amp", "autoq")
@@ -380,11 +380,13 @@ def relative_hypervolumes(results: Mapping[Piece, PieceResult], methods: Sequenc
 
 
 def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str],
-                 seeds: Sequence[int]) -> list[list[str]]:
-    """The table over all spaces: per space the grid's hypervolume and each method's relative to
-    it (median over seeds; ``(k/n)``: only k of the n seeds finished), ``*`` on the best, and
-    ``missing`` where a method has no finished piece (``no grid`` where the grid has none)."""
-    rows = [["space", "grid hv", *methods]]
+                 seeds: Sequence[int], ceilings: Mapping[str, float | None]
+                 ) -> list[list[str]]:
+    """The table over all spaces: per space the grid's hypervolume, the space's
+    :func:`hypervolume_ceiling` relative to it, and each method's relative to it (median over
+    seeds; ``(k/n)``: only k of the n seeds finished), ``*`` on the best, and ``missing`` where a
+    method has no finished piece (``no grid`` where the grid has none)."""
+    rows = [["space", "grid hv", "ceiling", *methods]]
     for space, results in spaces.items():
         relative = relative_hypervolumes(results, methods)
         by_method = finished_by_method(results, [*methods, "grid"])
@@ -402,7 +404,10 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
             else:
                 cell = f"{relative[method]:.2f}" + ("*" if method == best else "")
                 cells.append(cell + (f" ({done}/{wanted})" if done < wanted else ""))
-        rows.append([space, f"{grid[0].hypervolume:.3g}" if grid else "missing", *cells])
+        ceiling = ceilings.get(space)
+        rows.append([space, f"{grid[0].hypervolume:.3g}" if grid else "missing",
+                     f"{ceiling / grid[0].hypervolume:.2f}" if grid and ceiling is not None
+                     and grid[0].hypervolume > 0 else "—", *cells])
     return rows
 
 
@@ -726,16 +731,43 @@ def run_amp_piece(piece: Piece, spec: SearchSpec, runner: TrialRunner, storage: 
         record_float_models(study, runner, upfront=[(scale, None) for scale in scales])
 
 
+def lowest_bits(spec: SearchSpec) -> tuple[int, int]:
+    """The narrowest weight and activation bitwidths the space offers."""
+    return (min(b for b in spec.space.weight_bits if isinstance(b, int)),
+            min(b for b in spec.space.act_bits if isinstance(b, int)))
+
+
+def cost_floors(spec: SearchSpec, space: SearchSpace) -> dict[float, float]:
+    """Per scale, the cost of the space's cheapest configuration: every group at the lowest
+    bitwidths (what the space keeps float, such as the first and last layers, stays float)."""
+    lowest = lowest_bits(spec)
+    return {scale: space.cost(space.config(scale, dict.fromkeys(space.groups, lowest))).total
+            for scale in spec.space.scales}
+
+
+def hypervolume_ceiling(results: Mapping[Piece, PieceResult], reference: tuple[float, float],
+                        floor: float) -> float | None:
+    """The hypervolume of one point at the space's cheapest cost ``floor`` and the lowest MSE
+    any counted trial of any method reached (None: no complete trial). No search of the space
+    exceeds it unless one of its trials reaches a lower MSE than all of these did: the goal
+    "≥ k × the grid's hypervolume" is out of reach wherever this is below k × the grid's."""
+    lowest = min((p.mse for r in results.values() for p in records.complete_points(r.points)),
+                 default=None)
+    if lowest is None:
+        return None
+    point = records.TrialPoint(number=0, state="COMPLETE", mse=lowest, cost=floor, scale=None,
+                               bits={})
+    return hypervolume([point], reference)
+
+
 def floor_report(spec: SearchSpec, runner: TrialRunner, grid: PieceResult | None) -> list[str]:
     """What the space allows at all: per scale, the cost of its cheapest configuration (every
     group at the lowest bitwidths) and the float model's MSE there; per MSE bound, half the
     grid's cheapest cost beside the cheapest floor among the scales whose float model meets
     the bound (QAT moves a model's MSE by a few per cent at most, so those are the scales a
     configuration under the bound can run at)."""
-    space = runner.space
-    lowest = (min(spec.space.weight_bits), min(spec.space.act_bits))
-    floors = {scale: space.cost(space.config(scale, dict.fromkeys(space.groups, lowest))).total
-              for scale in spec.space.scales}
+    floors = cost_floors(spec, runner.space)
+    lowest = lowest_bits(spec)
     float_mse = {scale: runner.float_model(scale).val_mse for scale in spec.space.scales}
     full = float_mse[max(spec.space.scales)]
     per_scale = "; ".join(f"{scale:g}: {floors[scale]:.3g} / {float_mse[scale]:.3g}"
@@ -816,7 +848,10 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
 def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Namespace,
            runners: Mapping[str, TrialRunner]) -> None:
     """Print every space's report and the table over all spaces, from the storage."""
+    from autoq.search import SearchSpace
+
     everything: dict[str, dict[Piece, PieceResult]] = {}
+    ceilings: dict[str, float | None] = {}
     for spec in specs:
         wanted = pieces(spec.name, args.methods, args.seeds)
         reference, results = read_space(storage, spec.name, wanted)
@@ -824,6 +859,13 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
         print()
         for line in space_report(spec.name, reference, results, args.methods):
             print(line)
+        if reference is not None:
+            space = runners[spec.name].space if spec.name in runners else SearchSpace(spec)
+            floor = min(cost_floors(spec, space).values())
+            ceilings[spec.name] = hypervolume_ceiling(results, reference, floor)
+            if ceilings[spec.name] is not None:
+                print(f"  ceiling: hypervolume {ceilings[spec.name]:.3g} at the space's cheapest "
+                      f"cost {floor:.3g} and the lowest MSE any trial reached")
         if args.floor and spec.name in runners:
             grid = finished_by_method(results, ["grid"])["grid"]
             for line in floor_report(spec, runners[spec.name], grid[0] if grid else None):
@@ -833,8 +875,9 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
                                    args.budget):
                 print(f"  plot: {path}")
     print("\nhypervolume relative to the grid's (median over seeds; * best of the space; "
-          "(k/n): k of n seeds finished)")
-    for line in table(summary_rows(everything, args.methods, args.seeds)):
+          "(k/n): k of n seeds finished; ceiling: the most any search reaches without a lower "
+          "MSE than every trial so far)")
+    for line in table(summary_rows(everything, args.methods, args.seeds, ceilings)):
         print("  " + line)
 
 

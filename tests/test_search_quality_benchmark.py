@@ -161,10 +161,25 @@ def test_summary_rows_relative_to_the_grid_with_best_and_missing_marked() -> Non
         result("random", 0, 2.8, budget=2)]}  # unfinished: 1 of 2 trials
     without_grid = {r.piece: r for r in [result("autoq", 0, 1.0)]}
     rows = bench.summary_rows({"a": with_grid, "b": without_grid},
-                              ["grid", "random", "tpe", "autoq"], [0, 1, 2])
-    assert rows[0] == ["space", "grid hv", "grid", "random", "tpe", "autoq"]
-    assert rows[1] == ["a", "2", "1.00", "missing", "0.90 (1/3)", "1.20*"]
-    assert rows[2] == ["b", "missing", "missing", "missing", "missing", "no grid"]
+                              ["grid", "random", "tpe", "autoq"], [0, 1, 2],
+                              {"a": 3.0, "b": 1.5})
+    assert rows[0] == ["space", "grid hv", "ceiling", "grid", "random", "tpe", "autoq"]
+    assert rows[1] == ["a", "2", "1.50", "1.00", "missing", "0.90 (1/3)", "1.20*"]
+    assert rows[2] == ["b", "missing", "—", "missing", "missing", "missing", "no grid"]
+
+
+def test_hypervolume_ceiling_is_the_cheapest_cost_at_the_lowest_mse_of_any_method() -> None:
+    grid, autoq = new_study(), new_study()
+    add_trial(grid, scale=1.0, at=0, seconds=1, mse=0.5, cost=50.0)
+    add_trial(autoq, scale=0.5, at=0, seconds=1, mse=0.1, cost=80.0)
+    add_trial(autoq, scale=0.5, at=1, seconds=1, state=TrialState.FAIL, error="NaN loss")
+    results = {bench.Piece("s", method, 0): bench.piece_result(
+        bench.Piece("s", method, 0), study.get_trials(), {}, REFERENCE)
+        for method, study in [("grid", grid), ("autoq", autoq)]}
+    # One point at cost 10 (the floor) and MSE 0.1 (autoq's) against the reference (100, 1):
+    # (log 100 − log 10) × (log 1 − log 0.1) = 1 × 1.
+    assert bench.hypervolume_ceiling(results, REFERENCE, floor=10.0) == pytest.approx(1.0)
+    assert bench.hypervolume_ceiling({}, REFERENCE, floor=10.0) is None
 
 
 def test_method_rows_show_partial_and_missing_pieces() -> None:
