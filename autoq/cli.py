@@ -454,7 +454,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"trial {args.trial} of {args.name!r} exported to {out}: {manifest['files']['onnx']} "
           f"{manifest['input']['shape']} → {manifest['output']['shape']}, opset "
           f"{manifest['onnx']['opset']}, network grid {manifest['network_shape']}; onnxruntime "
-          f"matches torch on {check['inputs']} validation windows (relative difference "
+          f"matches torch grid by grid on {check['inputs']} validation windows "
+          f"({check['ties']} rounding ties; end to end, relative difference "
           f"{check['relative_difference']:.1e})")
     return 0
 

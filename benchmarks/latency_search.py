@@ -5,8 +5,9 @@ per-block bits from {4, 8, 16} × {8, 16}, scales 1.0 and 0.5, autoq's sampler, 
 timed against the float model at full resolution (onnxruntime CPU, 1 thread, batch 1). Prints
 per trial: the configuration, the error, the measured latency relative to float, what the
 latency table predicted for it (a table measured again here, before any correction), whether
-its graph is deployable, and its export check (onnxruntime against torch, and torch's own
-rounding spread, ``docs/deploy.md``).
+its graph is deployable, and its export check (onnxruntime against torch end to end, and the
+grid integers that rounded the other way on ties when checked on torch's inputs,
+``docs/deploy.md``).
 
     .venv/bin/python benchmarks/latency_search.py [--trials N] [--out DIR]
 
@@ -57,7 +58,7 @@ def main() -> None:
     study = run_search(spec, storage=f"sqlite:///{out / 'search.db'}", artifact_dir=out / "trials")
     table = LatencyModel(SearchSpace(spec), spec.search.latency)
     print(f"load average {os.getloadavg()[0]:.1f}; study in {out / 'search.db'}")
-    print("trial scale  MSE        measured  predicted  deployable  ORT−torch  spread   bits")
+    print("trial scale  MSE        measured  predicted  deployable  ORT−torch  ties     bits")
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         predicted = table.params_cost(trial.params)
@@ -70,7 +71,7 @@ def main() -> None:
               f"{latency['median_s'] / latency['float_median_s']:8.3f}  {predicted:9.3f}  "
               f"{'yes' if folder else 'no: ' + attrs.get(DEPLOY_ERROR_ATTR, '')[:30]:10s}  "
               f"{check.get('relative_difference', float('nan')):9.2e}  "
-              f"{check.get('rounding_spread', float('nan')):7.2e}  "
+              f"{check.get('ties', '-')!s:>7}  "
               f"{bits_summary(attrs['bits'])}")
 
 

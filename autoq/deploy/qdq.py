@@ -140,6 +140,9 @@ class QDQEncoding:
         form: how the graph computes it (:data:`FORMS`).
         axis: the axis of the channels of a per-channel grid (ONNX's ``axis`` attribute of
             QuantizeLinear/DequantizeLinear); ``None`` for one grid per tensor.
+        source: the graph tensor the grid quantizes (the quantizer's input).
+        target: the graph tensor of its dequantized values (the quantizer's output, what the
+            next nodes read).
     """
 
     name: str
@@ -153,6 +156,8 @@ class QDQEncoding:
     node: str = ""
     form: str = ""
     axis: int | None = None
+    source: str = ""
+    target: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for a manifest."""
@@ -278,7 +283,9 @@ def export_qdq_onnx(
 
     Returns:
         The encodings, in graph order of their placeholders, each naming the node that
-        quantizes (:attr:`QDQEncoding.node`) and how it is written (:attr:`QDQEncoding.form`).
+        quantizes (:attr:`QDQEncoding.node`), the tensors it reads and writes
+        (:attr:`QDQEncoding.source`, :attr:`QDQEncoding.target`) and how it is written
+        (:attr:`QDQEncoding.form`).
 
     Raises:
         QuantizationError: a quantizer is uncalibrated, has block-wise grids, or quantizes per
@@ -375,7 +382,8 @@ def _rewrite_placeholders(model: onnx.ModelProto, table: list[tuple[QDQEncoding,
                                               prefix, output=slot.startswith("output:"),
                                               rank=rank)
         nodes.extend(new)
-        written.append(replace(encoding, node=first))
+        written.append(replace(encoding, node=first, source=node.input[0],
+                               target=node.output[0]))
     del graph.node[:]
     graph.node.extend(nodes)
     read = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
