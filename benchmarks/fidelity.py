@@ -19,9 +19,9 @@ Per variant it prints the hypervolume of the full-length trials (log10 cost × l
 reference: the float model's cost at full resolution and 10 × its MSE, as in
 ``benchmarks/search_quality.py``), the seconds spent in QAT and in the whole search, the QAT
 optimiser steps, the sampled trials promoted to full length, the seconds of the sensitivity
-pass, and the seconds each variant took to reach the hypervolume ``off`` reached at the end
-(from the search's start, so a pass before the first trial counts, to the trials' completion
-times).
+pass, and the seconds (from the search's start, so a pass before the first trial counts, to
+the trials' completion times) and the trials each variant took to reach the hypervolume ``off``
+reached at the end.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ class Outcome:
         """When the hypervolume first reached ``target`` (``None``: never)."""
         return next((seconds for seconds, volume in self.curve if volume >= target - 1e-12),
                     None)
+
+    def trials_to(self, target: float) -> int | None:
+        """How many trials it took to reach the hypervolume ``target`` (``None``: never): the
+        machine's load does not move this one."""
+        return next((done for done, (_, volume) in enumerate(self.curve, start=1)
+                     if volume >= target - 1e-12), None)
 
 
 def variant_spec(spec: SearchSpec, variant: str, *, trials: int, seed: int, screening: float,
@@ -170,10 +176,11 @@ def main() -> None:
     target = outcomes[0]
     header = ("variant", "hypervolume", "wall s", "QAT s", "QAT steps", "promoted",
               "warm-started", "pass s", f"s to {target.variant}'s hv",
-              "wall / " + target.variant)
+              f"trials to {target.variant}'s hv", "wall / " + target.variant)
     rows = []
     for outcome in outcomes:
         reached = outcome.seconds_to(target.hypervolume)
+        trials = outcome.trials_to(target.hypervolume)
         rows.append((outcome.variant, f"{outcome.hypervolume:.3f}",
                      f"{outcome.wall_seconds:.0f}", f"{outcome.qat_seconds:.0f}",
                      str(outcome.qat_steps), f"{outcome.promoted}/{outcome.sampled}",
@@ -181,6 +188,7 @@ def main() -> None:
                      "-" if outcome.sensitivity_seconds is None
                      else f"{outcome.sensitivity_seconds:.1f}",
                      "never" if reached is None else f"{reached:.0f}",
+                     "never" if trials is None else str(trials),
                      f"{outcome.wall_seconds / target.wall_seconds:.2f}"))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
