@@ -122,6 +122,11 @@ class LatencyModel:
     def act_choices(self) -> Sequence[int]:
         return self.space.act_choices
 
+    @property
+    def float_cost(self) -> float:
+        """1: every latency here is relative to the float model at full resolution."""
+        return 1.0
+
     def params_cost(self, params: Params) -> float:
         """Predicted latency, relative to the float full-resolution model, of a configuration
         given as sampler parameters."""

@@ -197,3 +197,8 @@ class SearchSpace:
     def params_cost(self, params: Params) -> float:
         """Total bit-op cost of a configuration given as sampler parameters."""
         return self.cost(self.from_params(params)).total
+
+    @property
+    def float_cost(self) -> float:
+        """Bit-op cost of the float model at the largest scale and rank."""
+        return self.cost(self.regime("float", max(self.scales), self.ranks[0])).total

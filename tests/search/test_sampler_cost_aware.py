@@ -388,13 +388,21 @@ class _Space:
     def params_cost(self, params: dict) -> float:
         return _cost(params)
 
+    @property
+    def float_cost(self) -> float:
+        return FLOAT_COST
+
+
+FLOAT_COST = sum(size * 32 * 32 for size, _ in GROUPS.values())
+
 
 def test_for_space_passes_the_space_the_limits_and_the_seed() -> None:
     from autoq.search.samplers import SamplerSettings
 
     settings = SamplerSettings(trials=10, max_cost=123.0, max_mse=4e-4)
     sampler = CostAwareSampler.for_space(_Space(), settings, seed=3)
-    assert (sampler._max_cost, sampler._max_mse) == (123.0, 4e-4)
+    assert (sampler._max_cost, sampler._max_mse, sampler._float_cost) == (123.0, 4e-4,
+                                                                           FLOAT_COST)
     assert sampler._cost_fn({"scale": 0.5, **_uniform(8)}) == _cost({"scale": 0.5, **_uniform(8)})
 
     def first_proposals(seed: int) -> list[dict]:
@@ -556,3 +564,43 @@ def test_before_any_trial_the_model_draws_from_its_prior() -> None:
         assert draws[:, 1:].mean(0) == pytest.approx(model.prior_mean[1:], abs=0.1)
         spread = draws[:, 1:].std(0)  # μ's flat prior (sd 1e3) aside
         assert spread == pytest.approx(model.prior_sd[1:], rel=0.1, abs=1e-4)
+
+
+def test_hypervolume_is_measured_from_the_float_models_cost_and_ten_times_the_best_error(
+) -> None:
+    errors = [math.log(2e-4), math.log(1e-4)]
+    # Given the float model's cost, the corner is there, above every candidate's...
+    with_float = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS},
+                                  weight_bits=BITS, act_bits=BITS, cost_fn=_cost,
+                                  float_cost=1000.0)
+    assert with_float.reference([10.0, 100.0], errors) == pytest.approx(
+        (math.log(1000.0) + 0.1, math.log(1e-3)))
+    # ...unless a candidate costs more; without it, the costliest configuration known.
+    assert with_float.reference([10.0, 5000.0], errors)[0] == pytest.approx(
+        math.log(5000.0) + 0.1)
+    assert _sampler(0).reference([10.0, 100.0], errors)[0] == pytest.approx(
+        math.log(100.0) + 0.1)
+
+
+def test_the_float_models_recorded_error_is_the_best_error_known() -> None:
+    """The sampler's reference MSE is 10× the lowest of its front's and the float model's
+    (recorded on every trial): the float model's, when no trial is as accurate yet."""
+    seen: list[tuple[float, float]] = []
+
+    class Recording(CostAwareSampler):
+        def reference(self, costs: list[float], errors: list[float]) -> tuple[float, float]:
+            corner = super().reference(costs, errors)
+            seen.append(corner)
+            return corner
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        values = _objective(trial)
+        trial.set_user_attr("float_reference", 1e-6)  # below every trial's error
+        return values
+
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=Recording(
+        scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS, act_bits=BITS,
+        cost_fn=_cost, seed=0, candidates=64, float_cost=FLOAT_COST))
+    study.optimize(objective, n_trials=3)
+    after_first = seen[1:]  # the first trial knows no recorded error yet
+    assert after_first and all(mse == pytest.approx(math.log(1e-5)) for _, mse in after_first)

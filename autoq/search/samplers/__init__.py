@@ -47,6 +47,12 @@ class PricedSpace(Protocol):
 
     def params_cost(self, params: Params) -> float: ...
 
+    @property
+    def float_cost(self) -> float:
+        """The float model's cost at the largest scale and rank: a configuration is worth
+        running only where it costs less."""
+        ...
+
 
 @dataclass(frozen=True)
 class SamplerSettings:

@@ -75,6 +75,7 @@ from scipy.optimize import least_squares
 from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, Rank
 from autoq.search.fidelity import estimated_full_error, screening_ratio
 from autoq.search.records import (
+    FLOAT_REFERENCE_ATTR,
     RANK_PARAM,
     SCALE_PARAM,
     Params,
@@ -144,6 +145,9 @@ class CostAwareSampler(BaseSampler):
         max_mse: never propose a configuration whose predicted MSE (under the trial's posterior
             draw) is above; when the model predicts every candidate above, the one predicted
             lowest.
+        float_cost: the float model's cost at the largest scale and rank, the corner the
+            sampler measures hypervolume from (:meth:`reference`); ``None``: the costliest
+            configuration it knows.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class CostAwareSampler(BaseSampler):
         candidates: int = 1024,
         max_cost: float | None = None,
         max_mse: float | None = None,
+        float_cost: float | None = None,
     ) -> None:
         self._scales = list(scales)
         self._ranks = list(ranks)
@@ -173,6 +178,7 @@ class CostAwareSampler(BaseSampler):
         self._candidates = candidates
         self._max_cost = max_cost
         self._max_mse = max_mse
+        self._float_cost = float_cost
         self._costs: dict[bytes, float] = {}
         self._cost_tables: dict[tuple[int, int], tuple[float, np.ndarray] | None] = {}
         self._space: dict[str, BaseDistribution] = {
@@ -190,10 +196,26 @@ class CostAwareSampler(BaseSampler):
         self._prior_measured = False
 
     REFERENCE_MSE_FACTOR = 10.0
-    """A point earns hypervolume only below this multiple of the best MSE found so far: the
-    operating points worth having are within an order of magnitude of the best model (the
-    benchmarks' reference is 10× the float model's MSE), so cheap configurations that break the
-    model do not draw trials away from the accurate end of the front."""
+    """A point earns hypervolume only below this multiple of the best MSE known (found so far,
+    or the float model's): the operating points worth having are within an order of magnitude
+    of the best model (the benchmarks' reference is 10× the float model's MSE), so cheap
+    configurations that break the model do not draw trials away from the accurate end of the
+    front."""
+
+    def reference(self, costs: Sequence[float], errors: Sequence[float]) -> tuple[float, float]:
+        """The (log cost, log MSE) corner the sampler's hypervolume is measured from: the float
+        model's cost at full resolution (when the sampler was given it), or the largest of
+        ``costs`` (candidates and finished trials) above it, and
+        :data:`REFERENCE_MSE_FACTOR` × the lowest of ``errors`` (log).
+
+        The float model is a point of the trade-off known before any trial (every trial
+        records its error, the space prices it): a configuration is worth running only where
+        it is cheaper. Measured from the costliest candidate instead, the corner moves down to
+        the search's own cheap trials, and the accurate configurations between them and the
+        float model's cost — the near-float end of the front — earn nothing."""
+        top = max(costs) if self._float_cost is None else max(self._float_cost, *costs)
+        return (math.log(top) + 0.1,
+                min(errors) + math.log(self.REFERENCE_MSE_FACTOR))
 
     def reseed_rng(self) -> None:
         """Fresh random streams, so parallel workers that built the sampler with one seed do not
@@ -207,8 +229,8 @@ class CostAwareSampler(BaseSampler):
         """The sampler of a search space, with the search's constraints."""
         return cls(scales=space.scales, groups=space.groups, weight_bits=space.weight_choices,
                    act_bits=space.act_choices, cost_fn=space.params_cost, ranks=space.ranks,
-                   seed=seed,
-                   max_cost=settings.max_cost, max_mse=settings.max_mse)
+                   seed=seed, max_cost=settings.max_cost, max_mse=settings.max_mse,
+                   float_cost=space.float_cost)
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -279,9 +301,10 @@ class CostAwareSampler(BaseSampler):
                 predicted == predicted.min())
             rows, costs, predicted = rows[keep], costs[keep], predicted[keep]
         front = _front(list(zip(front_cost, front_mse, strict=True)))
-        best = float(np.min(front_mse)) if len(front_mse) else float(np.min(predicted))
-        reference = (math.log(max([float(costs.max()), *cost])) + 0.1,
-                     best + math.log(self.REFERENCE_MSE_FACTOR))
+        reference = self.reference(
+            costs=[float(costs.max()), *cost],
+            errors=[float(np.min(front_mse)) if len(front_mse) else float(np.min(predicted)),
+                    *(math.log(e) for e in _float_reference(complete))])
         gains = np.array([_improvement(front, (math.log(c), y), reference)
                           for c, y in zip(costs, predicted, strict=True)])
         # When nothing is predicted to extend the front, any untried configuration teaches.
@@ -650,6 +673,13 @@ class NoisePowerModel:
         """One sample of the coefficients from the (approximate) posterior."""
         covariance = (self.covariance + self.covariance.T) / 2
         return rng.multivariate_normal(self.mode, covariance, method="eigh")
+
+
+def _float_reference(trials: Sequence[FrozenTrial]) -> list[float]:
+    """The float model's error at full resolution, as the finished trials recorded it (at most
+    one value; none before the first trial or for trials that do not record it)."""
+    recorded = (t.user_attrs.get(FLOAT_REFERENCE_ATTR) for t in trials)
+    return [value for value in recorded if isinstance(value, float) and value > 0][:1]
 
 
 def _bits_value(bits: int | str) -> int:
