@@ -52,6 +52,9 @@ def test_pass_measures_more_error_at_fewer_bits_for_every_group(
     assert four.scale == max(spec.space.scales) and four.bits == 4
     assert four.float_error == pytest.approx(runner.float_error(four.scale))
     assert four.seconds > 0
+    # One group at a time, weights apart from activations: every measurement is its own.
+    measured = [*four.weight.values(), *four.act.values()]
+    assert len(set(measured)) == len(measured)
     for group in groups:
         for kind in ("weight", "act"):
             at_four, at_eight = getattr(four, kind)[group], getattr(eight, kind)[group]
