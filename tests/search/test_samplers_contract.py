@@ -32,6 +32,11 @@ class TinySpace:
         return scale * (rank or 1) * sum(w * a for w, a in (b for b in bits.values()
                                                              if b is not None))
 
+    @property
+    def float_cost(self) -> float:
+        """Every group at 32-bit weights and activations, at the largest scale and rank."""
+        return max(self.scales) * (self.ranks[0] or 1) * 32 * 32 * len(self.groups)
+
 
 class RankedTinySpace(TinySpace):
     """The same with a factorization rank of 2 or 1 that multiplies the cost."""
