@@ -4,11 +4,11 @@ As AMP and HAWQ measure per-layer sensitivity before choosing bitwidths, the pas
 quantizer group at a time on the float model at the space's largest scale (and rank): the
 group's weights alone at ``bits`` (its activations at
 :data:`~autoq.bits.FLOAT_EQUIVALENT_BITS`, every other group float), then its activations
-alone; each is calibrated exactly as a trial calibrates (:meth:`TrialRunner._quantize
-<autoq.search.trial.TrialRunner._quantize>`: AIMET's ``compute_encodings`` on the same share of
-the training windows), with no QAT, and scored in the search's metric. A group's sensitivity is
-its error relative to the float model's, minus one. That is 2 × groups calibrations and
-evaluations, each far cheaper than a trial's QAT.
+alone; each is calibrated exactly as a trial calibrates
+(:meth:`~autoq.search.trial.TrialRunner.calibrated_sim`: AIMET's ``compute_encodings`` on the
+same share of the training windows), with no QAT, and scored in the search's metric. A group's
+sensitivity is its error relative to the float model's, minus one. That is 2 × groups
+calibrations and evaluations, each far cheaper than a trial's QAT.
 
 The result is written on the study (:data:`~autoq.search.records.SENSITIVITY_ATTR`) with the
 seconds it took, before the first trial, so a resumed search reads it instead of measuring it
@@ -44,7 +44,7 @@ def measure_sensitivities(runner: TrialRunner, bits: int, *, seed: int = 0) -> S
         solver = copy.deepcopy(float_model.solver)
         # A trial's own quantize-and-calibrate path, so the pass measures what a trial starts
         # its QAT from.
-        runner._quantize(solver, space.config(scale, alone, rank), seed=seed)
+        runner.calibrated_sim(solver, space.config(scale, alone, rank), seed=seed)
         return runner.metric(solver, runner.problem) / float_error - 1.0
 
     weight = {group: relative_error(group, (bits, FLOAT_EQUIVALENT_BITS))

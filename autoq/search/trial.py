@@ -271,7 +271,7 @@ class TrialRunner:
         started = time.perf_counter()
         if config.quantized_layers:
             warm_start = self._warm_start(solver, config, search)
-            qnet = self._quantize(solver, config, seed=seed)
+            qnet = self.calibrated_sim(solver, config, seed=seed)
             timings["calibration"] = time.perf_counter() - started
             training = TrainingRun(solver, self.problem.train_windows,
                                    self.spec.qat.as_train_config(), seed=seed)
@@ -416,9 +416,11 @@ class TrialRunner:
             export_solver(reference.solver, path)
         return path
 
-    def _quantize(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
+    def calibrated_sim(self, solver: ScaledSolver, config: TrialConfig, *, seed: int
                   ) -> QuantizedNetwork:
-        """Swap ``solver.network`` for its calibrated AIMET simulation; returns the sim."""
+        """Swap ``solver.network`` for its AIMET simulation of ``config``, calibrated as every
+        trial is (``compute_encodings`` on ``qat.calibration_fraction`` of the training windows,
+        drawn with ``seed``); returns the sim."""
         windows = self.problem.train_windows
         device = next(solver.parameters()).device
         dummy = torch.zeros(1, windows.in_channels, *solver.net_shape, device=device)

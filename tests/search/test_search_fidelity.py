@@ -298,14 +298,14 @@ def test_warm_started_trial_starts_from_the_nearest_trained_trial_at_its_scale(
     other_scale = runner.run(_mixed(runner, 0.5), search="s", trial_number=1)
     assert other_scale.warm_start is None
     loaded: list[dict[str, torch.Tensor]] = []
-    build_sim = TrialRunner._quantize
+    build_sim = TrialRunner.calibrated_sim
 
     def spy(self: TrialRunner, solver: Any, config: TrialConfig, *, seed: int) -> Any:
         loaded.append({k: v.clone() for k, v in solver.network.state_dict().items()})
         return build_sim(self, solver, config, seed=seed)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TrialRunner, "_quantize", spy)
+        patch.setattr(TrialRunner, "calibrated_sim", spy)
         second = runner.run(_mixed(runner, 1.0, weight_bits=8), search="s", trial_number=2)
     assert second.warm_start == 0
     assert all(torch.equal(loaded[0][k], trained[k]) for k in trained)
