@@ -110,12 +110,13 @@ def run_variant(spec: SearchSpec, base: TrialRunner, variant: str, *, storage: s
     started = time.perf_counter()
     LocalExecutor(runner=runner).run(run, artifact_dir=None, callbacks=[], should_stop=None)
     wall = time.perf_counter() - started
-    trials = sorted((t for t in run.study.get_trials(deepcopy=False)
-                     if t.datetime_complete is not None), key=lambda t: t.datetime_complete)
+    completed = sorted(((t.datetime_complete, t) for t in run.study.get_trials(deepcopy=False)
+                        if t.datetime_complete is not None), key=lambda pair: pair[0])
+    trials = [trial for _, trial in completed]
     measured = recorded_sensitivities(run.study.user_attrs)
     curve = []
     for done in range(1, len(trials) + 1):
-        elapsed = (trials[done - 1].datetime_complete - first).total_seconds()
+        elapsed = (completed[done - 1][0] - first).total_seconds()
         curve.append((elapsed, hypervolume([trial_point(t) for t in trials[:done]], reference)))
     sampled = [t for t in trials if BASELINE_ATTR not in t.user_attrs]
     return Outcome(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autoq.cost import bitops
 from autoq.device import configure_threads
+from autoq.models.config import ArchConfig
 from autoq.precision import TrialConfig
 from autoq.quant import quiet_aimet_logs
 from autoq.search import load_spec
@@ -53,6 +54,8 @@ def main() -> None:
     for name in args.spaces:
         spec = load_spec(name if name.endswith(".yaml")
                          else ROOT / "search_spaces" / f"{name}.yaml")
+        if spec.data.pde is None or not isinstance(spec.model, ArchConfig):
+            parser.error(f"{name}: the paper's figures are of its PDEs and architectures")
         problem = load_spec_problem(spec, progress=False)
         model = cache.get(problem, spec.model, spec.train, scale=1.0)
         seconds = model.train_seconds  # as recorded when it was trained, if it came from the cache

@@ -21,8 +21,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-SPACE = {
+SPACE: dict[str, Any] = {
     "name": "latency-search",
     "data": {"pde": "darcy", "path": "darcy.h5", "generate": {"samples": 24, "resolution": 64}},
     "model": {"arch": "unet", "width": 8, "levels": 2, "norm_groups": 4},

@@ -14,4 +14,4 @@ import torch
 
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
-    torch.set_num_threads = lambda threads: None
+    torch.set_num_threads = lambda nthreads: None

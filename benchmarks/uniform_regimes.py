@@ -31,7 +31,7 @@ def main() -> None:
         spec = load_spec(name if name.endswith(".yaml")
                          else ROOT / "search_spaces" / f"{name}.yaml")
         runner = TrialRunner(spec)
-        points = []
+        points: list[TrialPoint] = []
         print(f"\n{spec.name}: validation MSE / bit-op cost")
         columns = " ".join(f"{'scale ' + format(s, 'g'):>22s}" for s in PAPER_SCALES)
         print(f"{'regime':8s} {columns}")

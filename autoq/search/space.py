@@ -101,7 +101,7 @@ class SearchSpace:
             self._networks[rank] = network
         return self._networks[rank]
 
-    def config(self, scale: float, group_bits: dict[str, Bits], rank: Rank | None = None,
+    def config(self, scale: float, group_bits: Mapping[str, Bits], rank: Rank | None = None,
                group_transforms: Mapping[str, Transform] | None = None) -> TrialConfig:
         """A trial config from per-group bits (groups of :attr:`groups`) at ``rank``, with the
         transforms ``space.transform`` gives its quantized spectral groups: under ``search``
