@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import ray
+from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autoq.errors import SpecError
@@ -22,7 +23,8 @@ from autoq.search import (
     run_search,
     study_points,
 )
-from autoq.search.executors.ray import _shared_storage_url
+from autoq.search.executors.ray import _open_worker_study, _shared_storage_url, _WorkerJob
+from autoq.search.setup import ensure_data
 
 
 def _on_ray(payload: dict[str, Any], **search: Any) -> SearchSpec:
@@ -33,7 +35,12 @@ def test_ray_trials_land_in_the_storage_with_the_local_record_shape(
     tiny_spec_payload: dict[str, Any], sqlite_url: str,
     assert_full_record: Callable[[FrozenTrial], None]
 ) -> None:
-    spec = _on_ray(tiny_spec_payload)
+    # Two workers start together; each reseeds its sampler, so their first (random) draws are
+    # independent. On the tiny space's 128 configurations two independent draws coincide once
+    # in 128 runs, so this test widens the bit menus to 7 × 7 per group (2.4e5 configurations,
+    # a coincidence once in 2.4e5 runs); the bits do not change what a trial costs to run.
+    wide_bits = {"weight_bits": [2, 3, 4, 5, 6, 7, 8], "act_bits": [4, 5, 6, 7, 8, 12, 16]}
+    spec = _on_ray({**tiny_spec_payload, "space": {**tiny_spec_payload["space"], **wide_bits}})
     reported: list[int] = []
     started = time.perf_counter()
     run_search(spec, storage=sqlite_url, trials=2,
@@ -70,6 +77,25 @@ def test_ray_search_stops_when_asked_and_resumes_to_its_budget(
     assert {t.number: t.params for t in complete if t.number in first} == first
     for trial in complete:
         assert_full_record(trial)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_workers_that_open_the_study_together_draw_apart(
+    tiny_spec_payload: dict[str, Any], sqlite_url: str, tmp_path: Path
+) -> None:
+    # Both workers find the same stored trials, so their samplers get the same seed; without
+    # the reseed their first draws coincide (the intermittent failure of the test above).
+    spec = _on_ray(tiny_spec_payload)
+    job = _WorkerJob(spec=spec.model_dump(mode="json"), study_name=spec.name,
+                     storage=sqlite_url, heartbeat=60, data_path=str(ensure_data(spec)),
+                     cache_dir=str(tmp_path / "cache"), artifact_dir=None, threads=1,
+                     optuna_verbosity=0)
+    first, _ = _open_worker_study(job)
+    second, _ = _open_worker_study(job)
+    probe = IntDistribution(0, 2**30)
+    draws = [study.sampler.sample_independent(study, study.ask(), "probe", probe)
+             for study in (first, second)]
+    assert draws[0] != draws[1]
 
 
 def test_ray_storage_url_is_one_every_worker_can_open(

@@ -35,7 +35,7 @@ from autoq.search.executors.plan import SearchRun, open_search_study
 from autoq.search.objective import run_trials
 from autoq.search.setup import ensure_data
 from autoq.search.space import SearchSpace
-from autoq.search.spec import parse_spec
+from autoq.search.spec import SearchSpec, parse_spec
 from autoq.search.storage import open_storage
 from autoq.search.trial import TrialRunner
 from autoq.settings import get_settings
@@ -171,12 +171,10 @@ def _connect(address: str | None, *, cpu_per_trial: float) -> bool:
     return True
 
 
-def _trial_worker(config: dict[str, Any], job: _WorkerJob) -> None:
-    """One Tune trial: one Optuna trial of the search, then its values reported to Tune."""
-    torch.set_num_threads(job.threads)
-    optuna.logging.set_verbosity(job.optuna_verbosity)
+def _open_worker_study(job: _WorkerJob) -> tuple[optuna.Study, SearchSpec]:
+    """The search's study as a worker opens it, with its sampler reseeded, and the spec with the
+    data where the driver made it (the study knows the spec as written)."""
     spec = parse_spec(job.spec, source=f"search {job.study_name!r}")
-    # The study knows the spec as written; the worker reads the data where the driver made it.
     local_spec = spec.model_copy(
         update={"data": spec.data.model_copy(update={"path": job.data_path})})
     study, _ = open_search_study(spec, name=job.study_name,
@@ -185,6 +183,14 @@ def _trial_worker(config: dict[str, Any], job: _WorkerJob) -> None:
     # Workers that start together find the same number of stored trials and so the same seed;
     # Optuna reseeds its samplers for parallel jobs in one process for the same reason.
     study.sampler.reseed_rng()
+    return study, local_spec
+
+
+def _trial_worker(config: dict[str, Any], job: _WorkerJob) -> None:
+    """One Tune trial: one Optuna trial of the search, then its values reported to Tune."""
+    torch.set_num_threads(job.threads)
+    optuna.logging.set_verbosity(job.optuna_verbosity)
+    study, local_spec = _open_worker_study(job)
     runner = TrialRunner(local_spec, cache=FloatModelCache(job.cache_dir),
                          artifact_dir=None if job.artifact_dir is None else Path(job.artifact_dir))
     done: list[optuna.trial.FrozenTrial] = []
