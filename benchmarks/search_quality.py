@@ -2,9 +2,9 @@
 
 Usage:
     python benchmarks/search_quality.py [--spaces small | NAME ... | SPEC.yaml ...]
-        [--methods grid random tpe nsga2 gp amp autoq] [--seeds 0 1 2] [--budget 25]
-        [--amp-points 5] [--out benchmarks/search_quality_runs] [--storage URL]
-        [--plot-dir DIR] [--floor] [--summary]
+        [--methods grid random tpe nsga2 gp amp autoq] [--knobs KNOB[+KNOB...] ...]
+        [--seeds 0 1 2] [--budget 25] [--amp-points 5] [--out benchmarks/search_quality_runs]
+        [--storage URL] [--plot-dir DIR] [--floor] [--summary]
 
 Every method searches the same space with the same float model per scale and the same trial
 (calibration + QAT + validation MSE + bit-op cost). The work is cut into pieces, one per (space,
@@ -38,6 +38,23 @@ to ``--amp-points`` points of its curves (spread over the cost range) are QAT-fi
 like every other trial and stored as trials of that study; its calibration-only evaluations are
 counted in its trials and its AMP seconds charged from the start. ``--floor`` adds what the space
 allows at all (the cost floor per scale; it trains the float model at every scale).
+
+Knobs (issue 17 item 3: every option beyond the paper is measured on and off before it becomes
+a default of the small spaces). ``--knobs allow_float first_last+transform`` adds the methods
+``autoq+allow_float`` and ``autoq+first_last+transform``: autoq's sampler on the space's spec
+with the knob's values (a ``+`` joins knobs applied together), validated as a spec file is, in
+studies ``<space>-autoq+<knobs>-seed<seed>`` beside the space's others, shown after the
+``--methods`` in every table and figure, against the same reference (the space's own float
+model at full resolution) and charged the same way (its float models once each: a knob that
+changes ``space.resample`` trains float models of its own, the others load the space's from
+the cache; a sensitivity pass is charged before the first trial). The knobs (:data:`KNOBS`):
+``allow_float``, ``first_last`` (first and last layers searched), ``transform`` (``search``;
+FNO only), ``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``sensitivity``
+(4 bits), ``warm`` (``search.warm_start``) and ``fidelity`` (screening 0.25; a screened trial
+counts towards the budget, as in a search, and is on no front). A knob that does not apply to
+a space (another architecture, a value the space has already, a spec the validation refuses)
+is skipped there with the reason and shown ``n/a``. ``--summary`` reads knob pieces back when
+given the same ``--knobs``.
 """
 
 from __future__ import annotations
@@ -49,7 +66,7 @@ import re
 import socket
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,7 +81,7 @@ from autoq.cost import PAPER_SCALES, REGIMES
 from autoq.errors import SpecError
 from autoq.search import records
 from autoq.search.results import hypervolume, operating_point, pareto_front
-from autoq.search.spec import SearchSpec, bundled_spaces, load_spec
+from autoq.search.spec import SearchSpec, bundled_spaces, load_spec, parse_spec
 from autoq.search.storage import (
     create_or_resume,
     fail_orphan_trials,
@@ -105,7 +122,55 @@ AMP_POINTS_ATTR = "benchmark_amp_points"
 """The ``--amp-points`` the AMP piece's picks were made for."""
 """Trial attribute of an AMP point: its index in the curves sorted by cost."""
 
-_PIECE_NAME = re.compile(rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)})-seed(?P<seed>\d+)$")
+KNOB_SEPARATOR = "+"
+"""Joins autoq to its knobs in a method's name (``autoq+first_last+transform``): a spec name
+cannot hold it, so a study name splits back into space, method and seed."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A named override of a space's spec, searched by autoq's sampler as a method of its own.
+
+    Attributes:
+        why: what it changes and why it may pay, in a line.
+        space: ``space.<key>`` values it sets.
+        search: ``search.<key>`` values it sets.
+        architectures: the ``model.arch`` values it applies to (empty: every one).
+    """
+
+    why: str
+    space: Mapping[str, Any] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
+    architectures: tuple[str, ...] = ()
+
+
+KNOBS: dict[str, Knob] = {
+    "allow_float": Knob("a group may stay float (priced at 16 bits), as the grid's float regime "
+                        "does", space={"allow_float": True}),
+    "first_last": Knob("the first and last layers are searched too (the paper keeps them "
+                       "float): a cheaper floor", space={"first_last_float": False}),
+    "transform": Knob("each spectral group takes the cheaper of FFT and quantized DFT at its "
+                      "bits and scale", space={"transform": "search"}, architectures=("fno",)),
+    "per_channel": Knob("one weight grid per output channel: may cut the error at the same "
+                        "bit-ops",
+                        space={"weight_granularity": "per_channel"}),
+    "cubic": Knob("cubic-convolution resizes below scale 1 (float models of their own)",
+                  space={"resample": "cubic"}),
+    "fourier": Knob("spectral resizes below scale 1 (float models of their own; periodic data "
+                    "only)", space={"resample": "fourier"}),
+    "sensitivity": Knob("a calibration-only pass at 4 bits as the sampler's prior",
+                        search={"sensitivity": {"bits": 4}}),
+    "warm": Knob("QAT starts from the nearest earlier trial's weights",
+                 search={"warm_start": {}}),
+    "fidelity": Knob("every sampled trial screened on a quarter of its QAT, as "
+                     "benchmarks/fidelity.py ran it", search={"fidelity": {"screening": 0.25}}),
+}
+"""The knobs beyond the paper (issue 17 item 3), each measured on against the space's own
+autoq piece (off) before it becomes a default of the small spaces."""
+
+_PIECE_NAME = re.compile(
+    rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)}|autoq(?:{re.escape(KNOB_SEPARATOR)}\w+)+)"
+    rf"-seed(?P<seed>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -140,6 +205,82 @@ def pieces(space: str, methods: Sequence[str], seeds: Sequence[int]) -> list[Pie
             if piece not in ordered:
                 ordered.append(piece)
     return ordered
+
+
+def knob_method(knobs: str) -> str:
+    """The method that runs autoq's sampler with ``knobs`` (one knob, or several joined by
+    ``+``, all applied): ``autoq+<knobs>``. A SpecError names an unknown knob (listing the
+    known ones), a knob given twice, or two knobs setting the same key."""
+    names = knobs.split(KNOB_SEPARATOR)
+    unknown = [name for name in names if name not in KNOBS]
+    if unknown:
+        raise SpecError(f"--knobs: unknown knob {unknown[0]!r}; known: {', '.join(KNOBS)}")
+    if len(set(names)) < len(names):
+        raise SpecError(f"--knobs: {knobs!r} names a knob twice")
+    set_by: dict[str, str] = {}
+    for name in names:
+        knob = KNOBS[name]
+        for key in [*(f"space.{k}" for k in knob.space), *(f"search.{k}" for k in knob.search)]:
+            if key in set_by:
+                raise SpecError(f"--knobs: {knobs!r}: {set_by[key]} and {name} both set {key}")
+            set_by[key] = name
+    return KNOB_SEPARATOR.join(["autoq", *names])
+
+
+def method_knobs(method: str) -> list[str]:
+    """The knobs a method applies (none for the plain methods)."""
+    return method.split(KNOB_SEPARATOR)[1:]
+
+
+def benchmark_methods(methods: Sequence[str], knobs: Sequence[str]) -> list[str]:
+    """The methods of a run: ``--methods``, then one ``autoq+<knob>`` per ``--knobs``."""
+    return list(dict.fromkeys([*methods, *(knob_method(knob) for knob in knobs)]))
+
+
+def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
+    """The spec a method searches: the space's, or for a knob method the space's with its
+    knobs' values and autoq's sampler, validated as a spec file is. A SpecError names the knob
+    and the space when the knob is for other architectures, leaves the spec as it was, or
+    makes a spec the validation refuses."""
+    knobs = method_knobs(method)
+    if not knobs:
+        return spec
+    where = f"knob {KNOB_SEPARATOR.join(knobs)!r} on {spec.name}"
+    payload = spec.model_dump(mode="json")
+    payload["search"]["sampler"] = "autoq"  # what the piece runs (search.sensitivity needs it)
+    for name in knobs:
+        knob = KNOBS[name]
+        # A factory model's title is its factory path, which is no architecture.
+        if knob.architectures and spec.model.title not in knob.architectures:
+            raise SpecError(f"{where}: {name} is for model.arch {' or '.join(knob.architectures)}"
+                            f", and the space's model is {spec.model.title!r}")
+        payload["space"].update(knob.space)
+        payload["search"].update(knob.search)
+    knobbed = parse_spec(payload, source=where)
+    for name in knobs:
+        knob = KNOBS[name]
+        same = [f"space.{key}" for key in knob.space
+                if getattr(knobbed.space, key) == getattr(spec.space, key)]
+        same += [f"search.{key}" for key in knob.search
+                 if getattr(knobbed.search, key) == getattr(spec.search, key)]
+        if same:
+            raise SpecError(f"{where}: the space has {', '.join(same)} so already")
+    return knobbed
+
+
+def refusals(spec: SearchSpec, methods: Sequence[str]) -> dict[str, str]:
+    """The methods that do not run on ``spec``, each with why: AMP on a space with
+    ``space.ranks``, a knob :func:`method_spec` refuses there."""
+    refused = {}
+    for method in methods:
+        if method == "amp" and spec.space.ranks:
+            refused[method] = "AMP runs on spaces without space.ranks"
+        elif method_knobs(method):
+            try:
+                method_spec(spec, method)
+            except SpecError as e:
+                refused[method] = str(e)
+    return refused
 
 
 def model_key(scale: float, rank: Any = None) -> str:
@@ -226,7 +367,8 @@ class PieceResult:
         steps: its hypervolume after each counted trial, at charged wall time.
         budget: counted trials it needs (None: never set up).
         evaluations: AMP's calibration-only evaluations (0 for the other methods).
-        upfront_seconds: wall time charged before the first trial (float models, AMP's phase).
+        upfront_seconds: wall time charged before the first trial (float models, AMP's phase,
+            the sensitivity pass).
         runs: the machine and load of every process that worked on it.
         unpriced: float models its trials used whose training seconds are not recorded.
         amp_points: the ``--amp-points`` an AMP piece picked its points for.
@@ -263,13 +405,17 @@ class PieceResult:
 
 def piece_result(piece: Piece, trials: Sequence[FrozenTrial], attrs: Mapping[str, Any],
                  reference: tuple[float, float]) -> PieceResult:
-    """A piece from its study's trials and user attributes, against the space's reference."""
+    """A piece from its study's trials and user attributes, against the space's reference;
+    AMP's calibration-only phase and the sensitivity pass (``search.sensitivity``) are charged
+    before the first trial, where they ran."""
     float_models = attrs.get(FLOAT_MODELS_ATTR, {})
     amp = [value for key, value in attrs.items() if key.startswith(AMP_CURVE_PREFIX)]
-    amp_seconds = sum(phase["seconds"] for phase in amp)
+    sensitivity = records.recorded_sensitivities(attrs)
+    phase_seconds = (sum(phase["seconds"] for phase in amp)
+                     + (0.0 if sensitivity is None else sensitivity.seconds))
     steps = charged_steps(trials, float_models=float_models, reference=reference,
-                          upfront_seconds=amp_seconds)
-    upfront = amp_seconds + sum(m["seconds"] for m in float_models.values() if m["upfront"])
+                          upfront_seconds=phase_seconds)
+    upfront = phase_seconds + sum(m["seconds"] for m in float_models.values() if m["upfront"])
     return PieceResult(piece=piece,
                        points=[records.trial_point(t) for t in counted_trials(trials)],
                        steps=steps, budget=attrs.get(BUDGET_ATTR),
@@ -343,8 +489,9 @@ def time_to_reach(steps: Sequence[Step], target: float) -> float | None:
 
 
 def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
-                float_mse: float) -> list[list[str]]:
-    """The per-space table: a row per method over its finished seeds, or what is missing."""
+                float_mse: float, refused: Collection[str] = ()) -> list[list[str]]:
+    """The per-space table: a row per method over its finished seeds, or what is missing
+    (``n/a``: a method in ``refused`` does not run on the space)."""
     rows = [["method", "trials", "hypervolume", *(f"cost @ MSE≤{b:g}×float" for b in MSE_BOUNDS),
              "wall s (charged)"]]
     by_method = finished_by_method(results, methods)
@@ -352,7 +499,8 @@ def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
         done = by_method[method]
         if not done:
             partial = [r for p, r in results.items() if p.method == method]
-            status = ("missing" if not partial else "partial " + ", ".join(
+            status = ("n/a" if method in refused else "missing" if not partial
+                      else "partial " + ", ".join(
                 f"seed {r.piece.seed}: {len(r.points)}/{r.budget}" for r in partial))
             rows.append([method, status, "", *("" for _ in MSE_BOUNDS), ""])
             continue
@@ -380,12 +528,13 @@ def relative_hypervolumes(results: Mapping[Piece, PieceResult], methods: Sequenc
 
 
 def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str],
-                 seeds: Sequence[int], ceilings: Mapping[str, float | None]
-                 ) -> list[list[str]]:
+                 seeds: Sequence[int], ceilings: Mapping[str, float | None],
+                 refused: Mapping[str, Collection[str]] | None = None) -> list[list[str]]:
     """The table over all spaces: per space the grid's hypervolume, the space's
     :func:`hypervolume_ceiling` relative to it, and each method's relative to it (median over
     seeds; ``(k/n)``: only k of the n seeds finished), ``*`` on the best, and ``missing`` where a
-    method has no finished piece (``no grid`` where the grid has none)."""
+    method has no finished piece (``no grid`` where the grid has none; ``n/a`` where
+    ``refused[space]`` holds the method: it does not run there)."""
     rows = [["space", "grid hv", "ceiling", *methods]]
     for space, results in spaces.items():
         relative = relative_hypervolumes(results, methods)
@@ -398,7 +547,7 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
             wanted = 1 if method in DETERMINISTIC else len(seeds)
             done = len(by_method[method])
             if not done:
-                cells.append("missing")
+                cells.append("n/a" if method in (refused or {}).get(space, ()) else "missing")
             elif relative[method] is None:
                 cells.append("no grid")
             else:
@@ -411,11 +560,12 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
     return rows
 
 
-def machine_lines(results: Mapping[Piece, PieceResult]) -> list[str]:
-    """Where and under what load each piece ran: one line per piece, one entry per process."""
+def machine_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
+    """Where and under what load each piece ran: one line per piece (seed-major, in the order
+    of ``methods``), one entry per process."""
     lines = []
     for piece, result in sorted(results.items(), key=lambda item: (
-            item[0].seed, METHODS.index(item[0].method))):
+            item[0].seed, methods.index(item[0].method))):
         runs = []
         for run in result.runs:
             end = run.get("load_end")
@@ -446,6 +596,7 @@ def wall_time_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]
                          *(f"{hypervolume_at(first.steps, k * grid_wall):.3g}"
                            for k in TIME_MULTIPLES)])
     lines = table(rows)
+    width = max([7, *(len(method) for method in methods)])
     lines.append(f"wall time to reach the grid's final hypervolume {target:.3g} "
                  f"(grid: {grid_wall:.0f} s), median over seeds [per seed]:")
     for method in methods:
@@ -455,20 +606,24 @@ def wall_time_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]
         median = statistics.median(math.inf if t is None else t for t in reached)
         shown = "never" if math.isinf(median) else f"{median:.0f} s ({median / grid_wall:.2f}×)"
         per_seed = ", ".join("never" if t is None else f"{t:.0f}" for t in reached)
-        lines.append(f"  {method:7s} {shown} [{per_seed}]")
+        lines.append(f"  {method:{width}s} {shown} [{per_seed}]")
     return lines
 
 
 def space_report(space: str, reference: tuple[float, float] | None,
-                 results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
-    """Everything printed for one space, from its pieces on the storage."""
+                 results: Mapping[Piece, PieceResult], methods: Sequence[str],
+                 refused: Mapping[str, str] | None = None) -> list[str]:
+    """Everything printed for one space, from its pieces on the storage; ``refused``: the
+    methods that do not run on it, with why."""
+    refused = refused or {}
     if reference is None:
         return [f"{space}: nothing on the storage yet"]
     float_mse = reference[1] / 10
     lines = [f"{space}: float model at full resolution: MSE {float_mse:.3e}, cost "
              f"{reference[0]:.3e}; hypervolume reference (cost, MSE) = ({reference[0]:.3e}, "
              f"{reference[1]:.3e})"]
-    lines += ["  " + line for line in table(method_rows(results, methods, float_mse))]
+    lines += ["  " + line for line in table(method_rows(results, methods, float_mse, refused))]
+    lines += [f"  {method}: n/a: {why}" for method, why in refused.items() if method in methods]
     for method, done in finished_by_method(results, methods).items():
         if done:
             lines.append(f"  {method} front (seed {done[0].piece.seed}): " + "; ".join(
@@ -479,7 +634,7 @@ def space_report(space: str, reference: tuple[float, float] | None,
             lines.append(f"  {method}: float training not recorded for models {unpriced} "
                          f"(charged 0 s)")
     lines += ["  " + line for line in wall_time_lines(results, methods)]
-    lines += ["  machine and load: " + line for line in machine_lines(results)]
+    lines += ["  machine and load: " + line for line in machine_lines(results, methods)]
     return lines
 
 
@@ -487,6 +642,11 @@ def _bits_summary(bits: Mapping[str, Any]) -> str:
     from autoq.search.report import bits_summary
 
     return bits_summary(bits)
+
+
+def _line_style(method: str) -> str:
+    """Knob methods dashed: past ten methods the colours repeat."""
+    return "--" if method_knobs(method) else "-"
 
 
 def plot_space(space: str, results: Mapping[Piece, PieceResult], methods: Sequence[str],
@@ -507,7 +667,7 @@ def plot_space(space: str, results: Mapping[Piece, PieceResult], methods: Sequen
     for method, result in first.items():
         front = records.complete_points(pareto_front(result.points))
         ax.step([p.cost for p in front], [p.mse for p in front], where="post", lw=1.4,
-                marker="o", ms=3.5, label=method)
+                ls=_line_style(method), marker="o", ms=3.5, label=method)
     ax.scatter([reference[0]], [reference[1] / 10], marker="*", s=180, c="gold",
                edgecolors="k", zorder=5, label="float, full resolution")
     fronts = save_cost_mse_figure(fig, ax, plot_dir / f"search_quality_{space}.png",
@@ -517,11 +677,12 @@ def plot_space(space: str, results: Mapping[Piece, PieceResult], methods: Sequen
     for method, result in first.items():
         seconds = [result.upfront_seconds] + [s.seconds for s in result.steps]
         volumes = [0.0] + [s.hypervolume for s in result.steps]
-        by_time.step(seconds, volumes, where="post", lw=1.4, label=method)
+        by_time.step(seconds, volumes, where="post", lw=1.4, ls=_line_style(method),
+                     label=method)
         label = method if not result.evaluations else \
             f"{method} (+{result.evaluations} calibration-only evaluations)"
         by_trials.step([0] + [s.trials for s in result.steps], volumes, where="post", lw=1.4,
-                       label=label)
+                       ls=_line_style(method), label=label)
     if "grid" in first:
         for ax in (by_time, by_trials):
             ax.axhline(first["grid"].hypervolume, color="grey", ls="--", lw=0.8)
@@ -573,9 +734,11 @@ def paper_scales(spec: SearchSpec) -> list[float]:
 
 
 def piece_spec(spec: SearchSpec, piece: Piece, budget: int) -> SearchSpec:
-    """The spec a piece searches: the space's, with the piece's sampler and seed (the grid's
-    trials are enqueued; a random sampler would fill any trial beyond them)."""
-    sampler = "random" if piece.method in DETERMINISTIC else piece.method
+    """The spec a piece searches: ``spec`` (the space's, or its knob method's), with the
+    piece's sampler (autoq's for a knob method) and seed (the grid's trials are enqueued; a
+    random sampler would fill any trial beyond them)."""
+    sampler = ("random" if piece.method in DETERMINISTIC
+               else piece.method.split(KNOB_SEPARATOR)[0])
     return spec.model_copy(update={"search": spec.search.model_copy(
         update={"sampler": sampler, "seed": piece.seed, "trials": budget})})
 
@@ -745,14 +908,30 @@ def cost_floors(spec: SearchSpec, space: SearchSpace) -> dict[float, float]:
             for scale in spec.space.scales}
 
 
+def cheapest_floor(spec: SearchSpec, space: SearchSpace, methods: Sequence[str]) -> float:
+    """The cheapest configuration's cost in the space (``space``, built from ``spec``) and in
+    the spaces of its knob methods among ``methods``: a knob may open a cheaper corner
+    (``first_last`` quantizes the first and last layers)."""
+    from autoq.search import SearchSpace
+
+    floors = [min(cost_floors(spec, space).values())]
+    refused = refusals(spec, methods)
+    for method in methods:
+        searched = spec if method in refused else method_spec(spec, method)
+        if searched.space != spec.space:
+            floors.append(min(cost_floors(searched, SearchSpace(searched)).values()))
+    return min(floors)
+
+
 def hypervolume_ceiling(results: Mapping[Piece, PieceResult], reference: tuple[float, float],
                         floor: float) -> float | None:
-    """The hypervolume of one point at the space's cheapest cost ``floor`` and the lowest MSE
-    any counted trial of any method reached (None: no complete trial). No search of the space
+    """The hypervolume of one point at the space's cheapest cost ``floor`` (its knobs' spaces
+    included) and the lowest MSE any complete, feasible trial of any method reached (None:
+    none; a trial screened by ``search.fidelity`` is on no front). No search of the space
     exceeds it unless one of its trials reaches a lower MSE than all of these did: the goal
     "≥ k × the grid's hypervolume" is out of reach wherever this is below k × the grid's."""
-    lowest = min((p.mse for r in results.values() for p in records.complete_points(r.points)),
-                 default=None)
+    lowest = min((p.mse for r in results.values() for p in records.complete_points(r.points)
+                  if p.point.feasible), default=None)
     if lowest is None:
         return None
     point = records.TrialPoint(number=0, state="COMPLETE", mse=lowest, cost=floor, scale=None,
@@ -807,21 +986,35 @@ def resolve_spaces(arguments: Sequence[str]) -> list[SearchSpec]:
     return specs
 
 
+def knob_runner(spec: SearchSpec, base: TrialRunner) -> TrialRunner:
+    """A runner of a knob's spec sharing ``base``'s data and float-model cache (a knob that
+    leaves ``space.resample`` alone loads the space's float models from it, a resample knob
+    trains its own), and its search space where the knob leaves ``space`` alone."""
+    from autoq.search import TrialRunner
+
+    return TrialRunner(spec, cache=base.cache, problem=base.problem,
+                       space=base.space if spec.space == base.spec.space else None)
+
+
 def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
               args: argparse.Namespace, threads: int) -> TrialRunner | None:
-    """Run every wanted piece of ``spec`` that the storage does not hold finished; the runner
-    (None when nothing ran), whose data and float models all pieces shared. A piece that fails
-    is reported with its error and the others go on (the report shows it unfinished)."""
+    """Run every wanted piece of ``spec`` that the storage does not hold finished; the space's
+    runner (None when nothing ran), whose data and float models all pieces shared (a knob
+    piece runs its own spec through :func:`knob_runner`, against the space's reference). A
+    piece that fails is reported with its error and the others go on (the report shows it
+    unfinished); a method that does not run on the space (:func:`refusals`) is skipped."""
     from autoq.search import TrialRunner
 
     _, stored = read_space(storage, spec.name, wanted)
+    refused = refusals(spec, list(dict.fromkeys(piece.method for piece in wanted)))
     runner, reference = None, (0.0, 0.0)
+    knob_runners: dict[str, TrialRunner] = {}
     for piece in wanted:
         if done_as_asked(stored.get(piece), budget=args.budget, amp_points=args.amp_points):
             print(f"  {piece.study_name}: finished on the storage, read", flush=True)
             continue
-        if piece.method == "amp" and spec.space.ranks:
-            print(f"  {piece.study_name}: skipped: AMP runs on spaces without space.ranks")
+        if piece.method in refused:
+            print(f"  {piece.study_name}: skipped: {refused[piece.method]}")
             continue
         if runner is None:
             runner = TrialRunner(spec)
@@ -835,7 +1028,12 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
                 run_amp_piece(piece, spec, runner, storage, points=args.amp_points,
                               reference=reference, threads=threads)
             else:
-                run_search_piece(piece, spec, runner, storage, budget=args.budget,
+                searched, piece_runner = method_spec(spec, piece.method), runner
+                if searched is not spec:
+                    if piece.method not in knob_runners:
+                        knob_runners[piece.method] = knob_runner(searched, runner)
+                    piece_runner = knob_runners[piece.method]
+                run_search_piece(piece, searched, piece_runner, storage, budget=args.budget,
                                  reference=reference, threads=threads)
         except Exception as e:  # one broken method must not cost the hours of the others
             print(f"  {piece.study_name}: FAILED: {type(e).__name__}: {e}", flush=True)
@@ -850,42 +1048,52 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
     """Print every space's report and the table over all spaces, from the storage."""
     from autoq.search import SearchSpace
 
+    methods = benchmark_methods(args.methods, args.knobs)
     everything: dict[str, dict[Piece, PieceResult]] = {}
     ceilings: dict[str, float | None] = {}
+    refused: dict[str, dict[str, str]] = {}
     for spec in specs:
-        wanted = pieces(spec.name, args.methods, args.seeds)
+        wanted = pieces(spec.name, methods, args.seeds)
         reference, results = read_space(storage, spec.name, wanted)
         everything[spec.name] = results
+        refused[spec.name] = refusals(spec, methods)
         print()
-        for line in space_report(spec.name, reference, results, args.methods):
+        for line in space_report(spec.name, reference, results, methods, refused[spec.name]):
             print(line)
         if reference is not None:
             space = runners[spec.name].space if spec.name in runners else SearchSpace(spec)
-            floor = min(cost_floors(spec, space).values())
+            floor = cheapest_floor(spec, space, methods)
             ceilings[spec.name] = hypervolume_ceiling(results, reference, floor)
             if ceilings[spec.name] is not None:
                 print(f"  ceiling: hypervolume {ceilings[spec.name]:.3g} at the space's cheapest "
-                      f"cost {floor:.3g} and the lowest MSE any trial reached")
+                      f"cost {floor:.3g} (its knobs' spaces included) and the lowest MSE any "
+                      f"trial reached")
         if args.floor and spec.name in runners:
             grid = finished_by_method(results, ["grid"])["grid"]
             for line in floor_report(spec, runners[spec.name], grid[0] if grid else None):
                 print("  " + line)
         if reference is not None:
-            for path in plot_space(spec.name, results, args.methods, reference, args.plot_dir,
+            for path in plot_space(spec.name, results, methods, reference, args.plot_dir,
                                    args.budget):
                 print(f"  plot: {path}")
     print("\nhypervolume relative to the grid's (median over seeds; * best of the space; "
           "(k/n): k of n seeds finished; ceiling: the most any search reaches without a lower "
           "MSE than every trial so far)")
-    for line in table(summary_rows(everything, args.methods, args.seeds, ceilings)):
+    for line in table(summary_rows(everything, methods, args.seeds, ceilings, refused)):
         print("  " + line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="knobs: " + "; ".join(f"{name}: {knob.why}" for name, knob in KNOBS.items()))
     parser.add_argument("--spaces", nargs="+", default=["small"],
                         help="'small' (all 12 small spaces), bundled names or spec files")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--knobs", nargs="+", default=[], metavar="KNOB[+KNOB...]",
+                        help="also run autoq's sampler with each knob (several joined by '+' "
+                             "apply together), as method autoq+KNOB; known: "
+                             + ", ".join(KNOBS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=25, help="trials per method and seed")
     parser.add_argument("--amp-points", type=int, default=5,
@@ -901,6 +1109,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.budget < 1 or args.amp_points < 1:
         parser.error("--budget and --amp-points must be at least 1")
+    try:
+        methods = benchmark_methods(args.methods, args.knobs)
+    except SpecError as e:
+        parser.error(str(e))
     specs = resolve_spaces(args.spaces)
     if args.storage is None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -918,7 +1130,7 @@ def main() -> None:
         try:
             for spec in specs:
                 print(f"\n{spec.name}:", flush=True)
-                runner = run_space(spec, pieces(spec.name, args.methods, args.seeds), storage,
+                runner = run_space(spec, pieces(spec.name, methods, args.seeds), storage,
                                    args, threads)
                 if runner is not None:
                     runners[spec.name] = runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -310,3 +311,232 @@ def test_a_tiny_benchmark_resumes_an_unfinished_piece_and_reads_a_finished_one(
     grid_row = next(line for line in summary.splitlines() if line.strip().startswith("grid "))
     assert grid_row.split()[1] == "5"  # the paper's five regimes at the one scale
     assert (tmp_path / "search_quality_tiny-quality_time.png").is_file()
+
+
+# --- knobs -----------------------------------------------------------------------------------
+
+
+def test_knob_method_joins_knobs_and_names_an_unknown_one_with_the_known() -> None:
+    assert bench.knob_method("allow_float") == "autoq+allow_float"
+    assert bench.knob_method("first_last+transform") == "autoq+first_last+transform"
+    with pytest.raises(SpecError, match=r"unknown knob 'bogus'; known: allow_float, first_last"):
+        bench.knob_method("bogus")
+    with pytest.raises(SpecError, match=r"cubic and fourier both set space\.resample"):
+        bench.knob_method("cubic+fourier")
+    with pytest.raises(SpecError, match="names a knob twice"):
+        bench.knob_method("warm+warm")
+    assert bench.benchmark_methods(["grid", "autoq"], ["warm", "warm"]) == [
+        "grid", "autoq", "autoq+warm"]
+
+
+def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
+    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    assert bench.method_spec(fno, "autoq") is fno
+    both = bench.method_spec(fno, "autoq+first_last+transform")
+    assert both.space.first_last_float is False and both.space.transform == "search"
+    assert both.space.model_copy(update={"first_last_float": True, "transform": "fft"}) == \
+        fno.space
+    assert both.model_copy(update={"space": fno.space}) == fno
+    warm = bench.method_spec(fno, "autoq+warm")
+    assert warm.search.warm_start is not None and warm.search.warm_start.keep == 16
+    # The knob's piece runs autoq's sampler, which search.sensitivity requires.
+    tpe = fno.model_copy(update={"search": fno.search.model_copy(update={"sampler": "tpe"})})
+    assert bench.method_spec(tpe, "autoq+sensitivity").search.sensitivity.bits == 4
+    with pytest.raises(SpecError, match=r"knob 'warm' on burgers-fno-small: the space has "
+                                        r"search.warm_start so already"):
+        bench.method_spec(warm, "autoq+warm")
+
+
+def test_a_knob_a_space_refuses_is_a_spec_error_naming_knob_and_space() -> None:
+    [darcy] = bench.resolve_spaces(["darcy-unet-small"])
+    with pytest.raises(SpecError, match=r"knob 'fourier' on darcy-unet-small: .*not periodic"):
+        bench.method_spec(darcy, "autoq+fourier")
+    with pytest.raises(SpecError, match=r"knob 'transform' on darcy-unet-small: transform is "
+                                        r"for model.arch fno, and the space's model is 'unet'"):
+        bench.method_spec(darcy, "autoq+transform")
+    refused = bench.refusals(darcy, ["autoq", "autoq+first_last", "autoq+transform"])
+    assert list(refused) == ["autoq+transform"]
+
+
+def test_knob_pieces_round_trip_through_their_study_names() -> None:
+    knob = bench.Piece("burgers-fno-small", "autoq+first_last+transform", 2)
+    assert knob.study_name == "burgers-fno-small-autoq+first_last+transform-seed2"
+    assert bench.Piece.from_study_name(knob.study_name) == knob
+    # The names the storages already hold still parse.
+    assert bench.Piece.from_study_name("diffsorp-transformer-small-autoq-seed0") == \
+        bench.Piece("diffsorp-transformer-small", "autoq", 0)
+    assert bench.Piece.from_study_name("s-tpe+warm-seed0") is None  # knobs are autoq's
+    assert [(p.method, p.seed) for p in bench.pieces("s", ["grid", "autoq+warm"], [0, 1])] == [
+        ("grid", 0), ("autoq+warm", 0), ("autoq+warm", 1)]
+
+
+def test_a_knob_piece_runs_autoqs_sampler_with_its_seed() -> None:
+    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    knobbed = bench.method_spec(fno, "autoq+allow_float")
+    searched = bench.piece_spec(knobbed, bench.Piece(fno.name, "autoq+allow_float", 3), 7)
+    assert (searched.search.sampler, searched.search.seed, searched.search.trials) == (
+        "autoq", 3, 7)
+    assert searched.space.allow_float
+
+
+def test_the_sensitivity_pass_is_charged_before_the_first_trial() -> None:
+    study = new_study()
+    add_trial(study, scale=1.0, at=0, seconds=10)
+    attrs = {records.SENSITIVITY_ATTR: records.Sensitivities(
+        bits=4, scale=1.0, rank=None, float_error=0.01, weight={"g": 0.1}, act={"g": 0.2},
+        seconds=12.0).to_json(),
+        bench.FLOAT_MODELS_ATTR: {"1": {"seconds": 50.0, "upfront": True}}, bench.BUDGET_ATTR: 1}
+    knob = bench.piece_result(bench.Piece("s", "autoq+sensitivity", 0), study.get_trials(),
+                              attrs, REFERENCE)
+    assert knob.upfront_seconds == 62
+    assert [round(s.seconds, 6) for s in knob.steps] == [72]
+
+
+def test_the_tables_show_knob_methods_as_columns_after_autoq() -> None:
+    results = {r.piece: r for r in [
+        result("grid", 0, 2.0), result("autoq", 0, 2.4), result("autoq+first_last", 0, 3.0),
+        result("autoq+warm", 0, None)]}
+    methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "transform"])
+    rows = bench.summary_rows({"a": results}, methods, [0], {"a": None},
+                              {"a": ["autoq+transform"]})
+    assert rows[0] == ["space", "grid hv", "ceiling", "grid", "autoq", "autoq+first_last",
+                       "autoq+warm", "autoq+transform"]
+    assert rows[1] == ["a", "2", "—", "1.00", "1.20", "1.50*", "missing", "n/a"]
+    per_space = bench.method_rows(results, methods, float_mse=0.2,
+                                  refused=["autoq+transform"])
+    assert [row[:2] for row in per_space[3:]] == [
+        ["autoq+first_last", "1"], ["autoq+warm", "partial seed 0: 0/1"],
+        ["autoq+transform", "n/a"]]
+    assert per_space[3][3] == "1"  # its cost @ MSE ≤ 1.1× float
+    report = bench.space_report("a", REFERENCE, results, methods,
+                                {"autoq+transform": "knob 'transform' on a: for fno"})
+    assert "  autoq+transform: n/a: knob 'transform' on a: for fno" in report
+    assert any(line.startswith("  autoq+first_last front (seed 0)") for line in report)
+    later = {r.piece: r for r in [result("autoq+warm", 0, 1.0), result("autoq", 1, 1.0),
+                                  result("autoq+allow_float", 0, 1.0)]}
+    assert [line.split("/")[0] for line in bench.machine_lines(
+        later, ["autoq", "autoq+warm", "autoq+allow_float"])] == [
+        "autoq+warm", "autoq+allow_float", "autoq"]  # seed-major, in the columns' order
+
+
+def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    import autoq.search
+
+    built: list[Any] = []
+
+    class Runner:  # what run_space and knob_runner read of a TrialRunner
+        def __init__(self, spec: Any, **shared: Any) -> None:
+            self.spec, self.shared = spec, shared
+            self.cache, self.problem = shared.get("cache", object()), object()
+            cost = types.SimpleNamespace(total=1e9)
+            self.space = shared.get("space") or types.SimpleNamespace(
+                ranks=[None], cost=lambda config: cost, regime=lambda *args: None)
+            built.append(self)
+
+        def float_model(self, *args: Any) -> Any:
+            return types.SimpleNamespace(val_mse=0.01)
+
+    ran: list[tuple[str, Any, Any, tuple[float, float]]] = []
+
+    def run_search_piece(piece: Any, spec: Any, runner: Any, storage: Any, *,
+                         reference: tuple[float, float], **kwargs: Any) -> None:
+        ran.append((piece.method, spec, runner, reference))
+
+    monkeypatch.setattr(autoq.search, "TrialRunner", Runner)
+    monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
+    [spec] = bench.resolve_spaces(["burgers-unet-small"])
+    args = types.SimpleNamespace(budget=2, amp_points=5)
+    methods = bench.benchmark_methods(["autoq"], ["first_last", "transform", "warm"])
+    wanted = bench.pieces(spec.name, methods, [0, 1])
+    bench.run_space(spec, wanted, optuna.storages.InMemoryStorage(), args, 1)
+    base = built[0]
+    assert [method for method, *_ in ran] == ["autoq", "autoq+first_last", "autoq+warm"] * 2
+    by_method = {method: (searched, runner, reference) for method, searched, runner, reference
+                 in ran}
+    assert by_method["autoq"][:2] == (spec, base)
+    first_last, knob_runner, reference = by_method["autoq+first_last"]
+    assert first_last.space.first_last_float is False
+    assert knob_runner.spec == first_last and knob_runner is not base
+    assert knob_runner.shared["cache"] is base.cache
+    assert knob_runner.shared["problem"] is base.problem
+    assert knob_runner.shared["space"] is None  # the knob changes the space: built anew
+    assert by_method["autoq+warm"][1].shared["space"] is base.space
+    assert reference == by_method["autoq+warm"][2] == by_method["autoq"][2] == (1e9, 0.1)
+    assert len(built) == 3  # the space's runner and one per knob, reused over seeds
+    out = capsys.readouterr().out
+    assert ("burgers-unet-small-autoq+transform-seed0: skipped: knob 'transform' on "
+            "burgers-unet-small: transform is for model.arch fno") in out
+
+
+def test_the_ceiling_reaches_the_cheapest_corner_a_knob_opens_and_skips_screened_trials(
+        ) -> None:
+    from autoq.search import SearchSpace
+
+    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    space = SearchSpace(fno)
+    plain = bench.cheapest_floor(fno, space, ["grid", "autoq", "autoq+warm"])
+    assert plain == min(bench.cost_floors(fno, space).values())
+    opened = bench.method_spec(fno, "autoq+first_last")
+    assert bench.cheapest_floor(fno, space, ["autoq", "autoq+first_last"]) == \
+        min(bench.cost_floors(opened, SearchSpace(opened)).values()) < plain
+    screened = records.TrialPoint(number=1, state="COMPLETE", mse=0.01, cost=5.0, scale=1.0,
+                                  bits={}, feasible=False)
+    fidelity = dataclasses.replace(result("autoq+fidelity", 0, 1.0),
+                                   points=[result("x", 0, 1.0).points[0], screened])
+    # The full-length trial's MSE 0.1, not the screened 0.01: (2 − 1) × (0 + 1).
+    assert bench.hypervolume_ceiling({fidelity.piece: fidelity}, REFERENCE, floor=10.0) == \
+        pytest.approx(1.0)
+
+
+def test_an_unknown_knob_stops_the_benchmark_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", [
+        "search_quality.py", "--knobs", "warm", "wram", "--summary", "--spaces",
+        "burgers-fno-small", "--storage", f"sqlite:///{tmp_path / 'q.db'}", "--plot-dir",
+        str(tmp_path)])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert "unknown knob 'wram'; known: allow_float" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tiny_benchmark_runs_a_knob_piece_beside_autoq_and_reads_it_back(
+        tmp_path: Path) -> None:
+    import subprocess
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC.format(data=tmp_path / "tiny.h5"))
+    env = {**os.environ, "AUTOQ_THREADS": "1", "AUTOQ_CACHE_DIR": str(tmp_path / "float")}
+
+    def benchmark(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(_PATH), "--spaces", str(spec), "--methods", "autoq",
+             "--knobs", "first_last", "--seeds", "0", "--budget", "2", "--out",
+             str(tmp_path / "out"), "--plot-dir", str(tmp_path), *extra],
+            env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    ran = benchmark()
+    assert "tiny-quality-autoq+first_last-seed0: done" in ran
+    storage = f"sqlite:///{tmp_path / 'out' / 'search_quality.db'}"
+    autoq, knob = (optuna.load_study(study_name=f"tiny-quality-{method}-seed0", storage=storage)
+                   for method in ("autoq", "autoq+first_last"))
+    assert [t.state for t in knob.get_trials()] == [TrialState.COMPLETE] * 2
+    assert knob.user_attrs[bench.REFERENCE_ATTR] == autoq.user_attrs[bench.REFERENCE_ATTR]
+    # One float model, trained for the space and charged to both at its training seconds.
+    assert knob.user_attrs[bench.FLOAT_MODELS_ATTR] == autoq.user_attrs[bench.FLOAT_MODELS_ATTR]
+    stored = bench.parse_spec(json.loads(knob.user_attrs[records.SPEC_ATTR]))
+    assert stored.space.first_last_float is False and stored.search.sampler == "autoq"
+    summary = benchmark("--summary")
+    assert "tiny-quality-autoq+first_last-seed0" not in summary  # read, not run
+    knob_row = next(line for line in summary.splitlines()
+                    if line.strip().startswith("autoq+first_last "))
+    assert knob_row.split()[1] == "2"  # its trials
+    header = next(line for line in summary.splitlines() if line.strip().startswith("space "))
+    assert header.split()[-2:] == ["autoq", "autoq+first_last"]
