@@ -282,22 +282,27 @@ search: {{trials: 3, seed: 0}}
 """
 
 
-@pytest.mark.slow
-def test_a_tiny_benchmark_resumes_an_unfinished_piece_and_reads_a_finished_one(
-        tmp_path: Path) -> None:
+def _tiny_benchmark(tmp_path: Path, *arguments: str) -> str:
+    """The benchmark run as a user runs it, on the tiny spec, its storage and float cache
+    under ``tmp_path``; its standard output."""
     import subprocess
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY_SPEC.format(data=tmp_path / "tiny.h5"))
     env = {**os.environ, "AUTOQ_THREADS": "1", "AUTOQ_CACHE_DIR": str(tmp_path / "float")}
+    done = subprocess.run(
+        [sys.executable, str(_PATH), "--spaces", str(spec), "--seeds", "0", "--out",
+         str(tmp_path / "out"), "--plot-dir", str(tmp_path), *arguments],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
+
+@pytest.mark.slow
+def test_a_tiny_benchmark_resumes_an_unfinished_piece_and_reads_a_finished_one(
+        tmp_path: Path) -> None:
     def benchmark(*extra: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(_PATH), "--spaces", str(spec), "--methods", "grid", "autoq",
-             "--seeds", "0", "--out", str(tmp_path / "out"), "--plot-dir", str(tmp_path),
-             *extra], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return _tiny_benchmark(tmp_path, "--methods", "grid", "autoq", *extra)
 
     benchmark("--budget", "1")
     resumed = benchmark("--budget", "2")
@@ -507,20 +512,9 @@ def test_an_unknown_knob_stops_the_benchmark_before_anything_runs(
 @pytest.mark.slow
 def test_a_tiny_benchmark_runs_a_knob_piece_beside_autoq_and_reads_it_back(
         tmp_path: Path) -> None:
-    import subprocess
-
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(TINY_SPEC.format(data=tmp_path / "tiny.h5"))
-    env = {**os.environ, "AUTOQ_THREADS": "1", "AUTOQ_CACHE_DIR": str(tmp_path / "float")}
-
     def benchmark(*extra: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(_PATH), "--spaces", str(spec), "--methods", "autoq",
-             "--knobs", "first_last", "--seeds", "0", "--budget", "2", "--out",
-             str(tmp_path / "out"), "--plot-dir", str(tmp_path), *extra],
-            env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return _tiny_benchmark(tmp_path, "--methods", "autoq", "--knobs", "first_last",
+                               "--budget", "2", *extra)
 
     ran = benchmark()
     assert "tiny-quality-autoq+first_last-seed0: done" in ran
