@@ -31,13 +31,16 @@ resolution model (every trial records the float reference) from the start, the o
 first trial. The training seconds are the cache's record of the run that trained the model
 (``FloatModel.train_seconds``). A trial interrupted by a kill is not charged; its re-run is.
 
-The paper's grid is its regimes at its scale factors (those in the space), 25 trials; it and AMP
-are deterministic and run once, as seed 0. AIMET AMP runs per paper scale factor (brute force,
-whole curve, score −MSE) on the float model, its curves are stored on the piece's study, then up
-to ``--amp-points`` points of its curves (spread over the cost range) are QAT-fine-tuned, scored
-like every other trial and stored as trials of that study; its calibration-only evaluations are
-counted in its trials and its AMP seconds charged from the start. ``--floor`` adds what the space
-allows at all (the cost floor per scale; it trains the float model at every scale).
+The paper's grid is its regimes at its scale factors (those in the space), 25 trials, in the
+paper's setting whatever the space's defaults (:data:`PAPER_SETTING`: first and last layers
+float, per-tensor weights, bilinear resizes, FFTs, each trial a full QAT from the float model);
+it and AMP are deterministic and run once, as seed 0. AIMET AMP runs per paper scale factor
+(brute force, whole curve, score −MSE) on the float model, its curves are stored on the piece's
+study, then up to ``--amp-points`` points of its curves (spread over the cost range) are
+QAT-fine-tuned, scored like every other trial and stored as trials of that study; its
+calibration-only evaluations are counted in its trials and its AMP seconds charged from the
+start. ``--floor`` adds what the space allows at all (the cost floor per scale; it trains the
+float model at every scale).
 
 Knobs (issue 17 item 3: every option beyond the paper is measured on and off before it becomes
 a default of the small spaces). ``--knobs allow_float first_last+transform`` adds the methods
@@ -168,6 +171,16 @@ KNOBS: dict[str, Knob] = {
 """The knobs beyond the paper (issue 17 item 3), each measured on against the space's own
 autoq piece (off) before it becomes a default of the small spaces."""
 
+PAPER_SETTING: dict[str, dict[str, Any]] = {
+    "space": {"first_last_float": True, "scheme": "paper", "resample": "linear",
+              "weight_granularity": "per_tensor", "transform": "fft"},
+    "search": {"warm_start": None, "fidelity": None, "sensitivity": None},
+}
+"""The paper's value of every spec option that changes what a grid trial computes or costs:
+first and last layers float, weights and inputs quantized per tensor, bilinear resizes, FFTs,
+and each trial a full QAT from the float model (``allow_float`` and ``granularity`` shape what
+a sampler may propose, not the grid's uniform regimes)."""
+
 _PIECE_NAME = re.compile(
     rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)}|autoq(?:{re.escape(KNOB_SEPARATOR)}\w+)+)"
     rf"-seed(?P<seed>\d+)$")
@@ -237,11 +250,27 @@ def benchmark_methods(methods: Sequence[str], knobs: Sequence[str]) -> list[str]
     return list(dict.fromkeys([*methods, *(knob_method(knob) for knob in knobs)]))
 
 
+def paper_setting(spec: SearchSpec) -> SearchSpec:
+    """The spec the paper's grid runs in: the space's model, data, scales and training, with
+    every option that changes what a grid trial computes at the paper's value
+    (:data:`PAPER_SETTING`); ``spec`` itself when it has them all, so the grid shares the
+    space's runner. A space that makes a knob its default (first and last layers searched,
+    say) is thus still compared against the paper's grid, not a grid with the knob on."""
+    payload = spec.model_dump(mode="json")
+    for section, values in PAPER_SETTING.items():
+        payload[section].update(values)
+    paper = parse_spec(payload, source=f"the paper's setting of {spec.name}")
+    return spec if paper == spec else paper
+
+
 def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
-    """The spec a method searches: the space's, or for a knob method the space's with its
-    knobs' values and autoq's sampler, validated as a spec file is. A SpecError names the knob
-    and the space when the knob is for other architectures, leaves the spec as it was, or
-    makes a spec the validation refuses."""
+    """The spec a method searches: the grid's is the paper's setting (:func:`paper_setting`);
+    a knob method's is the space's with its knobs' values and autoq's sampler, validated as a
+    spec file is; the others search the space's. A SpecError names the knob and the space
+    when the knob is for other architectures, leaves the spec as it was, or makes a spec the
+    validation refuses."""
+    if method == "grid":
+        return paper_setting(spec)
     knobs = method_knobs(method)
     if not knobs:
         return spec
@@ -986,10 +1015,11 @@ def resolve_spaces(arguments: Sequence[str]) -> list[SearchSpec]:
     return specs
 
 
-def knob_runner(spec: SearchSpec, base: TrialRunner) -> TrialRunner:
-    """A runner of a knob's spec sharing ``base``'s data and float-model cache (a knob that
-    leaves ``space.resample`` alone loads the space's float models from it, a resample knob
-    trains its own), and its search space where the knob leaves ``space`` alone."""
+def method_runner(spec: SearchSpec, base: TrialRunner) -> TrialRunner:
+    """A runner of a method's own spec (a knob's, or the grid's paper setting) sharing
+    ``base``'s data and float-model cache (a spec that leaves ``space.resample`` as it is loads
+    the space's float models from it, another resample trains its own), and its search space
+    where the spec leaves ``space`` alone."""
     from autoq.search import TrialRunner
 
     return TrialRunner(spec, cache=base.cache, problem=base.problem,
@@ -999,8 +1029,9 @@ def knob_runner(spec: SearchSpec, base: TrialRunner) -> TrialRunner:
 def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
               args: argparse.Namespace, threads: int) -> TrialRunner | None:
     """Run every wanted piece of ``spec`` that the storage does not hold finished; the space's
-    runner (None when nothing ran), whose data and float models all pieces shared (a knob
-    piece runs its own spec through :func:`knob_runner`, against the space's reference). A
+    runner (None when nothing ran), whose data and float models all pieces shared (a piece
+    whose method has a spec of its own, :func:`method_spec`, runs it through
+    :func:`method_runner`, against the space's reference). A
     piece that fails is reported with its error and the others go on (the report shows it
     unfinished); a method that does not run on the space (:func:`refusals`) is skipped."""
     from autoq.search import TrialRunner
@@ -1008,7 +1039,7 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
     _, stored = read_space(storage, spec.name, wanted)
     refused = refusals(spec, list(dict.fromkeys(piece.method for piece in wanted)))
     runner, reference = None, (0.0, 0.0)
-    knob_runners: dict[str, TrialRunner] = {}
+    method_runners: dict[str, TrialRunner] = {}
     for piece in wanted:
         if done_as_asked(stored.get(piece), budget=args.budget, amp_points=args.amp_points):
             print(f"  {piece.study_name}: finished on the storage, read", flush=True)
@@ -1030,9 +1061,9 @@ def run_space(spec: SearchSpec, wanted: Sequence[Piece], storage: RDBStorage,
             else:
                 searched, piece_runner = method_spec(spec, piece.method), runner
                 if searched is not spec:
-                    if piece.method not in knob_runners:
-                        knob_runners[piece.method] = knob_runner(searched, runner)
-                    piece_runner = knob_runners[piece.method]
+                    if piece.method not in method_runners:
+                        method_runners[piece.method] = method_runner(searched, runner)
+                    piece_runner = method_runners[piece.method]
                 run_search_piece(piece, searched, piece_runner, storage, budget=args.budget,
                                  reference=reference, threads=threads)
         except Exception as e:  # one broken method must not cost the hours of the others

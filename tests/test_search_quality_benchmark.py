@@ -218,20 +218,36 @@ def test_machine_record_writes_the_load_at_start_and_end_and_marks_an_interrupt(
     assert second["interrupted"] and len(second["load_end"]) == 3
 
 
-def test_run_space_goes_on_past_a_failing_piece(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def fake_runners(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """autoq's TrialRunner replaced by a stand-in with what run_space and method_runner read
+    of one (a float model at MSE 0.01 costing 1e9); the runners built, in order."""
     import types
 
     import autoq.search
 
-    class Runner:  # what run_space reads of a TrialRunner before handing it to a piece
-        def __init__(self, spec: Any) -> None:
+    built: list[Any] = []
+
+    class Runner:
+        def __init__(self, spec: Any, **shared: Any) -> None:
+            self.spec, self.shared = spec, shared
+            self.cache, self.problem = shared.get("cache", object()), object()
             cost = types.SimpleNamespace(total=1e9)
-            self.space = types.SimpleNamespace(ranks=[None], cost=lambda config: cost,
-                                               regime=lambda *args: None)
+            self.space = shared.get("space") or types.SimpleNamespace(
+                ranks=[None], cost=lambda config: cost, regime=lambda *args: None)
+            built.append(self)
 
         def float_model(self, *args: Any) -> Any:
             return types.SimpleNamespace(val_mse=0.01)
+
+    monkeypatch.setattr(autoq.search, "TrialRunner", Runner)
+    return built
+
+
+def test_run_space_goes_on_past_a_failing_piece(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str],
+                                                fake_runners: list[Any]) -> None:
+    import types
 
     ran = []
 
@@ -240,7 +256,6 @@ def test_run_space_goes_on_past_a_failing_piece(monkeypatch: pytest.MonkeyPatch,
         if piece.method == "tpe":
             raise RuntimeError("sampler exploded")
 
-    monkeypatch.setattr(autoq.search, "TrialRunner", Runner)
     monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
     [spec] = bench.resolve_spaces(["burgers-fno-small"])
     args = types.SimpleNamespace(budget=2, amp_points=5)
@@ -352,6 +367,27 @@ def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
         bench.method_spec(warm, "autoq+warm")
 
 
+def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
+    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    assert bench.method_spec(fno, "grid") is fno  # the small spaces are the paper's setting
+    knobbed = bench.method_spec(
+        fno, "autoq+first_last+transform+per_channel+cubic+warm+sensitivity+fidelity")
+    knobbed = knobbed.model_copy(update={"space": knobbed.space.model_copy(
+        update={"scheme": "integer", "allow_float": True})})
+    grid = bench.method_spec(knobbed, "grid")
+    assert (grid.space.first_last_float, grid.space.scheme, grid.space.resample,
+            grid.space.weight_granularity, grid.space.transform) == (
+        True, "paper", "linear", "per_tensor", "fft")
+    assert (grid.search.warm_start, grid.search.sensitivity, grid.search.fidelity) == (
+        None, None, None)
+    # What the grid's regimes do not read stays the space's, and so does everything else.
+    assert grid.space.allow_float is True
+    assert grid.space.model_copy(update={"first_last_float": True, "transform": "fft"}) == \
+        fno.space.model_copy(update={"allow_float": True})
+    assert grid.model_copy(update={"space": fno.space, "search": fno.search}) == fno
+    assert grid.search.sampler == knobbed.search.sampler
+
+
 def test_a_knob_a_space_refuses_is_a_spec_error_naming_knob_and_space() -> None:
     [darcy] = bench.resolve_spaces(["darcy-unet-small"])
     with pytest.raises(SpecError, match=r"knob 'fourier' on darcy-unet-small: .*not periodic"):
@@ -425,24 +461,9 @@ def test_the_tables_show_knob_methods_as_columns_after_autoq() -> None:
 
 
 def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        fake_runners: list[Any]) -> None:
     import types
-
-    import autoq.search
-
-    built: list[Any] = []
-
-    class Runner:  # what run_space and knob_runner read of a TrialRunner
-        def __init__(self, spec: Any, **shared: Any) -> None:
-            self.spec, self.shared = spec, shared
-            self.cache, self.problem = shared.get("cache", object()), object()
-            cost = types.SimpleNamespace(total=1e9)
-            self.space = shared.get("space") or types.SimpleNamespace(
-                ranks=[None], cost=lambda config: cost, regime=lambda *args: None)
-            built.append(self)
-
-        def float_model(self, *args: Any) -> Any:
-            return types.SimpleNamespace(val_mse=0.01)
 
     ran: list[tuple[str, Any, Any, tuple[float, float]]] = []
 
@@ -450,14 +471,13 @@ def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
                          reference: tuple[float, float], **kwargs: Any) -> None:
         ran.append((piece.method, spec, runner, reference))
 
-    monkeypatch.setattr(autoq.search, "TrialRunner", Runner)
     monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
     [spec] = bench.resolve_spaces(["burgers-unet-small"])
     args = types.SimpleNamespace(budget=2, amp_points=5)
     methods = bench.benchmark_methods(["autoq"], ["first_last", "transform", "warm"])
     wanted = bench.pieces(spec.name, methods, [0, 1])
     bench.run_space(spec, wanted, optuna.storages.InMemoryStorage(), args, 1)
-    base = built[0]
+    base = fake_runners[0]
     assert [method for method, *_ in ran] == ["autoq", "autoq+first_last", "autoq+warm"] * 2
     by_method = {method: (searched, runner, reference) for method, searched, runner, reference
                  in ran}
@@ -470,10 +490,35 @@ def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
     assert knob_runner.shared["space"] is None  # the knob changes the space: built anew
     assert by_method["autoq+warm"][1].shared["space"] is base.space
     assert reference == by_method["autoq+warm"][2] == by_method["autoq"][2] == (1e9, 0.1)
-    assert len(built) == 3  # the space's runner and one per knob, reused over seeds
+    assert len(fake_runners) == 3  # the space's runner and one per knob, reused over seeds
     out = capsys.readouterr().out
     assert ("burgers-unet-small-autoq+transform-seed0: skipped: knob 'transform' on "
             "burgers-unet-small: transform is for model.arch fno") in out
+
+
+def test_run_space_runs_the_grid_in_the_papers_setting_on_a_space_with_a_knob_default(
+        monkeypatch: pytest.MonkeyPatch, fake_runners: list[Any]) -> None:
+    import types
+
+    ran: dict[str, tuple[Any, Any]] = {}
+
+    def run_search_piece(piece: Any, spec: Any, runner: Any, *args: Any, **kwargs: Any
+                         ) -> None:
+        ran[piece.method] = (spec, runner)
+
+    monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
+    [unet] = bench.resolve_spaces(["burgers-unet-small"])
+    searched = unet.model_copy(update={"space": unet.space.model_copy(
+        update={"first_last_float": False})})
+    args = types.SimpleNamespace(budget=2, amp_points=5)
+    bench.run_space(searched, bench.pieces(searched.name, ["grid", "autoq"], [0]),
+                    optuna.storages.InMemoryStorage(), args, 1)
+    base = fake_runners[0]
+    assert ran["autoq"] == (searched, base)
+    grid_spec, grid_runner = ran["grid"]
+    assert grid_spec.space.first_last_float is True and grid_spec == unet
+    assert grid_runner.spec == grid_spec and grid_runner.shared["cache"] is base.cache
+    assert grid_runner.shared["space"] is None  # first and last layers float: another space
 
 
 def test_the_ceiling_reaches_the_cheapest_corner_a_knob_opens_and_skips_screened_trials(
