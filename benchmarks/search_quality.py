@@ -589,6 +589,26 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
     return rows
 
 
+def knob_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str]
+              ) -> list[list[str]]:
+    """Each knob method against plain autoq, seed by seed (a knob is a default candidate where
+    it wins on every seed): per space and knob, its hypervolume over autoq's of the same seed
+    for every seed both finished, and on how many of those it is at least autoq's."""
+    rows = [["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's"]]
+    for space, results in spaces.items():
+        by_method = finished_by_method(results, [*methods, "autoq"])
+        plain = {r.piece.seed: r.hypervolume for r in by_method["autoq"] if r.hypervolume > 0}
+        for method in methods:
+            ratios = {r.piece.seed: r.hypervolume / plain[r.piece.seed]
+                      for r in by_method[method] if r.piece.seed in plain}
+            if not method_knobs(method) or not ratios:
+                continue
+            rows.append([space, method,
+                         ", ".join(f"{seed}: {ratio:.3f}" for seed, ratio in ratios.items()),
+                         f"{sum(ratio >= 1 for ratio in ratios.values())}/{len(ratios)}"])
+    return rows
+
+
 def machine_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
     """Where and under what load each piece ran: one line per piece (seed-major, in the order
     of ``methods``), one entry per process."""
@@ -1112,6 +1132,11 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
           "MSE than every trial so far)")
     for line in table(summary_rows(everything, methods, args.seeds, ceilings, refused)):
         print("  " + line)
+    knobs = knob_rows(everything, methods)
+    if len(knobs) > 1:
+        print("\nknobs against plain autoq, seed by seed")
+        for line in table(knobs):
+            print("  " + line)
 
 
 def main() -> None:

@@ -218,6 +218,19 @@ def test_machine_record_writes_the_load_at_start_and_end_and_marks_an_interrupt(
     assert second["interrupted"] and len(second["load_end"]) == 3
 
 
+def test_knob_rows_compare_each_knob_with_autoq_seed_by_seed() -> None:
+    results = {r.piece: r for r in [
+        result("grid", 0, 2.0), result("autoq", 0, 2.0), result("autoq", 1, 4.0),
+        result("autoq+first_last", 0, 2.5), result("autoq+first_last", 1, 3.0),
+        result("autoq+first_last", 2, 9.0),  # autoq has no seed 2: not compared
+        result("autoq+warm", 0, 2.0), result("autoq+warm", 1, None)]}
+    methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "sensitivity"])
+    assert bench.knob_rows({"a": results}, methods) == [
+        ["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's"],
+        ["a", "autoq+first_last", "0: 1.250, 1: 0.750", "1/2"],
+        ["a", "autoq+warm", "0: 1.000", "1/1"]]
+
+
 @pytest.fixture
 def fake_runners(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """autoq's TrialRunner replaced by a stand-in with what run_space and method_runner read
