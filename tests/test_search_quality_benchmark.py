@@ -225,10 +225,12 @@ def test_knob_rows_compare_each_knob_with_autoq_seed_by_seed() -> None:
         result("autoq+first_last", 2, 9.0),  # autoq has no seed 2: not compared
         result("autoq+warm", 0, 2.0), result("autoq+warm", 1, None)]}
     methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "sensitivity"])
+    results[bench.Piece("s", "autoq+first_last", 0)].steps.insert(0, bench.Step(4.0, 1, 2.1))
     assert bench.knob_rows({"a": results}, methods) == [
-        ["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's"],
-        ["a", "autoq+first_last", "0: 1.250, 1: 0.750", "1/2"],
-        ["a", "autoq+warm", "0: 1.000", "1/1"]]
+        ["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's",
+         "time to autoq's hv / autoq's wall"],
+        ["a", "autoq+first_last", "0: 1.250, 1: 0.750", "1/2", "0: 0.40, 1: never"],
+        ["a", "autoq+warm", "0: 1.000", "1/1", "0: 1.00"]]
 
 
 @pytest.fixture
