@@ -604,3 +604,41 @@ def test_the_float_models_recorded_error_is_the_best_error_known() -> None:
     study.optimize(objective, n_trials=3)
     after_first = seen[1:]  # the first trial knows no recorded error yet
     assert after_first and all(mse == pytest.approx(math.log(1e-5)) for _, mse in after_first)
+
+
+def test_the_candidate_pool_is_random_draws_uniform_regimes_greedy_paths_and_front_mutants(
+        ) -> None:
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=_cost, seed=0, candidates=64)
+    groups = len(GROUPS)
+
+    def config(scale: int, weight: int, act: int) -> np.ndarray:
+        return np.concatenate([[scale, 0], [weight] * groups, [act] * groups])
+
+    # A and D tie (equal cost and MSE: neither dominates), B trades, C is dominated by A.
+    observed = Configs.from_rows(np.array([config(0, 0, 0), config(1, 1, 1), config(2, 2, 2),
+                                           config(0, 2, 2)]))
+    log_mse, log_cost = np.log([2.0, 1.0, 3.0, 2.0]), np.log([1.0, 2.0, 2.0, 1.0])
+    theta = sampler._model.draw(np.random.default_rng(0))
+    pool = sampler._candidate_pool(observed, log_mse, log_cost, theta).rows()
+    uniform = {config(s, w, a).tobytes() for s, w, a in itertools.product(
+        range(len(SCALES)), range(len(BITS)), range(len(BITS)))}
+    assert {row.tobytes() for row in pool[64:64 + len(uniform)]} == uniform
+    paths = len(SCALES) * (1 + 2 * groups * (len(BITS) - 1))  # widest, then one step at a time
+    mutants = pool[64 + len(uniform) + paths:]
+    # Three front members (A, B, D) share half the random draws' count: 64 // 3 // 2 copies.
+    assert len(mutants) == 3 * 10
+    parents = np.repeat(observed.rows()[[0, 1, 3]], 10, axis=0)
+    redrawn = np.column_stack([mutants[:, 0] != parents[:, 0], mutants[:, 1] != parents[:, 1],
+                               (mutants[:, 2:2 + groups] != parents[:, 2:2 + groups])
+                               | (mutants[:, 2 + groups:] != parents[:, 2 + groups:])])
+    assert redrawn.sum(axis=1).max() <= 3 and redrawn.any()
+
+
+def test_a_configuration_costing_exactly_max_cost_is_within_it() -> None:
+    cheapest = {"scale": min(SCALES), **_uniform(min(BITS))}
+    sampler = CostAwareSampler(scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS,
+                               act_bits=BITS, cost_fn=_cost, seed=0, max_cost=_cost(cheapest))
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(_objective, n_trials=1)
+    assert study.trials[0].params == cheapest  # the one configuration within the bound
