@@ -32,15 +32,15 @@ first trial. The training seconds are the cache's record of the run that trained
 (``FloatModel.train_seconds``). A trial interrupted by a kill is not charged; its re-run is.
 
 The paper's grid is its regimes at its scale factors (those in the space), 25 trials, in the
-paper's setting whatever the space's defaults (:data:`PAPER_SETTING`: first and last layers
-float, per-tensor weights, bilinear resizes, FFTs, each trial a full QAT from the float model);
-it and AMP are deterministic and run once, as seed 0. AIMET AMP runs per paper scale factor
-(brute force, whole curve, score −MSE) on the float model, its curves are stored on the piece's
-study, then up to ``--amp-points`` points of its curves (spread over the cost range) are
-QAT-fine-tuned, scored like every other trial and stored as trials of that study; its
-calibration-only evaluations are counted in its trials and its AMP seconds charged from the
-start. ``--floor`` adds what the space allows at all (the cost floor per scale; it trains the
-float model at every scale).
+paper's setting whatever the space's defaults (``autoq.search.spec.paper_setting``: first and
+last layers float, per-tensor weights, bilinear resizes, FFTs, each trial a full QAT from the
+float model); it and AMP are deterministic and run once, as seed 0. AIMET AMP runs per paper
+scale factor (brute force, whole curve, score −MSE) on the float model, its curves are stored
+on the piece's study, then up to ``--amp-points`` points of its curves (spread over the cost
+range) are QAT-fine-tuned, scored like every other trial and stored as trials of that study;
+its calibration-only evaluations are counted in its trials and its AMP seconds charged from
+the start. ``--floor`` adds what the space allows at all (the cost floor per scale; it trains
+the float model at every scale).
 
 Knobs (issue 17 item 3: every option beyond the paper is measured on and off before it becomes
 a default of the small spaces). ``--knobs allow_float first_last+transform`` adds the methods
@@ -84,7 +84,13 @@ from autoq.cost import PAPER_SCALES, REGIMES
 from autoq.errors import SpecError
 from autoq.search import records
 from autoq.search.results import hypervolume, operating_point, pareto_front
-from autoq.search.spec import SearchSpec, bundled_spaces, load_spec, parse_spec
+from autoq.search.spec import (
+    SearchSpec,
+    bundled_spaces,
+    load_spec,
+    paper_setting,
+    parse_spec,
+)
 from autoq.search.storage import (
     create_or_resume,
     fail_orphan_trials,
@@ -171,16 +177,6 @@ KNOBS: dict[str, Knob] = {
 """The knobs beyond the paper (issue 17 item 3), each measured on against the space's own
 autoq piece (off) before it becomes a default of the small spaces."""
 
-PAPER_SETTING: dict[str, dict[str, Any]] = {
-    "space": {"first_last_float": True, "scheme": "paper", "resample": "linear",
-              "weight_granularity": "per_tensor", "transform": "fft"},
-    "search": {"warm_start": None, "fidelity": None, "sensitivity": None},
-}
-"""The paper's value of every spec option that changes what a grid trial computes or costs:
-first and last layers float, weights and inputs quantized per tensor, bilinear resizes, FFTs,
-and each trial a full QAT from the float model (``allow_float`` and ``granularity`` shape what
-a sampler may propose, not the grid's uniform regimes)."""
-
 _PIECE_NAME = re.compile(
     rf"^(?P<space>.+)-(?P<method>{'|'.join(METHODS)}|autoq(?:{re.escape(KNOB_SEPARATOR)}\w+)+)"
     rf"-seed(?P<seed>\d+)$")
@@ -248,19 +244,6 @@ def method_knobs(method: str) -> list[str]:
 def benchmark_methods(methods: Sequence[str], knobs: Sequence[str]) -> list[str]:
     """The methods of a run: ``--methods``, then one ``autoq+<knob>`` per ``--knobs``."""
     return list(dict.fromkeys([*methods, *(knob_method(knob) for knob in knobs)]))
-
-
-def paper_setting(spec: SearchSpec) -> SearchSpec:
-    """The spec the paper's grid runs in: the space's model, data, scales and training, with
-    every option that changes what a grid trial computes at the paper's value
-    (:data:`PAPER_SETTING`); ``spec`` itself when it has them all, so the grid shares the
-    space's runner. A space that makes a knob its default (first and last layers searched,
-    say) is thus still compared against the paper's grid, not a grid with the knob on."""
-    payload = spec.model_dump(mode="json")
-    for section, values in PAPER_SETTING.items():
-        payload[section].update(values)
-    paper = parse_spec(payload, source=f"the paper's setting of {spec.name}")
-    return spec if paper == spec else paper
 
 
 def method_spec(spec: SearchSpec, method: str) -> SearchSpec:

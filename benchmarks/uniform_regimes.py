@@ -3,7 +3,9 @@
 Usage: python benchmarks/uniform_regimes.py [--spaces NAME|FILE.yaml ...] [--plot-dir benchmarks]
 For each space: float, w8a16, w8a8, w4a8, w4a4 at scales 1.0, 0.7, 0.5, 0.3, 0.2 — each a real
 calibration + QAT run from the cached float model at that scale — printed as a table of MSE and
-bit-op cost, and plotted cost vs MSE on log scales (the paper's Figure 4).
+bit-op cost, and plotted cost vs MSE on log scales (the paper's Figure 4). The regimes run in
+the paper's setting (first and last layers float, per-tensor weights, bilinear resizes, FFTs)
+whatever the space's own defaults (``autoq.search.spec.paper_setting``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from autoq.device import configure_threads
 from autoq.quant import quiet_aimet_logs
 from autoq.search import TrialPoint, TrialRunner, load_spec, pareto_front
 from autoq.search.report import plot_front
+from autoq.search.spec import paper_setting
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +31,9 @@ def main() -> None:
     configure_threads()
     quiet_aimet_logs()
     for name in args.spaces:
-        spec = load_spec(name if name.endswith(".yaml")
-                         else ROOT / "search_spaces" / f"{name}.yaml")
+        # The paper's regimes in the paper's setting, whatever the space's defaults.
+        spec = paper_setting(load_spec(name if name.endswith(".yaml")
+                                       else ROOT / "search_spaces" / f"{name}.yaml"))
         runner = TrialRunner(spec)
         points: list[TrialPoint] = []
         print(f"\n{spec.name}: validation MSE / bit-op cost")

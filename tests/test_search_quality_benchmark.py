@@ -383,24 +383,13 @@ def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
 
 
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
+    from autoq.search.spec import paper_setting
+
     [fno] = bench.resolve_spaces(["burgers-fno-small"])
     assert bench.method_spec(fno, "grid") is fno  # the small spaces are the paper's setting
-    knobbed = bench.method_spec(
-        fno, "autoq+first_last+transform+per_channel+cubic+warm+sensitivity+fidelity")
-    knobbed = knobbed.model_copy(update={"space": knobbed.space.model_copy(
-        update={"scheme": "integer", "allow_float": True})})
+    knobbed = bench.method_spec(fno, "autoq+first_last+warm")
     grid = bench.method_spec(knobbed, "grid")
-    assert (grid.space.first_last_float, grid.space.scheme, grid.space.resample,
-            grid.space.weight_granularity, grid.space.transform) == (
-        True, "paper", "linear", "per_tensor", "fft")
-    assert (grid.search.warm_start, grid.search.sensitivity, grid.search.fidelity) == (
-        None, None, None)
-    # What the grid's regimes do not read stays the space's, and so does everything else.
-    assert grid.space.allow_float is True
-    assert grid.space.model_copy(update={"first_last_float": True, "transform": "fft"}) == \
-        fno.space.model_copy(update={"allow_float": True})
-    assert grid.model_copy(update={"space": fno.space, "search": fno.search}) == fno
-    assert grid.search.sampler == knobbed.search.sampler
+    assert grid == paper_setting(knobbed) and grid.space.first_last_float is True
 
 
 def test_a_knob_a_space_refuses_is_a_spec_error_naming_knob_and_space() -> None:

@@ -519,6 +519,29 @@ def parse_spec(payload: Mapping[str, Any], *, source: str = "spec") -> SearchSpe
         raise SpecError(f"{source}: {described}") from e
 
 
+PAPER_SETTING: dict[str, dict[str, Any]] = {
+    "space": {"first_last_float": True, "scheme": "paper", "resample": "linear",
+              "weight_granularity": "per_tensor", "transform": "fft"},
+    "search": {"warm_start": None, "fidelity": None, "sensitivity": None},
+}
+"""The paper's value of every spec option that changes what one of its uniform-regime trials
+computes or costs: first and last layers float, weights and inputs quantized per tensor,
+bilinear resizes, FFTs, and each trial a full QAT from the float model (``allow_float`` and
+``granularity`` shape what a sampler may propose, not a uniform regime)."""
+
+
+def paper_setting(spec: SearchSpec) -> SearchSpec:
+    """``spec`` with every option of :data:`PAPER_SETTING` at the paper's value, the model,
+    data, scales, bitwidths and training left as they are; ``spec`` itself when it has them
+    all. The paper's regimes run here whatever a space's defaults: in a space that searches
+    its first and last layers, a regime in the space's own setting would quantize them too."""
+    payload = spec.model_dump(mode="json")
+    for section, values in PAPER_SETTING.items():
+        payload[section].update(values)
+    paper = parse_spec(payload, source=f"the paper's setting of {spec.name}")
+    return spec if paper == spec else paper
+
+
 def bundled_spaces(directory: Path | None = None) -> dict[str, Path]:
     """The bundled search-space files by name (the file stem), sorted by name; ``directory``
     defaults to the ``search_spaces`` setting (the spaces shipped in the package)."""

@@ -12,6 +12,7 @@ import pytest
 from autoq.errors import SpecError
 from autoq.search import load_spec, parse_spec
 from autoq.search.setup import ensure_data
+from autoq.search.spec import paper_setting
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 
@@ -98,3 +99,24 @@ def test_spec_ranks_are_all_integers_or_all_fractions_largest_first(
     assert parse_spec(_edited(payload, "space.ranks", [4, 16])).space.ranks == [16, 4]
     with pytest.raises(SpecError, match=r"space\.ranks: .*integer .* or every rank as a fraction"):
         parse_spec(_edited(payload, "space.ranks", [4, 0.5]))
+
+
+def test_paper_setting_sets_what_a_regime_computes_to_the_papers_value_and_nothing_else(
+        ) -> None:
+    fno = load_spec("burgers-fno-small")
+    assert paper_setting(fno) is fno  # the small spaces are in the paper's setting
+    knobbed = fno.model_dump(mode="json")
+    knobbed["space"].update(first_last_float=False, scheme="integer", resample="cubic",
+                            weight_granularity="per_channel", transform="search",
+                            allow_float=True)
+    knobbed["search"].update(warm_start={"keep": 8}, sensitivity={"bits": 4},
+                             fidelity={"screening": 0.25})
+    paper = paper_setting(parse_spec(knobbed))
+    assert (paper.space.first_last_float, paper.space.scheme, paper.space.resample,
+            paper.space.weight_granularity, paper.space.transform) == (
+        True, "paper", "linear", "per_tensor", "fft")
+    assert (paper.search.warm_start, paper.search.sensitivity, paper.search.fidelity) == (
+        None, None, None)
+    # What a uniform regime does not read stays the space's, and so does everything else.
+    assert paper.space == fno.space.model_copy(update={"allow_float": True})
+    assert paper.model_copy(update={"space": fno.space}) == fno
