@@ -51,8 +51,9 @@ studies ``<space>-autoq+<knobs>-seed<seed>`` beside the space's others, shown af
 model at full resolution) and charged the same way (its float models once each: a knob that
 changes ``space.resample`` trains float models of its own, the others load the space's from
 the cache; a sensitivity pass is charged before the first trial). The knobs (:data:`KNOBS`):
-``allow_float``, ``first_last`` (first and last layers searched), ``transform`` (``search``;
-FNO only), ``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``sensitivity``
+``allow_float``, ``first_last`` (first and last layers searched; ``float_ends`` the reverse,
+for a space that searches them by default), ``transform`` (``search``; FNO only),
+``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``sensitivity``
 (4 bits), ``warm`` (``search.warm_start``) and ``fidelity`` (screening 0.25; a screened trial
 counts towards the budget, as in a search, and is on no front). A knob that does not apply to
 a space (another architecture, a value the space has already, a spec the validation refuses)
@@ -158,6 +159,9 @@ KNOBS: dict[str, Knob] = {
                         "does", space={"allow_float": True}),
     "first_last": Knob("the first and last layers are searched too (the paper keeps them "
                        "float): a cheaper floor", space={"first_last_float": False}),
+    "float_ends": Knob("the first and last layers stay float, as the paper keeps them: the "
+                       "off state of a space that searches them",
+                       space={"first_last_float": True}),
     "transform": Knob("each spectral group takes the cheaper of FFT and quantized DFT at its "
                       "bits and scale", space={"transform": "search"}, architectures=("fno",)),
     "per_channel": Knob("one weight grid per output channel: may cut the error at the same "

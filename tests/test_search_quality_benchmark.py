@@ -392,6 +392,17 @@ def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> N
     assert grid == paper_setting(knobbed) and grid.space.first_last_float is True
 
 
+def test_float_ends_is_the_off_state_of_a_space_that_searches_its_first_and_last_layers(
+        ) -> None:
+    from autoq.search.spec import paper_setting
+
+    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    paper = paper_setting(fno)
+    searched = bench.method_spec(paper, "autoq+first_last")
+    assert bench.method_spec(searched, "autoq+float_ends").space == paper.space
+    assert list(bench.refusals(paper, ["autoq+float_ends"])) == ["autoq+float_ends"]
+
+
 def test_a_knob_a_space_refuses_is_a_spec_error_naming_knob_and_space() -> None:
     [darcy] = bench.resolve_spaces(["darcy-unet-small"])
     with pytest.raises(SpecError, match=r"knob 'fourier' on darcy-unet-small: .*not periodic"):
