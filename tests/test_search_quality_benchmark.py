@@ -33,6 +33,15 @@ START = datetime(2026, 11, 29, 12, 0, 0)
 SCALES = [1.0, 0.5, 0.2]
 
 
+def paper_space(name: str) -> Any:
+    """The bundled space ``name`` in the paper's setting (first and last layers float, no
+    knob on): what the knob tests turn knobs on from, whatever the space's own defaults."""
+    from autoq.search.spec import paper_setting
+
+    [spec] = bench.resolve_spaces([name])
+    return paper_setting(spec)
+
+
 def new_study() -> optuna.Study:
     return optuna.create_study(directions=list(records.DIRECTIONS))
 
@@ -365,7 +374,7 @@ def test_knob_method_joins_knobs_and_names_an_unknown_one_with_the_known() -> No
 
 
 def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
-    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    fno = paper_space("burgers-fno-small")
     assert bench.method_spec(fno, "autoq") is fno
     both = bench.method_spec(fno, "autoq+first_last+transform")
     assert both.space.first_last_float is False and both.space.transform == "search"
@@ -383,28 +392,22 @@ def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
 
 
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
-    from autoq.search.spec import paper_setting
-
-    [fno] = bench.resolve_spaces(["burgers-fno-small"])
-    assert bench.method_spec(fno, "grid") is fno  # the small spaces are the paper's setting
+    fno = paper_space("burgers-fno-small")
+    assert bench.method_spec(fno, "grid") is fno
     knobbed = bench.method_spec(fno, "autoq+first_last+warm")
-    grid = bench.method_spec(knobbed, "grid")
-    assert grid == paper_setting(knobbed) and grid.space.first_last_float is True
+    assert bench.method_spec(knobbed, "grid") == fno
 
 
 def test_float_ends_is_the_off_state_of_a_space_that_searches_its_first_and_last_layers(
         ) -> None:
-    from autoq.search.spec import paper_setting
-
-    [fno] = bench.resolve_spaces(["burgers-fno-small"])
-    paper = paper_setting(fno)
+    paper = paper_space("burgers-fno-small")
     searched = bench.method_spec(paper, "autoq+first_last")
     assert bench.method_spec(searched, "autoq+float_ends").space == paper.space
     assert list(bench.refusals(paper, ["autoq+float_ends"])) == ["autoq+float_ends"]
 
 
 def test_a_knob_a_space_refuses_is_a_spec_error_naming_knob_and_space() -> None:
-    [darcy] = bench.resolve_spaces(["darcy-unet-small"])
+    darcy = paper_space("darcy-unet-small")
     with pytest.raises(SpecError, match=r"knob 'fourier' on darcy-unet-small: .*not periodic"):
         bench.method_spec(darcy, "autoq+fourier")
     with pytest.raises(SpecError, match=r"knob 'transform' on darcy-unet-small: transform is "
@@ -487,7 +490,7 @@ def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
         ran.append((piece.method, spec, runner, reference))
 
     monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
-    [spec] = bench.resolve_spaces(["burgers-unet-small"])
+    spec = paper_space("burgers-unet-small")
     args = types.SimpleNamespace(budget=2, amp_points=5)
     methods = bench.benchmark_methods(["autoq"], ["first_last", "transform", "warm"])
     wanted = bench.pieces(spec.name, methods, [0, 1])
@@ -522,7 +525,7 @@ def test_run_space_runs_the_grid_in_the_papers_setting_on_a_space_with_a_knob_de
         ran[piece.method] = (spec, runner)
 
     monkeypatch.setattr(bench, "run_search_piece", run_search_piece)
-    [unet] = bench.resolve_spaces(["burgers-unet-small"])
+    unet = paper_space("burgers-unet-small")
     searched = unet.model_copy(update={"space": unet.space.model_copy(
         update={"first_last_float": False})})
     args = types.SimpleNamespace(budget=2, amp_points=5)
@@ -540,7 +543,7 @@ def test_the_ceiling_reaches_the_cheapest_corner_a_knob_opens_and_skips_screened
         ) -> None:
     from autoq.search import SearchSpace
 
-    [fno] = bench.resolve_spaces(["burgers-fno-small"])
+    fno = paper_space("burgers-fno-small")
     space = SearchSpace(fno)
     plain = bench.cheapest_floor(fno, space, ["grid", "autoq", "autoq+warm"])
     assert plain == min(bench.cost_floors(fno, space).values())
