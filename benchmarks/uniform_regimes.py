@@ -31,7 +31,6 @@ def main() -> None:
     configure_threads()
     quiet_aimet_logs()
     for name in args.spaces:
-        # The paper's regimes in the paper's setting, whatever the space's defaults.
         spec = paper_setting(load_spec(name if name.endswith(".yaml")
                                        else ROOT / "search_spaces" / f"{name}.yaml"))
         runner = TrialRunner(spec)

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from autoq.errors import SpecError
 from autoq.search import records
 from autoq.search.results import study_points
+from autoq.search.spec import SearchSpec, paper_setting
 
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "search_quality.py"
 _SPEC = importlib.util.spec_from_file_location("search_quality_benchmark", _PATH)
@@ -33,11 +34,9 @@ START = datetime(2026, 11, 29, 12, 0, 0)
 SCALES = [1.0, 0.5, 0.2]
 
 
-def paper_space(name: str) -> Any:
+def paper_space(name: str) -> SearchSpec:
     """The bundled space ``name`` in the paper's setting (first and last layers float, no
     knob on): what the knob tests turn knobs on from, whatever the space's own defaults."""
-    from autoq.search.spec import paper_setting
-
     [spec] = bench.resolve_spaces([name])
     return paper_setting(spec)
 

@@ -104,7 +104,6 @@ def test_spec_ranks_are_all_integers_or_all_fractions_largest_first(
 def test_paper_setting_sets_what_a_regime_computes_to_the_papers_value_and_nothing_else(
         ) -> None:
     fno = paper_setting(load_spec("burgers-fno-small"))
-    assert fno.space.first_last_float is True  # the small space searches them: not any more
     assert paper_setting(fno) is fno  # already in the paper's setting: the spec itself
     knobbed = fno.model_dump(mode="json")
     knobbed["space"].update(first_last_float=False, scheme="integer", resample="cubic",
