@@ -4,7 +4,7 @@ Usage:
     python benchmarks/search_quality.py [--spaces small | NAME ... | SPEC.yaml ...]
         [--methods grid random tpe nsga2 gp amp autoq] [--knobs KNOB[+KNOB...] ...]
         [--seeds 0 1 2] [--budget 25] [--amp-points 5] [--out benchmarks/search_quality_runs]
-        [--storage URL] [--plot-dir DIR] [--floor] [--summary]
+        [--storage URL] [--plot-dir DIR] [--floor] [--summary | --copy-to URL]
 
 Every method searches the same space with the same float model per scale and the same trial
 (calibration + QAT + validation MSE + bit-op cost). The work is cut into pieces, one per (space,
@@ -12,7 +12,11 @@ method, seed), each an Optuna study named ``<space>-<method>-seed<seed>`` on one
 (``--storage``; default a SQLite file under ``--out``), so the benchmark runs in pieces and
 resumes: a finished piece is read, not re-run; an interrupted one resumes its study (trials of a
 killed process are failed and run again). Run one process per storage at a time. ``--summary``
-only reads the storage; a run prints the same report at its end.
+only reads the storage; a run prints the same report at its end. ``--copy-to URL`` copies the
+finished pieces asked for to another storage (``optuna.copy_study``), for instance a SQLite file
+to keep beside RESULTS.md when the machine's own storage will not outlive it; each process's
+record on a piece names the code's revision (a ``git archive`` carries it in
+``benchmarks/REVISION``), so pieces run from different commits are told apart.
 
 Per space it prints, per method, the hypervolume (log10 cost × log10 MSE, one reference per
 space: the float model's cost at full resolution and 10 × its MSE), the cheapest cost at MSE ≤
@@ -69,6 +73,7 @@ import os
 import re
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -123,8 +128,11 @@ FLOAT_MODELS_ATTR = "benchmark_float_models"
 """``{model key: {"seconds": training seconds, "upfront": bool}}``: the float models the search
 used, charged once each; ``upfront`` ones before the first trial, the others at first use."""
 RUNS_ATTR = "benchmark_runs"
-"""One entry per process that worked on the piece: host, cores, torch threads, load average at
-start and end, start and end times (no end: the process was killed)."""
+"""One entry per process that worked on the piece: host, cores, torch threads, the code's
+revision, load average at start and end, start and end times (no end: the process was killed)."""
+REVISION_FILE = ROOT / "benchmarks" / "REVISION"
+"""``$Format:%H$``, which ``git archive`` replaces with the commit it archives
+(``.gitattributes``: export-subst): the revision of a run from an archive, which has no .git."""
 AMP_CURVE_PREFIX = "benchmark_amp_curve:"
 """``+ scale``: AMP's curve there, ``{"curve": [bits, ...], "evaluations": n, "seconds": s}``."""
 AMP_PICK_ATTR = "benchmark_amp_pick"
@@ -616,8 +624,9 @@ def machine_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) 
             end = run.get("load_end")
             load = f"{run['load_start'][0]:.2f}→" + (f"{end[0]:.2f}" if end
                                                        else "? (running, or killed)")
+            code = f"code {run['code'][:10]}, " if "code" in run else ""
             runs.append(f"{run['host']} {run['cores']} cores {run['torch_threads']} thread(s), "
-                        f"load {load}, {run['started'][:16]}"
+                        f"{code}load {load}, {run['started'][:16]}"
                         + (f"→{run['finished'][11:16]}" if run.get("finished") else "")
                         + (" interrupted" if run.get("interrupted") else ""))
         lines.append(f"{piece.method}/seed {piece.seed}: " + ("; ".join(runs) or "not recorded"))
@@ -750,6 +759,24 @@ def plot_space(space: str, results: Mapping[Piece, PieceResult], methods: Sequen
 # --- running pieces ----------------------------------------------------------------------------
 
 
+def code_revision() -> str:
+    """The commit the benchmark's code is: ``git rev-parse HEAD`` in a work tree (``+changes``
+    when it differs from that commit), :data:`REVISION_FILE` in a ``git archive`` of one,
+    ``unknown`` otherwise."""
+    def git(*command: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *command], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    try:
+        if git("rev-parse", "--show-toplevel") == str(ROOT):
+            return git("rev-parse", "HEAD") + ("+changes" if git("status", "--porcelain",
+                                                                 "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        pass  # no git, or not a work tree: an archive
+    archived = REVISION_FILE.read_text().strip() if REVISION_FILE.exists() else ""
+    return archived if re.fullmatch(r"[0-9a-f]{40}", archived) else "unknown"
+
+
 @contextmanager
 def machine_record(study: optuna.Study, *, torch_threads: int) -> Iterator[None]:
     """Record on the study which machine and load this process works on it under: the entry
@@ -759,7 +786,8 @@ def machine_record(study: optuna.Study, *, torch_threads: int) -> Iterator[None]
         "host": socket.gethostname(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "torch_threads": torch_threads, "load_start": list(os.getloadavg()),
+        "torch_threads": torch_threads, "code": code_revision(),
+        "load_start": list(os.getloadavg()),
         "started": datetime.now().isoformat(timespec="seconds")}
     runs.append(entry)
     study.set_user_attr(RUNS_ATTR, runs)
@@ -1135,6 +1163,29 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
             print("  " + line)
 
 
+def copy_pieces(specs: Sequence[SearchSpec], methods: Sequence[str], seeds: Sequence[int],
+                source: RDBStorage, destination: RDBStorage, *, budget: int,
+                amp_points: int) -> list[str]:
+    """Copy every finished piece (:func:`done_as_asked`) of ``specs`` × ``methods`` × ``seeds``
+    from ``source`` to ``destination`` (``optuna.copy_study``: trials, their attributes and the
+    study's, so the report reads the same from either); one line per piece saying what
+    happened. A piece ``destination`` holds already, finished or not, is left as it is."""
+    lines = []
+    for spec in specs:
+        wanted = pieces(spec.name, methods, seeds)
+        _, results = read_space(source, spec.name, wanted)
+        for piece in wanted:
+            if study_exists(destination, piece.study_name):
+                lines.append(f"{piece.study_name}: on the destination already, left as it is")
+            elif done_as_asked(results.get(piece), budget=budget, amp_points=amp_points):
+                optuna.copy_study(from_study_name=piece.study_name, from_storage=source,
+                                  to_storage=destination)
+                lines.append(f"{piece.study_name}: copied")
+            elif piece in results:
+                lines.append(f"{piece.study_name}: not finished, not copied")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -1158,6 +1209,10 @@ def main() -> None:
                         help="also print the cost floor per scale (trains every scale's model)")
     parser.add_argument("--summary", action="store_true",
                         help="only read the storage and print the report")
+    parser.add_argument("--copy-to", metavar="URL",
+                        help="only copy the finished pieces of the spaces, methods and seeds "
+                             "asked for from --storage to the storage at URL (a SQLAlchemy "
+                             "URL), leaving any piece it holds already as it is")
     args = parser.parse_args()
     if args.budget < 1 or args.amp_points < 1:
         parser.error("--budget and --amp-points must be at least 1")
@@ -1170,6 +1225,11 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(args.storage or f"sqlite:///{args.out.resolve()}/search_quality.db")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.copy_to:
+        for line in copy_pieces(specs, methods, args.seeds, storage, open_storage(args.copy_to),
+                                budget=args.budget, amp_points=args.amp_points):
+            print(line)
+        return
     runners: dict[str, TrialRunner] = {}
     if not args.summary:
         from autoq.device import configure_threads

@@ -226,6 +226,65 @@ def test_machine_record_writes_the_load_at_start_and_end_and_marks_an_interrupt(
     assert second["interrupted"] and len(second["load_end"]) == 3
 
 
+def test_machine_record_names_the_code_revision_of_the_work_tree_or_the_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    head = subprocess.run(["git", "-C", str(bench.ROOT), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert bench.code_revision().removesuffix("+changes") == head
+    # What `git archive` writes in place of the placeholder (.gitattributes: export-subst).
+    archived = subprocess.run(["git", "-C", str(bench.ROOT), "archive", "HEAD",
+                               "benchmarks/REVISION"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archived, check=True)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)  # an archive: no .git
+    monkeypatch.setattr(bench, "REVISION_FILE", tmp_path / "benchmarks" / "REVISION")
+    assert bench.code_revision() == head
+    study = new_study()
+    with bench.machine_record(study, torch_threads=1):
+        pass
+    assert study.user_attrs[bench.RUNS_ATTR][0]["code"] == head
+    bench.REVISION_FILE.write_text("$Format:%H$\n")  # a copy of the work tree's file
+    assert bench.code_revision() == "unknown"
+
+
+def stored_piece(storage: str, piece: Any, *, trials: int, budget: int) -> None:
+    """``piece`` on ``storage`` as a run leaves it: ``trials`` finished of ``budget``."""
+    study = optuna.create_study(study_name=piece.study_name, storage=storage,
+                                directions=list(records.DIRECTIONS))
+    study.set_user_attr(bench.REFERENCE_ATTR, list(REFERENCE))
+    study.set_user_attr(bench.BUDGET_ATTR, budget)
+    study.set_user_attr(bench.FLOAT_MODELS_ATTR, FLOAT_MODELS)
+    for number in range(trials):
+        add_trial(study, scale=[1.0, 0.5][number % 2], at=10.0 * number, seconds=5.0,
+                  mse=0.1 / (number + 1), cost=10.0 * (number + 1))
+
+
+def test_copy_pieces_copies_finished_pieces_that_read_back_the_same(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    destination = f"sqlite:///{tmp_path / 'destination.db'}"
+    [spec] = bench.resolve_spaces(["burgers-fno-small"])
+    grid, autoq, tpe = (bench.Piece(spec.name, method, 0) for method in ("grid", "autoq", "tpe"))
+    stored_piece(source, grid, trials=3, budget=3)
+    stored_piece(source, autoq, trials=2, budget=3)  # a killed run's
+    stored_piece(destination, tpe, trials=1, budget=3)  # another run's, left as it is
+
+    def copy() -> list[str]:
+        return bench.copy_pieces([spec], ["grid", "autoq", "tpe"], [0],
+                                 bench.open_storage(source), bench.open_storage(destination),
+                                 budget=3, amp_points=5)
+
+    assert copy() == [f"{grid.study_name}: copied",
+                      f"{autoq.study_name}: not finished, not copied",
+                      f"{tpe.study_name}: on the destination already, left as it is"]
+    wanted = [grid, autoq, tpe]
+    before = bench.read_space(bench.open_storage(source), spec.name, wanted)[1][grid]
+    reference, after = bench.read_space(bench.open_storage(destination), spec.name, wanted)
+    assert reference == REFERENCE and set(after) == {grid, tpe}
+    assert after[grid].steps == before.steps and after[grid].finished
+    assert copy()[0] == f"{grid.study_name}: on the destination already, left as it is"
+
+
 def test_knob_rows_compare_each_knob_with_autoq_seed_by_seed() -> None:
     results = {r.piece: r for r in [
         result("grid", 0, 2.0), result("autoq", 0, 2.0), result("autoq", 1, 4.0),
