@@ -57,7 +57,8 @@ changes ``space.resample`` trains float models of its own, the others load the s
 the cache; a sensitivity pass is charged before the first trial). The knobs (:data:`KNOBS`):
 ``allow_float``, ``first_last`` (first and last layers searched; ``float_ends`` the reverse,
 for a space that searches them by default), ``transform`` (``search``; FNO only),
-``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``sensitivity``
+``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``low_scales`` (scale
+factors 0.15 and 0.1 added to the space's), ``sensitivity``
 (4 bits), ``warm`` (``search.warm_start``) and ``fidelity`` (screening 0.25; a screened trial
 counts towards the budget, as in a search, and is on no front). A knob that does not apply to
 a space (another architecture, a value the space has already, a spec the validation refuses)
@@ -154,12 +155,21 @@ class Knob:
         space: ``space.<key>`` values it sets.
         search: ``search.<key>`` values it sets.
         architectures: the ``model.arch`` values it applies to (empty: every one).
+        scales: scale factors it adds to the space's menu (``space.scales``).
     """
 
     why: str
     space: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, Any] = field(default_factory=dict)
     architectures: tuple[str, ...] = ()
+    scales: tuple[float, ...] = ()
+
+    @property
+    def keys(self) -> list[str]:
+        """The spec keys it sets, ``space.<key>`` and ``search.<key>``."""
+        return [*(f"space.{key}" for key in self.space),
+                *(["space.scales"] if self.scales else []),
+                *(f"search.{key}" for key in self.search)]
 
 
 KNOBS: dict[str, Knob] = {
@@ -185,6 +195,8 @@ KNOBS: dict[str, Knob] = {
                  search={"warm_start": {}}),
     "fidelity": Knob("every sampled trial screened on a quarter of its QAT, as "
                      "benchmarks/fidelity.py ran it", search={"fidelity": {"screening": 0.25}}),
+    "low_scales": Knob("scale factors 0.15 and 0.1 too, below the paper's lowest (0.2): a "
+                       "cheaper floor where the data are smooth enough", scales=(0.15, 0.1)),
 }
 """The knobs beyond the paper (issue 17 item 3), each measured on against the space's own
 autoq piece (off) before it becomes a default of the small spaces."""
@@ -241,7 +253,7 @@ def knob_method(knobs: str) -> str:
     set_by: dict[str, str] = {}
     for name in names:
         knob = KNOBS[name]
-        for key in [*(f"space.{k}" for k in knob.space), *(f"search.{k}" for k in knob.search)]:
+        for key in knob.keys:
             if key in set_by:
                 raise SpecError(f"--knobs: {knobs!r}: {set_by[key]} and {name} both set {key}")
             set_by[key] = name
@@ -280,6 +292,9 @@ def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
                             f", and the space's model is {spec.model.title!r}")
         payload["space"].update(knob.space)
         payload["search"].update(knob.search)
+        if knob.scales:
+            payload["space"]["scales"] = sorted({*payload["space"]["scales"], *knob.scales},
+                                                reverse=True)
     knobbed = parse_spec(payload, source=where)
     for name in knobs:
         knob = KNOBS[name]
@@ -287,6 +302,8 @@ def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
                 if getattr(knobbed.space, key) == getattr(spec.space, key)]
         same += [f"search.{key}" for key in knob.search
                  if getattr(knobbed.search, key) == getattr(spec.search, key)]
+        if knob.scales and set(knob.scales) <= set(spec.space.scales):
+            same.append("space.scales holding " + ", ".join(map(str, knob.scales)))
         if same:
             raise SpecError(f"{where}: the space has {', '.join(same)} so already")
     return knobbed

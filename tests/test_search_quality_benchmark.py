@@ -449,6 +449,17 @@ def test_method_spec_applies_the_knobs_validated_and_leaves_the_rest() -> None:
         bench.method_spec(warm, "autoq+warm")
 
 
+def test_low_scales_adds_scale_factors_to_the_spaces_menu_and_sets_nothing_else() -> None:
+    unet = paper_space("darcy-unet-small")
+    low = bench.method_spec(unet, "autoq+low_scales")
+    assert low.space.scales == [*unet.space.scales, 0.15, 0.1]  # kept in descending order
+    assert low.model_copy(update={"space": unet.space}) == unet
+    assert bench.method_spec(low, "autoq+first_last").space.scales == low.space.scales
+    with pytest.raises(SpecError, match=r"knob 'low_scales' on darcy-unet-small: the space has "
+                                        r"space.scales holding 0.15, 0.1 so already"):
+        bench.method_spec(low, "autoq+low_scales")
+
+
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
     fno = paper_space("burgers-fno-small")
     assert bench.method_spec(fno, "grid") is fno
