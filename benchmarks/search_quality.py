@@ -603,30 +603,39 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
 
 def knob_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str]
               ) -> list[list[str]]:
-    """Each knob method against plain autoq, seed by seed (a knob is a default candidate where
-    it wins on every seed): per space and knob, for every seed both finished, its hypervolume
-    over autoq's, on how many of those seeds it is at least autoq's, and the charged wall time
-    it took to reach autoq's final hypervolume over autoq's whole wall time (issue 17 item 2:
-    autoq's own 25-trial hypervolume in half its wall time)."""
-    rows = [["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's",
-             "time to autoq's hv / autoq's wall"]]
+    """Each knob method against plain autoq, and against every knob method of ``methods`` whose
+    knobs it adds to (``autoq+a+b`` against ``autoq+a``: does ``b`` pay on top of ``a``?), seed
+    by seed (a knob is a default candidate where it wins on every seed): per space, method and
+    base, for every seed both finished, its hypervolume over the base's, on how many of those
+    seeds it is at least the base's, and the charged wall time it took to reach the base's final
+    hypervolume over the base's whole wall time (issue 17 item 2: autoq's own 25-trial
+    hypervolume in half its wall time)."""
+    rows = [["space", "method", "against", "hv / base's (seed: ratio)", "at least base's",
+             "time to base's hv / base's wall"]]
     for space, results in spaces.items():
         by_method = finished_by_method(results, [*methods, "autoq"])
-        plain = {r.piece.seed: r for r in by_method["autoq"] if r.hypervolume > 0}
         for method in methods:
-            pairs = [(r, plain[r.piece.seed]) for r in by_method[method] if r.piece.seed in plain]
-            if not method_knobs(method) or not pairs:
+            knobs = set(method_knobs(method))
+            if not knobs:
                 continue
-            ratios = [knob.hypervolume / off.hypervolume for knob, off in pairs]
-            times = [time_to_reach(knob.steps, off.hypervolume) for knob, off in pairs]
-            rows.append([
-                space, method,
-                ", ".join(f"{knob.piece.seed}: {ratio:.3f}"
-                          for (knob, _), ratio in zip(pairs, ratios, strict=True)),
-                f"{sum(ratio >= 1 for ratio in ratios)}/{len(ratios)}",
-                ", ".join(f"{knob.piece.seed}: "
-                          + ("never" if seconds is None else f"{seconds / off.wall:.2f}")
-                          for (knob, off), seconds in zip(pairs, times, strict=True))])
+            bases = ["autoq", *(base for base in methods
+                                if method_knobs(base) and set(method_knobs(base)) < knobs)]
+            for base in bases:
+                off_by_seed = {r.piece.seed: r for r in by_method[base] if r.hypervolume > 0}
+                pairs = [(r, off_by_seed[r.piece.seed]) for r in by_method[method]
+                         if r.piece.seed in off_by_seed]
+                if not pairs:
+                    continue
+                ratios = [knob.hypervolume / off.hypervolume for knob, off in pairs]
+                times = [time_to_reach(knob.steps, off.hypervolume) for knob, off in pairs]
+                rows.append([
+                    space, method, base,
+                    ", ".join(f"{knob.piece.seed}: {ratio:.3f}"
+                              for (knob, _), ratio in zip(pairs, ratios, strict=True)),
+                    f"{sum(ratio >= 1 for ratio in ratios)}/{len(ratios)}",
+                    ", ".join(f"{knob.piece.seed}: "
+                              + ("never" if seconds is None else f"{seconds / off.wall:.2f}")
+                              for (knob, off), seconds in zip(pairs, times, strict=True))])
     return rows
 
 
@@ -1175,7 +1184,7 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
         print("  " + line)
     knobs = knob_rows(everything, methods)
     if len(knobs) > 1:
-        print("\nknobs against plain autoq, seed by seed")
+        print("\nknobs against plain autoq and against the knobs they add to, seed by seed")
         for line in table(knobs):
             print("  " + line)
 

@@ -285,19 +285,26 @@ def test_copy_pieces_copies_finished_pieces_that_read_back_the_same(tmp_path: Pa
     assert copy()[0] == f"{grid.study_name}: on the destination already, left as it is"
 
 
-def test_knob_rows_compare_each_knob_with_autoq_seed_by_seed() -> None:
+def test_knob_rows_compare_each_knob_with_autoq_and_the_knobs_it_adds_to_seed_by_seed(
+        ) -> None:
     results = {r.piece: r for r in [
         result("grid", 0, 2.0), result("autoq", 0, 2.0), result("autoq", 1, 4.0),
         result("autoq+first_last", 0, 2.5), result("autoq+first_last", 1, 3.0),
         result("autoq+first_last", 2, 9.0),  # autoq has no seed 2: not compared
-        result("autoq+warm", 0, 2.0), result("autoq+warm", 1, None)]}
-    methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "sensitivity"])
+        result("autoq+warm", 0, 2.0), result("autoq+warm", 1, None),
+        result("autoq+first_last+warm", 0, 2.4), result("autoq+first_last+warm", 2, 9.9)]}
+    methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "sensitivity",
+                                                          "first_last+warm"])
     results[bench.Piece("s", "autoq+first_last", 0)].steps.insert(0, bench.Step(4.0, 1, 2.1))
     assert bench.knob_rows({"a": results}, methods) == [
-        ["space", "method", "hv / autoq's (seed: ratio)", "at least autoq's",
-         "time to autoq's hv / autoq's wall"],
-        ["a", "autoq+first_last", "0: 1.250, 1: 0.750", "1/2", "0: 0.40, 1: never"],
-        ["a", "autoq+warm", "0: 1.000", "1/1", "0: 1.00"]]
+        ["space", "method", "against", "hv / base's (seed: ratio)", "at least base's",
+         "time to base's hv / base's wall"],
+        ["a", "autoq+first_last", "autoq", "0: 1.250, 1: 0.750", "1/2", "0: 0.40, 1: never"],
+        ["a", "autoq+warm", "autoq", "0: 1.000", "1/1", "0: 1.00"],
+        ["a", "autoq+first_last+warm", "autoq", "0: 1.200", "1/1", "0: 1.00"],
+        ["a", "autoq+first_last+warm", "autoq+first_last", "0: 0.960, 2: 1.100", "1/2",
+         "0: never, 2: 1.00"],
+        ["a", "autoq+first_last+warm", "autoq+warm", "0: 1.200", "1/1", "0: 1.00"]]
 
 
 @pytest.fixture
