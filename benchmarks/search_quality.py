@@ -1157,10 +1157,18 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
         wanted = pieces(spec.name, methods, args.seeds)
         reference, results = read_space(storage, spec.name, wanted)
         everything[spec.name] = results
-        refused[spec.name] = refusals(spec, methods)
+        # A knob that became the space's default after its pieces ran is refused now; what
+        # they measured stays on the storage and is shown, with why it would not run today.
+        stored = {piece.method for piece in results}
+        refused[spec.name] = {method: why for method, why in refusals(spec, methods).items()
+                              if method not in stored}
         print()
         for line in space_report(spec.name, reference, results, methods, refused[spec.name]):
             print(line)
+        for method, why in refusals(spec, methods).items():
+            if method in stored:
+                print(f"  {method}: its stored pieces are shown; it would not run on the space "
+                      f"as it is now: {why}")
         if reference is not None:
             space = runners[spec.name].space if spec.name in runners else SearchSpace(spec)
             floor = cheapest_floor(spec, space, methods)

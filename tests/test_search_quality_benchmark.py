@@ -554,6 +554,26 @@ def test_the_tables_show_knob_methods_as_columns_after_autoq() -> None:
         "autoq+warm", "autoq+allow_float", "autoq"]  # seed-major, in the columns' order
 
 
+def test_the_report_shows_stored_pieces_of_a_knob_the_space_has_since_made_its_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    [spec] = bench.resolve_spaces(["darcy-unet-small"])  # first and last layers searched
+    storage = f"sqlite:///{tmp_path / 'pieces.db'}"
+    for method in ("grid", "autoq", "autoq+first_last"):
+        stored_piece(storage, bench.Piece(spec.name, method, 0), trials=3, budget=3)
+    args = argparse.Namespace(methods=["grid", "autoq"], knobs=["first_last", "float_ends"],
+                              seeds=[0], floor=False, plot_dir=tmp_path, budget=3)
+    bench.report([spec], bench.open_storage(storage), args, {})
+    out = capsys.readouterr().out
+    assert ("autoq+first_last: its stored pieces are shown; it would not run on the space as "
+            "it is now: knob 'first_last' on darcy-unet-small: the space has "
+            "space.first_last_float so already") in out
+    row = next(line.split() for line in out.splitlines()
+               if line.startswith("  darcy-unet-small "))
+    assert row[-2:] == ["1.00", "missing"]  # first_last's piece read; float_ends not run yet
+
+
 def test_run_space_runs_a_knob_on_its_own_spec_against_the_spaces_reference(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         fake_runners: list[Any]) -> None:
