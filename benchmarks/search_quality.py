@@ -1278,6 +1278,10 @@ def main() -> None:
                 print(f"\n{spec.name}:", flush=True)
                 runner = run_space(spec, pieces(spec.name, methods, args.seeds), storage,
                                    args, threads)
+                if runner is None and args.floor:  # nothing left to run; --floor still trains
+                    from autoq.search import TrialRunner
+
+                    runner = TrialRunner(spec)
                 if runner is not None:
                     runners[spec.name] = runner
         except KeyboardInterrupt:

@@ -420,6 +420,9 @@ def test_a_tiny_benchmark_resumes_an_unfinished_piece_and_reads_a_finished_one(
     grid_row = next(line for line in summary.splitlines() if line.strip().startswith("grid "))
     assert grid_row.split()[1] == "5"  # the paper's five regimes at the one scale
     assert (tmp_path / "search_quality_tiny-quality_time.png").is_file()
+    # Every piece finished: --floor still prints the floor, from the cached float model.
+    assert "cost floor (w4a8 everywhere) / float MSE per scale: 1: " in benchmark(
+        "--budget", "2", "--floor")
 
 
 # --- knobs -----------------------------------------------------------------------------------
