@@ -1160,12 +1160,13 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
         # A knob that became the space's default after its pieces ran is refused now; what
         # they measured stays on the storage and is shown, with why it would not run today.
         stored = {piece.method for piece in results}
-        refused[spec.name] = {method: why for method, why in refusals(spec, methods).items()
+        refusing = refusals(spec, methods)
+        refused[spec.name] = {method: why for method, why in refusing.items()
                               if method not in stored}
         print()
         for line in space_report(spec.name, reference, results, methods, refused[spec.name]):
             print(line)
-        for method, why in refusals(spec, methods).items():
+        for method, why in refusing.items():
             if method in stored:
                 print(f"  {method}: its stored pieces are shown; it would not run on the space "
                       f"as it is now: {why}")
