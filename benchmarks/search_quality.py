@@ -195,6 +195,10 @@ KNOBS: dict[str, Knob] = {
                  search={"warm_start": {}}),
     "fidelity": Knob("every sampled trial screened on a quarter of its QAT, as "
                      "benchmarks/fidelity.py ran it", search={"fidelity": {"screening": 0.25}}),
+    "bounded": Knob("the search bounded at 1.1× the float model's error "
+                    "(search.constraints.max_mse_ratio): every trial spent on the cheapest "
+                    "configuration within it, the front above it not searched",
+                    search={"constraints": {"max_mse_ratio": MSE_BOUNDS[0]}}),
     "low_scales": Knob("scale factors 0.15 and 0.1 too, below the paper's lowest (0.2): a "
                        "cheaper floor where the data are smooth enough", scales=(0.15, 0.1)),
 }

@@ -472,6 +472,13 @@ def test_low_scales_adds_scale_factors_to_the_spaces_menu_and_sets_nothing_else(
         bench.method_spec(low, "autoq+low_scales")
 
 
+def test_bounded_searches_within_the_benchmarks_tightest_error_bound() -> None:
+    fno = paper_space("burgers-fno-small")
+    bounded = bench.method_spec(fno, "autoq+bounded")
+    assert bounded.search.constraints.max_mse_ratio == bench.MSE_BOUNDS[0] == 1.1
+    assert bounded.model_copy(update={"search": fno.search}) == fno
+
+
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
     fno = paper_space("burgers-fno-small")
     assert bench.method_spec(fno, "grid") is fno

@@ -21,11 +21,11 @@ import optuna
 from autoq.bits import TRANSFORMS, Bits, Transform
 from autoq.search import records
 from autoq.search.fidelity import promotes, screening_ratio
-from autoq.search.results import pareto_front, study_points
+from autoq.search.results import float_reference, pareto_front, study_points
 from autoq.search.samplers.cost_aware import CostAwareSampler
 from autoq.search.sensitivity import ensure_sensitivities
 from autoq.search.space import SearchSpace
-from autoq.search.spec import FidelitySettings
+from autoq.search.spec import ConstraintsSpec, FidelitySettings
 from autoq.search.trial import Promotion, TrialResult, TrialRunner
 
 StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -70,21 +70,25 @@ def suggest_group_transforms(trial: optuna.Trial, space: SearchSpace,
     return chosen
 
 
-def screening_decision(study: optuna.Study, settings: FidelitySettings, *,
-                       max_mse: float | None, max_cost: float | None) -> Promotion:
+def screening_decision(study: optuna.Study, settings: FidelitySettings,
+                       limits: ConstraintsSpec) -> Promotion:
     """The promotion rule of ``search.fidelity`` for a trial of ``study``: at its screening
     step, the screened error times the study's :func:`~autoq.search.fidelity.screening_ratio`
     is the predicted full-length error, judged by :func:`~autoq.search.fidelity.promotes`
-    against the Pareto set of the full-length trials finished by then."""
+    against the Pareto set of the full-length trials finished by then and the search's
+    ``limits`` (an error bound relative to the float model's as the finished trials measured
+    it)."""
 
     def decide(screened_mse: float, cost: float) -> bool:
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        front = [(p.cost, p.mse) for p in pareto_front(study_points(study))
+        points = study_points(study)
+        front = [(p.cost, p.mse) for p in pareto_front(points)
                  if p.cost is not None and p.mse is not None]
         return promotes(screened_mse * screening_ratio(trials), cost, front,
                         margin=settings.margin,
                         useful_factor=CostAwareSampler.REFERENCE_MSE_FACTOR,
-                        max_mse=max_mse, max_cost=max_cost)
+                        max_mse=limits.mse_bound(float_reference(points)),
+                        max_cost=limits.max_cost)
 
     return decide
 
@@ -151,14 +155,15 @@ def make_objective(runner: TrialRunner, study_name: str
                 trial.set_user_attr(records.TRANSFORMS_ATTR, dict(config.transforms))
             fidelity = spec.search.fidelity
             promote = None if fidelity is None or regime is not None else screening_decision(
-                trial.study, fidelity, max_mse=limits.max_mse, max_cost=limits.max_cost)
+                trial.study, fidelity, limits)
             result = runner.run(config, seed=spec.search.seed + trial.number,
                                 artifact_name=f"{study_name}/trial-{trial.number:05d}",
                                 trial_number=trial.number, search=study_name, promote=promote)
         except Exception as e:
             trial.set_user_attr(records.ERROR_ATTR, f"{type(e).__name__}: {e}")
             raise
-        record_result(trial, result, max_mse=limits.max_mse, max_cost=limits.max_cost)
+        record_result(trial, result, max_mse=limits.mse_bound(result.float_reference),
+                      max_cost=limits.max_cost)
         return result.mse, result.objective_cost
 
     return objective

@@ -288,10 +288,35 @@ class SpaceSpec(_Strict):
 
 
 class ConstraintsSpec(_Strict):
-    """Optional feasibility limits, handed to Optuna as constraints (feasible when met)."""
+    """Optional feasibility limits, handed to Optuna as constraints (feasible when met).
+
+    Attributes:
+        max_cost: bounds the cost objective, whichever it is.
+        max_mse: bounds the validation error.
+        max_mse_ratio: bounds the validation error as a multiple of the float model's at full
+            resolution (which every trial measures), for a user who knows the accuracy they can
+            give up but not, before the search, the float model's error; at most one of the
+            two error bounds.
+    """
 
     max_cost: float | None = Field(None, gt=0)
     max_mse: float | None = Field(None, gt=0)
+    max_mse_ratio: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_error_bound(self) -> ConstraintsSpec:
+        if self.max_mse is not None and self.max_mse_ratio is not None:
+            raise ValueError("give at most one of max_mse (an absolute error bound) and "
+                             "max_mse_ratio (relative to the float model's error)")
+        return self
+
+    def mse_bound(self, float_reference: float | None) -> float | None:
+        """The absolute error bound: ``max_mse``, or ``max_mse_ratio`` × ``float_reference``
+        (the float model's error at full resolution; ``None`` while it is not known, before
+        the first trial)."""
+        if self.max_mse_ratio is None:
+            return self.max_mse
+        return None if float_reference is None else self.max_mse_ratio * float_reference
 
 
 class TrialResources(_Strict):
@@ -404,7 +429,8 @@ class SearchSettings(_Strict):
             to the float model's (1: as fast as float; 0.25: four times faster).
         latency: how trials are timed under the latency objective.
         constraints: ``max_cost`` bounds the cost objective, whichever it is (bit-ops, or the
-            latency relative to float).
+            latency relative to float); ``max_mse`` or ``max_mse_ratio`` the error
+            (:class:`ConstraintsSpec`).
         resources: per-trial reservation of the Ray executor.
         max_concurrent: the Ray executor's cap on trials at once (``None``: as many as the
             cluster's resources allow).

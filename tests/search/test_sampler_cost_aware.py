@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 import pytest
 
+from autoq.search.records import FLOAT_REFERENCE_ATTR
 from autoq.search.results import TrialPoint, hypervolume
 from autoq.search.samplers import CostAwareSampler
 from autoq.search.samplers.cost_aware import Configs, NoisePowerModel
@@ -122,6 +123,28 @@ def test_autoq_sampler_runs_a_real_search_within_its_cost_limit(
     assert len({(p.scale, *sorted(map(str, p.bits.items()))) for p in points}) == 3
 
 
+def test_a_real_search_bounded_relative_to_the_float_model_records_that_bound(
+    tiny_spec_payload: dict, sqlite_url: str
+) -> None:
+    from autoq.search import load_study, pareto_front, parse_spec, run_search, study_points
+    from autoq.search.records import MAX_MSE_CONSTRAINT
+
+    ratio = 1.5
+    payload = {**tiny_spec_payload, "name": "tiny-autoq-relative-bound"}
+    payload["search"] = {**payload.get("search", {}), "sampler": "autoq",
+                         "constraints": {"max_mse_ratio": ratio}}
+    spec = parse_spec(payload)
+    run_search(spec, storage=sqlite_url, trials=3)
+    study = load_study(spec.name, storage=sqlite_url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3
+    for trial in complete:
+        bound = ratio * trial.user_attrs[FLOAT_REFERENCE_ATTR]
+        assert trial.constraints == {MAX_MSE_CONSTRAINT: pytest.approx(trial.values[0] - bound)}
+    front = pareto_front(study_points(study))
+    assert all(p.mse <= ratio * complete[0].user_attrs[FLOAT_REFERENCE_ATTR] for p in front)
+
+
 def test_noise_power_model_recovers_the_sensitive_groups() -> None:
     sampler = _sampler(0)
     rng = np.random.default_rng(0)
@@ -160,15 +183,23 @@ def test_greedy_path_walks_from_the_widest_to_the_narrowest_configuration() -> N
     assert all(later < earlier for earlier, later in itertools.pairwise(costs))
 
 
-def _proposals_after_random_trials(max_mse: float | None) -> list[dict]:
-    """Five proposals of autoq's sampler after 30 random trials on the synthetic problem."""
+def _proposals_after_random_trials(max_mse: float | None, *, max_mse_ratio: float | None = None,
+                                   float_reference: float | None = None) -> list[dict]:
+    """Five proposals of autoq's sampler after 30 random trials on the synthetic problem, whose
+    trials record ``float_reference`` as the float model's error when it is given."""
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        if float_reference is not None:
+            trial.set_user_attr(FLOAT_REFERENCE_ATTR, float_reference)
+        return _objective(trial)
+
     study = optuna.create_study(directions=["minimize", "minimize"],
                                 sampler=optuna.samplers.RandomSampler(seed=1))
-    study.optimize(_objective, n_trials=30)
+    study.optimize(objective, n_trials=30)
     study.sampler = CostAwareSampler(
         scales=SCALES, groups={g: [g] for g in GROUPS}, weight_bits=BITS, act_bits=BITS,
-        cost_fn=_cost, seed=0, candidates=512, max_mse=max_mse)
-    study.optimize(_objective, n_trials=5)
+        cost_fn=_cost, seed=0, candidates=512, max_mse=max_mse, max_mse_ratio=max_mse_ratio)
+    study.optimize(objective, n_trials=5)
     return [t.params for t in study.trials[30:]]
 
 
@@ -181,6 +212,16 @@ def test_sampler_proposes_only_configurations_predicted_within_max_mse() -> None
     assert max(bounded) <= 1.1 * bound
     # Not vacuous: without the bound the sampler spends trials on cheaper, worse points.
     assert max(free) > 1.1 * bound
+
+
+def test_an_error_bound_relative_to_the_float_model_is_the_absolute_bound_it_gives() -> None:
+    # Bounded at 2.5× a float error of 1e-4 is bounded at 2.5e-4: the very proposals.
+    relative = _proposals_after_random_trials(None, max_mse_ratio=2.5, float_reference=1e-4)
+    assert relative == _proposals_after_random_trials(2.5e-4, float_reference=1e-4)
+    assert relative != _proposals_after_random_trials(None, float_reference=1e-4)
+    # Until a trial has measured the float model, the ratio bounds nothing.
+    assert (_proposals_after_random_trials(None, max_mse_ratio=2.5)
+            == _proposals_after_random_trials(None))
 
 
 # A search over factorization ranks: a lower rank is cheaper and less accurate.
@@ -403,6 +444,9 @@ def test_for_space_passes_the_space_the_limits_and_the_seed() -> None:
     sampler = CostAwareSampler.for_space(_Space(), settings, seed=3)
     assert (sampler._max_cost, sampler._max_mse, sampler._float_cost) == (123.0, 4e-4,
                                                                            FLOAT_COST)
+    relative = CostAwareSampler.for_space(
+        _Space(), SamplerSettings(trials=10, max_mse_ratio=1.1), seed=3)
+    assert (relative._max_mse, relative._max_mse_ratio) == (None, 1.1)
     assert sampler._cost_fn({"scale": 0.5, **_uniform(8)}) == _cost({"scale": 0.5, **_uniform(8)})
 
     def first_proposals(seed: int) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 from autoq.errors import SpecError
 from autoq.search import load_spec, parse_spec
 from autoq.search.setup import ensure_data
-from autoq.search.spec import paper_setting
+from autoq.search.spec import ConstraintsSpec, paper_setting
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 
@@ -59,6 +59,9 @@ def _edited(payload: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
                            "by a factory"),
     ("space.ranks", [], "space.ranks"),
     ("space.ranks", [0], "space.ranks"),
+    ("search.constraints", {"max_mse_ratio": 0}, "search.constraints.max_mse_ratio"),
+    ("search.constraints", {"max_mse": 1e-3, "max_mse_ratio": 1.1},
+     "search.constraints: give at most one of max_mse"),
 ])
 def test_spec_error_names_the_bad_key(
     tiny_spec_payload: dict[str, Any], key: str, value: Any, named: str
@@ -67,6 +70,13 @@ def test_spec_error_names_the_bad_key(
         parse_spec(_edited(tiny_spec_payload, key, value))
     assert isinstance(caught.value, ValueError)
     assert named in str(caught.value)
+
+
+def test_an_error_bound_is_absolute_or_relative_to_the_float_models_error() -> None:
+    assert ConstraintsSpec(max_mse=2e-3).mse_bound(1e-3) == 2e-3
+    assert ConstraintsSpec(max_mse_ratio=1.1).mse_bound(1e-3) == pytest.approx(1.1e-3)
+    assert ConstraintsSpec(max_mse_ratio=1.1).mse_bound(None) is None
+    assert ConstraintsSpec().mse_bound(1e-3) is None
 
 
 def test_spec_resources_default_to_one_cpu(tiny_spec_payload: dict[str, Any]) -> None:

@@ -77,7 +77,7 @@ def make_sampler(spec: SearchSpec, space: SearchSpace, *, stored: int = 0
     """
     limits = spec.search.constraints
     settings = SamplerSettings(trials=spec.search.trials, max_cost=limits.max_cost,
-                               max_mse=limits.max_mse)
+                               max_mse=limits.max_mse, max_mse_ratio=limits.max_mse_ratio)
     priced: PricedSpace = space
     if spec.search.cost_objective == "latency":
         priced = LatencyModel(space, spec.search.latency)

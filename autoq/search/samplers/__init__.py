@@ -62,11 +62,14 @@ class SamplerSettings:
         trials: the search's trial budget.
         max_cost: the cost constraint, if any.
         max_mse: the error constraint, if any.
+        max_mse_ratio: the error constraint as a multiple of the float model's error at full
+            resolution (which the finished trials record), if any.
     """
 
     trials: int
     max_cost: float | None = None
     max_mse: float | None = None
+    max_mse_ratio: float | None = None
 
 
 class SamplerFactory(Protocol):

@@ -25,7 +25,8 @@ each new trial is chosen in two steps:
 The sampler plugs into Optuna like any other (``sample_relative``), so the storage, the
 dashboard and resuming stay the same. It reads finished trials' configurations through
 :mod:`autoq.search.records`, and the constraints known before training: ``max_cost`` exactly,
-``max_mse`` by the model's prediction.
+``max_mse`` (or ``max_mse_ratio`` × the float model's error, once a trial has measured it) by the
+model's prediction.
 
 The cost need not be a count. Under the latency objective the cost function is a prediction
 from per-layer timings (:class:`~autoq.search.latency.LatencyModel`), and the trials record
@@ -145,6 +146,8 @@ class CostAwareSampler(BaseSampler):
         max_mse: never propose a configuration whose predicted MSE (under the trial's posterior
             draw) is above; when the model predicts every candidate above, the one predicted
             lowest.
+        max_mse_ratio: the same bound as a multiple of the float model's error at full
+            resolution, as the finished trials recorded it (no bound before the first).
         float_cost: the float model's cost at the largest scale and rank, the corner the
             sampler measures hypervolume from (:meth:`reference`); ``None``: the costliest
             configuration it knows.
@@ -163,6 +166,7 @@ class CostAwareSampler(BaseSampler):
         candidates: int = 1024,
         max_cost: float | None = None,
         max_mse: float | None = None,
+        max_mse_ratio: float | None = None,
         float_cost: float | None = None,
     ) -> None:
         self._scales = list(scales)
@@ -178,6 +182,7 @@ class CostAwareSampler(BaseSampler):
         self._candidates = candidates
         self._max_cost = max_cost
         self._max_mse = max_mse
+        self._max_mse_ratio = max_mse_ratio
         self._float_cost = float_cost
         self._costs: dict[bytes, float] = {}
         self._cost_tables: dict[tuple[int, int], tuple[float, np.ndarray] | None] = {}
@@ -230,7 +235,7 @@ class CostAwareSampler(BaseSampler):
         return cls(scales=space.scales, groups=space.groups, weight_bits=space.weight_choices,
                    act_bits=space.act_choices, cost_fn=space.params_cost, ranks=space.ranks,
                    seed=seed, max_cost=settings.max_cost, max_mse=settings.max_mse,
-                   float_cost=space.float_cost)
+                   max_mse_ratio=settings.max_mse_ratio, float_cost=space.float_cost)
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -295,8 +300,9 @@ class CostAwareSampler(BaseSampler):
                 return {}
         pool = Configs.from_rows(rows)
         predicted = self._model.predict(pool, theta)
-        if self._max_mse is not None:
-            bound = math.log(self._max_mse)
+        max_mse = self.mse_bound(complete)
+        if max_mse is not None:
+            bound = math.log(max_mse)
             keep = predicted <= bound if np.any(predicted <= bound) else (
                 predicted == predicted.min())
             rows, costs, predicted = rows[keep], costs[keep], predicted[keep]
@@ -310,6 +316,14 @@ class CostAwareSampler(BaseSampler):
         # When nothing is predicted to extend the front, any untried configuration teaches.
         chosen = int(np.argmax(gains)) if gains.max() > 0 else int(self._rng.integers(len(rows)))
         return self.decode(Configs.from_rows(rows[chosen:chosen + 1]))[0]
+
+    def mse_bound(self, complete: Sequence[FrozenTrial]) -> float | None:
+        """The error bound in force: ``max_mse``, or ``max_mse_ratio`` × the float model's
+        error that the ``complete`` trials recorded (``None`` before the first records it)."""
+        if self._max_mse_ratio is None:
+            return self._max_mse
+        recorded = _float_reference(complete)
+        return self._max_mse_ratio * recorded[0] if recorded else None
 
     def sample_independent(
         self,
