@@ -26,7 +26,10 @@ range over the finished seeds — then the fronts, the hypervolume reached at a 
 hypervolume, the machine and load every piece ran under, and writes two figures: the fronts
 (first seed), and hypervolume against wall time and against trials (one curve per method, first
 seed). Last, one table over all spaces: each method's hypervolume relative to the grid's (median
-over seeds), ``*`` on the best method of each space, missing pieces shown as missing.
+over seeds), ``*`` on the best method of each space, missing pieces shown as missing, beside two
+ceilings: one point at the space's cheapest cost and lowest MSE any trial reached, and (``by
+scale``) each scale's cheapest cost at its float model's MSE, which is where a goal such as
+"1.2× the grid's" is out of reach for any sampler because the coarse scales' float models are.
 
 Wall time is charged, not read off the clock: a trial costs its duration less its float-model
 time (which is a load, or a training run only for whichever search came first), and every search
@@ -572,15 +575,28 @@ def relative_hypervolumes(results: Mapping[Piece, PieceResult], methods: Sequenc
             for method in methods}
 
 
+@dataclass(frozen=True)
+class Ceilings:
+    """What no search of a space exceeds without more accurate trials than it has seen.
+
+    Attributes:
+        corner: :func:`hypervolume_ceiling`, one point at the cheapest cost and lowest MSE.
+        by_scale: :func:`scale_ceiling`, each scale's cheapest cost at its float model's MSE.
+    """
+
+    corner: float | None = None
+    by_scale: float | None = None
+
+
 def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Sequence[str],
-                 seeds: Sequence[int], ceilings: Mapping[str, float | None],
+                 seeds: Sequence[int], ceilings: Mapping[str, Ceilings],
                  refused: Mapping[str, Collection[str]] | None = None) -> list[list[str]]:
     """The table over all spaces: per space the grid's hypervolume, the space's
-    :func:`hypervolume_ceiling` relative to it, and each method's relative to it (median over
+    :class:`Ceilings` relative to it, and each method's relative to it (median over
     seeds; ``(k/n)``: only k of the n seeds finished), ``*`` on the best, and ``missing`` where a
     method has no finished piece (``no grid`` where the grid has none; ``n/a`` where
     ``refused[space]`` holds the method: it does not run there)."""
-    rows = [["space", "grid hv", "ceiling", *methods]]
+    rows = [["space", "grid hv", "ceiling", "by scale", *methods]]
     for space, results in spaces.items():
         relative = relative_hypervolumes(results, methods)
         by_method = finished_by_method(results, [*methods, "grid"])
@@ -598,10 +614,11 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
             else:
                 cell = f"{relative[method]:.2f}" + ("*" if method == best else "")
                 cells.append(cell + (f" ({done}/{wanted})" if done < wanted else ""))
-        ceiling = ceilings.get(space)
+        bounds = ceilings.get(space, Ceilings())
         rows.append([space, f"{grid[0].hypervolume:.3g}" if grid else "missing",
-                     f"{ceiling / grid[0].hypervolume:.2f}" if grid and ceiling is not None
-                     and grid[0].hypervolume > 0 else "—", *cells])
+                     *(f"{bound / grid[0].hypervolume:.2f}" if grid and bound is not None
+                       and grid[0].hypervolume > 0 else "—"
+                       for bound in (bounds.corner, bounds.by_scale)), *cells])
     return rows
 
 
@@ -1011,19 +1028,22 @@ def cost_floors(spec: SearchSpec, space: SearchSpace) -> dict[float, float]:
             for scale in spec.space.scales}
 
 
-def cheapest_floor(spec: SearchSpec, space: SearchSpace, methods: Sequence[str]) -> float:
-    """The cheapest configuration's cost in the space (``space``, built from ``spec``) and in
-    the spaces of its knob methods among ``methods``: a knob may open a cheaper corner
-    (``first_last`` quantizes the first and last layers)."""
+def scale_floors(spec: SearchSpec, space: SearchSpace, methods: Sequence[str]
+                 ) -> dict[float, float]:
+    """Per scale, the cheapest configuration's cost in the space (``space``, built from
+    ``spec``) and in the spaces of its knob methods among ``methods``: a knob may open a
+    cheaper corner (``first_last`` quantizes the first and last layers, ``low_scales`` adds
+    scales)."""
     from autoq.search import SearchSpace
 
-    floors = [min(cost_floors(spec, space).values())]
+    floors = cost_floors(spec, space)
     refused = refusals(spec, methods)
     for method in methods:
         searched = spec if method in refused else method_spec(spec, method)
         if searched.space != spec.space:
-            floors.append(min(cost_floors(searched, SearchSpace(searched)).values()))
-    return min(floors)
+            for scale, cost in cost_floors(searched, SearchSpace(searched)).items():
+                floors[scale] = min(cost, floors.get(scale, math.inf))
+    return floors
 
 
 def hypervolume_ceiling(results: Mapping[Piece, PieceResult], reference: tuple[float, float],
@@ -1040,6 +1060,31 @@ def hypervolume_ceiling(results: Mapping[Piece, PieceResult], reference: tuple[f
     point = records.TrialPoint(number=0, state="COMPLETE", mse=lowest, cost=floor, scale=None,
                                bits={})
     return hypervolume([point], reference)
+
+
+def scale_ceiling(results: Mapping[Piece, PieceResult], reference: tuple[float, float],
+                  floors: Mapping[float, float]) -> float | None:
+    """The hypervolume of one point per scale that a complete, feasible trial of any method
+    ran at: the scale's cheapest cost (``floors``) at the lower of its float model's MSE (as
+    the trials recorded it) and the lowest MSE a trial reached there (None: no such trial).
+    Quantization adds error to the float model a trial starts from, and QAT takes off at most
+    a little, so this is about the most a search reaches with the scales and float models it
+    has: where the coarse scales' float models are far less accurate, the cheap corner
+    :func:`hypervolume_ceiling` assumes is out of reach, and this says by how much."""
+    lowest: dict[float, float] = {}
+    for result in results.values():
+        for complete in records.complete_points(result.points):
+            point = complete.point
+            if not point.feasible or point.scale is None or point.scale not in floors:
+                continue
+            float_mse = point.details.get(records.FLOAT_MSE_ATTR)
+            known = [complete.mse, *([float_mse] if isinstance(float_mse, float) else [])]
+            lowest[point.scale] = min(lowest.get(point.scale, math.inf), *known)
+    if not lowest:
+        return None
+    return hypervolume([records.TrialPoint(number=i, state="COMPLETE", mse=mse,
+                                           cost=floors[scale], scale=scale, bits={})
+                        for i, (scale, mse) in enumerate(sorted(lowest.items()))], reference)
 
 
 def floor_report(spec: SearchSpec, runner: TrialRunner, grid: PieceResult | None) -> list[str]:
@@ -1155,7 +1200,7 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
 
     methods = benchmark_methods(args.methods, args.knobs)
     everything: dict[str, dict[Piece, PieceResult]] = {}
-    ceilings: dict[str, float | None] = {}
+    ceilings: dict[str, Ceilings] = {}
     refused: dict[str, dict[str, str]] = {}
     for spec in specs:
         wanted = pieces(spec.name, methods, args.seeds)
@@ -1176,12 +1221,18 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
                       f"as it is now: {why}")
         if reference is not None:
             space = runners[spec.name].space if spec.name in runners else SearchSpace(spec)
-            floor = cheapest_floor(spec, space, methods)
-            ceilings[spec.name] = hypervolume_ceiling(results, reference, floor)
-            if ceilings[spec.name] is not None:
-                print(f"  ceiling: hypervolume {ceilings[spec.name]:.3g} at the space's cheapest "
+            floors = scale_floors(spec, space, methods)
+            floor = min(floors.values())
+            bounds = ceilings[spec.name] = Ceilings(
+                hypervolume_ceiling(results, reference, floor),
+                scale_ceiling(results, reference, floors))
+            if bounds.corner is not None:
+                print(f"  ceiling: hypervolume {bounds.corner:.3g} at the space's cheapest "
                       f"cost {floor:.3g} (its knobs' spaces included) and the lowest MSE any "
                       f"trial reached")
+            if bounds.by_scale is not None:
+                print(f"  ceiling by scale: hypervolume {bounds.by_scale:.3g} with each scale's "
+                      f"cheapest cost at its float model's MSE (or its best trial's, if lower)")
         if args.floor and spec.name in runners:
             grid = finished_by_method(results, ["grid"])["grid"]
             for line in floor_report(spec, runners[spec.name], grid[0] if grid else None):
@@ -1192,7 +1243,8 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
                 print(f"  plot: {path}")
     print("\nhypervolume relative to the grid's (median over seeds; * best of the space; "
           "(k/n): k of n seeds finished; ceiling: the most any search reaches without a lower "
-          "MSE than every trial so far)")
+          "MSE than every trial so far; by scale: the same with each scale's float model as "
+          "its accuracy)")
     for line in table(summary_rows(everything, methods, args.seeds, ceilings, refused)):
         print("  " + line)
     knobs = knob_rows(everything, methods)

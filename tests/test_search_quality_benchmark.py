@@ -48,10 +48,12 @@ def new_study() -> optuna.Study:
 def add_trial(study: optuna.Study, *, scale: float, at: float, seconds: float,
               float_seconds: float = 0.0, mse: float = 0.1, cost: float = 10.0,
               state: TrialState = TrialState.COMPLETE, error: str | None = None,
-              baseline: str | None = None) -> None:
+              baseline: str | None = None, float_mse: float | None = None) -> None:
     """A finished trial that started ``at`` seconds after START and lasted ``seconds``, of which
-    ``float_seconds`` went to its float model."""
+    ``float_seconds`` went to its float model (whose MSE was ``float_mse``, when given)."""
     attrs: dict[str, Any] = {records.TIMINGS_ATTR: {"float": float_seconds, "qat": 1.0}}
+    if float_mse is not None:
+        attrs[records.FLOAT_MSE_ATTR] = float_mse
     if error is not None:
         attrs[records.ERROR_ATTR] = error
     if baseline is not None:
@@ -171,10 +173,11 @@ def test_summary_rows_relative_to_the_grid_with_best_and_missing_marked() -> Non
     without_grid = {r.piece: r for r in [result("autoq", 0, 1.0)]}
     rows = bench.summary_rows({"a": with_grid, "b": without_grid},
                               ["grid", "random", "tpe", "autoq"], [0, 1, 2],
-                              {"a": 3.0, "b": 1.5})
-    assert rows[0] == ["space", "grid hv", "ceiling", "grid", "random", "tpe", "autoq"]
-    assert rows[1] == ["a", "2", "1.50", "1.00", "missing", "0.90 (1/3)", "1.20*"]
-    assert rows[2] == ["b", "missing", "—", "missing", "missing", "missing", "no grid"]
+                              {"a": bench.Ceilings(3.0, 2.5), "b": bench.Ceilings(1.5)})
+    assert rows[0] == ["space", "grid hv", "ceiling", "by scale", "grid", "random", "tpe",
+                       "autoq"]
+    assert rows[1] == ["a", "2", "1.50", "1.25", "1.00", "missing", "0.90 (1/3)", "1.20*"]
+    assert rows[2] == ["b", "missing", "—", "—", "missing", "missing", "missing", "no grid"]
 
 
 def test_hypervolume_ceiling_is_the_cheapest_cost_at_the_lowest_mse_of_any_method() -> None:
@@ -189,6 +192,28 @@ def test_hypervolume_ceiling_is_the_cheapest_cost_at_the_lowest_mse_of_any_metho
     # (log 100 − log 10) × (log 1 − log 0.1) = 1 × 1.
     assert bench.hypervolume_ceiling(results, REFERENCE, floor=10.0) == pytest.approx(1.0)
     assert bench.hypervolume_ceiling({}, REFERENCE, floor=10.0) is None
+
+
+def test_the_ceiling_by_scale_puts_each_scales_floor_at_its_float_models_mse() -> None:
+    grid, autoq = new_study(), new_study()
+    add_trial(grid, scale=1.0, at=0, seconds=1, mse=0.5, cost=50.0, float_mse=0.4)
+    add_trial(autoq, scale=0.5, at=0, seconds=1, mse=0.2, cost=80.0, float_mse=0.1)
+    add_trial(autoq, scale=0.5, at=1, seconds=1, mse=0.05, cost=90.0, float_mse=0.1)
+    add_trial(autoq, scale=0.2, at=2, seconds=1, state=TrialState.FAIL, error="NaN loss")
+    results = {bench.Piece("s", method, 0): bench.piece_result(
+        bench.Piece("s", method, 0), study.get_trials(), {}, REFERENCE)
+        for method, study in [("grid", grid), ("autoq", autoq)]}
+    floors = {1.0: 10.0, 0.5: 1.0, 0.2: 0.1}
+    # Against the reference (100, 1): scale 0.5 at cost 1 and MSE 0.05 (its best trial, below
+    # its float model's 0.1) dominates scale 1's (10, 0.4); scale 0.2 ran no complete trial.
+    assert bench.scale_ceiling(results, REFERENCE, floors) == pytest.approx(
+        math.log10(100 / 1) * math.log10(1 / 0.05))
+    # With scale 1 cheaper than scale 0.5's point, both count: a staircase of two.
+    cheaper = {**floors, 1.0: 0.5}
+    assert bench.scale_ceiling(results, REFERENCE, cheaper) == pytest.approx(
+        math.log10(100 / 0.5) * math.log10(1 / 0.4)
+        + math.log10(100 / 1) * math.log10(0.4 / 0.05))
+    assert bench.scale_ceiling({}, REFERENCE, floors) is None
 
 
 def test_method_rows_show_partial_and_missing_pieces() -> None:
@@ -544,11 +569,11 @@ def test_the_tables_show_knob_methods_as_columns_after_autoq() -> None:
         result("grid", 0, 2.0), result("autoq", 0, 2.4), result("autoq+first_last", 0, 3.0),
         result("autoq+warm", 0, None)]}
     methods = bench.benchmark_methods(["grid", "autoq"], ["first_last", "warm", "transform"])
-    rows = bench.summary_rows({"a": results}, methods, [0], {"a": None},
+    rows = bench.summary_rows({"a": results}, methods, [0], {"a": bench.Ceilings()},
                               {"a": ["autoq+transform"]})
-    assert rows[0] == ["space", "grid hv", "ceiling", "grid", "autoq", "autoq+first_last",
-                       "autoq+warm", "autoq+transform"]
-    assert rows[1] == ["a", "2", "—", "1.00", "1.20", "1.50*", "missing", "n/a"]
+    assert rows[0] == ["space", "grid hv", "ceiling", "by scale", "grid", "autoq",
+                       "autoq+first_last", "autoq+warm", "autoq+transform"]
+    assert rows[1] == ["a", "2", "—", "—", "1.00", "1.20", "1.50*", "missing", "n/a"]
     per_space = bench.method_rows(results, methods, float_mse=0.2,
                                   refused=["autoq+transform"])
     assert [row[:2] for row in per_space[3:]] == [
@@ -653,11 +678,20 @@ def test_the_ceiling_reaches_the_cheapest_corner_a_knob_opens_and_skips_screened
 
     fno = paper_space("burgers-fno-small")
     space = SearchSpace(fno)
-    plain = bench.cheapest_floor(fno, space, ["grid", "autoq", "autoq+warm"])
-    assert plain == min(bench.cost_floors(fno, space).values())
+    plain = bench.scale_floors(fno, space, ["grid", "autoq", "autoq+warm"])
+    assert plain == bench.cost_floors(fno, space)
     opened = bench.method_spec(fno, "autoq+first_last")
-    assert bench.cheapest_floor(fno, space, ["autoq", "autoq+first_last"]) == \
-        min(bench.cost_floors(opened, SearchSpace(opened)).values()) < plain
+    assert bench.scale_floors(fno, space, ["autoq", "autoq+first_last"]) == \
+        bench.cost_floors(opened, SearchSpace(opened))
+    assert all(bench.cost_floors(opened, SearchSpace(opened))[scale] < cost
+               for scale, cost in plain.items())
+    # A knob that adds scales adds their floors; the others keep the space's.
+    paper = fno.model_copy(update={"space": fno.space.model_copy(update={
+        "scales": [1.0, 0.7, 0.5, 0.3, 0.2]})})
+    paper_floors = bench.cost_floors(paper, SearchSpace(paper))
+    low = bench.scale_floors(paper, SearchSpace(paper), ["autoq", "autoq+low_scales"])
+    assert {scale: low[scale] for scale in paper_floors} == paper_floors
+    assert sorted(set(low) - set(paper_floors)) == [0.1, 0.15]
     screened = records.TrialPoint(number=1, state="COMPLETE", mse=0.01, cost=5.0, scale=1.0,
                                   bits={}, feasible=False)
     fidelity = dataclasses.replace(result("autoq+fidelity", 0, 1.0),
