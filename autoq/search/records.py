@@ -173,6 +173,16 @@ FIDELITY_CONSTRAINT = "full_fidelity"
 screened one, so that Optuna (``best_trials``, its samplers, optuna-dashboard) and autoq's
 results alike keep screened trials off the front."""
 
+
+def mse_bound(max_mse: float | None, max_mse_ratio: float | None,
+              float_reference: float | None) -> float | None:
+    """A search's absolute error bound: ``max_mse``, or ``max_mse_ratio`` × ``float_reference``
+    (the float model's error at full resolution, which trials record; ``None`` while it is not
+    known, before the first)."""
+    if max_mse_ratio is None:
+        return max_mse
+    return None if float_reference is None else max_mse_ratio * float_reference
+
 Params = dict[str, Any]
 
 

@@ -32,6 +32,7 @@ from autoq.errors import SpecError, describe_validation_error
 from autoq.models.config import FactoryConfig, ModelConfig
 from autoq.models.registry import MODELS, UNION_TAGS
 from autoq.search.executors import EXECUTORS
+from autoq.search.records import mse_bound
 from autoq.search.samplers import SAMPLERS
 from autoq.settings import get_settings
 from autoq.train.config import QATConfig, TrainConfig
@@ -314,9 +315,7 @@ class ConstraintsSpec(_Strict):
         """The absolute error bound: ``max_mse``, or ``max_mse_ratio`` × ``float_reference``
         (the float model's error at full resolution; ``None`` while it is not known, before
         the first trial)."""
-        if self.max_mse_ratio is None:
-            return self.max_mse
-        return None if float_reference is None else self.max_mse_ratio * float_reference
+        return mse_bound(self.max_mse, self.max_mse_ratio, float_reference)
 
 
 class TrialResources(_Strict):

@@ -83,6 +83,7 @@ from autoq.search.records import (
     Sensitivities,
     act_param,
     is_feasible,
+    mse_bound,
     recorded_params,
     recorded_sensitivities,
     weight_param,
@@ -320,10 +321,8 @@ class CostAwareSampler(BaseSampler):
     def mse_bound(self, complete: Sequence[FrozenTrial]) -> float | None:
         """The error bound in force: ``max_mse``, or ``max_mse_ratio`` × the float model's
         error that the ``complete`` trials recorded (``None`` before the first records it)."""
-        if self._max_mse_ratio is None:
-            return self._max_mse
         recorded = _float_reference(complete)
-        return self._max_mse_ratio * recorded[0] if recorded else None
+        return mse_bound(self._max_mse, self._max_mse_ratio, recorded[0] if recorded else None)
 
     def sample_independent(
         self,
