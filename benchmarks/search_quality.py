@@ -277,6 +277,16 @@ def benchmark_methods(methods: Sequence[str], knobs: Sequence[str]) -> list[str]
     return list(dict.fromkeys([*methods, *(knob_method(knob) for knob in knobs)]))
 
 
+def _merge(section: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Set ``values`` in ``section``, key by key into nested sections, so that a knob setting
+    ``search.constraints.max_mse_ratio`` keeps the space's ``max_cost``."""
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value and isinstance(section.get(key), dict):
+            _merge(section[key], value)
+        else:
+            section[key] = value
+
+
 def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
     """The spec a method searches: the grid's is the paper's setting (:func:`paper_setting`);
     a knob method's is the space's with its knobs' values and autoq's sampler, validated as a
@@ -297,8 +307,8 @@ def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
         if knob.architectures and spec.model.title not in knob.architectures:
             raise SpecError(f"{where}: {name} is for model.arch {' or '.join(knob.architectures)}"
                             f", and the space's model is {spec.model.title!r}")
-        payload["space"].update(knob.space)
-        payload["search"].update(knob.search)
+        _merge(payload["space"], knob.space)
+        _merge(payload["search"], knob.search)
         if knob.scales:
             payload["space"]["scales"] = sorted({*payload["space"]["scales"], *knob.scales},
                                                 reverse=True)

@@ -502,6 +502,16 @@ def test_bounded_searches_within_the_benchmarks_tightest_error_bound() -> None:
     bounded = bench.method_spec(fno, "autoq+bounded")
     assert bounded.search.constraints.max_mse_ratio == bench.MSE_BOUNDS[0] == 1.1
     assert bounded.model_copy(update={"search": fno.search}) == fno
+    # The bound joins the space's other constraints rather than replacing them.
+    capped = fno.model_copy(update={"search": fno.search.model_copy(update={
+        "constraints": fno.search.constraints.model_copy(update={"max_cost": 1e9})})})
+    both = bench.method_spec(capped, "autoq+bounded").search.constraints
+    assert (both.max_cost, both.max_mse_ratio) == (1e9, 1.1)
+    absolute = fno.model_copy(update={"search": fno.search.model_copy(update={
+        "constraints": fno.search.constraints.model_copy(update={"max_mse": 1e-4})})})
+    with pytest.raises(SpecError, match=r"knob 'bounded' on burgers-fno-small: .*max_mse "
+                                        r"\(an absolute error bound\) and max_mse_ratio"):
+        bench.method_spec(absolute, "autoq+bounded")
 
 
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
