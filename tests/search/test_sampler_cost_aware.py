@@ -16,10 +16,10 @@ import numpy as np
 import optuna
 import pytest
 
-from autoq.search.records import FLOAT_REFERENCE_ATTR
+from autoq.search.records import FLOAT_MSE_ATTR, FLOAT_REFERENCE_ATTR
 from autoq.search.results import TrialPoint, hypervolume
 from autoq.search.samplers import CostAwareSampler
-from autoq.search.samplers.cost_aware import Configs, NoisePowerModel
+from autoq.search.samplers.cost_aware import Configs, FloatErrors, NoisePowerModel
 
 SCALES = [1.0, 0.5, 0.25]
 BITS = [4, 8, 16]
@@ -166,6 +166,74 @@ def test_noise_power_model_recovers_the_sensitive_groups() -> None:
     held_out = {"scale": 0.5, **_uniform(8), "a_bits:g5": 4}
     assert model.predict(sampler.encode([held_out]), model.mode)[0] == pytest.approx(
         math.log(_mse(held_out)), abs=0.1)
+
+
+def test_the_float_models_errors_anchor_the_level_and_each_scales_offset() -> None:
+    # Two first trials with broken bits at the coarse scales, hundreds of times the float
+    # model's error: alone they teach the model nothing of how accurate the rest can be.
+    sampler = _sampler(0)
+    broken = [{"scale": 0.25, **_uniform(4)}, {"scale": 0.5, **_uniform(4)}]
+    observed, log_mse = sampler.encode(broken), np.log([0.3, 0.05])
+    floats = FloatErrors(np.array([0, 2]), np.array([0, 0]), np.log([1e-4, 3e-2]))
+    widest = sampler.encode([{"scale": scale, **_uniform(16)} for scale in SCALES])
+    model = sampler._model
+    model.fit(observed, log_mse)
+    assert model.predict(widest, model.mode)[0] > math.log(10 * 1e-4)  # out of reach
+    model.fit(observed, log_mse, floats)
+    predicted = model.predict(widest, model.mode)
+    # The widest configuration is near its float model where one was measured...
+    assert predicted[[0, 2]] == pytest.approx(np.log([1e-4, 3e-2]), abs=0.3)
+    # ...and the scale between them, unmeasured, lies between them.
+    assert math.log(1e-4) < predicted[1] < math.log(3e-2)
+
+
+def test_the_sampler_reads_each_trials_float_model_and_the_reference_once() -> None:
+    sampler = _sampler(0)
+    bits = {g: [8, 8] for g in GROUPS}
+
+    def finished(scale: float, float_mse: object) -> optuna.trial.FrozenTrial:
+        trial = _finished({"scale": scale, **_uniform(8)}, bits)
+        trial.set_user_attr(FLOAT_MSE_ATTR, float_mse)
+        trial.set_user_attr(FLOAT_REFERENCE_ATTR, 1e-4)
+        return trial
+
+    floats = sampler.float_errors([finished(0.25, 6e-4), finished(0.25, 6e-4),
+                                   finished(0.5, math.nan), _finished({"scale": 0.7,
+                                                                       **_uniform(8)}, bits)])
+    measured = {(int(s), int(r)): float(np.exp(e)) for s, r, e in zip(*floats, strict=True)}
+    assert measured == {(2, 0): pytest.approx(6e-4), (0, 0): pytest.approx(1e-4)}
+    assert not len(sampler.float_errors([]).log_mse)
+
+
+# The float model collapses below scale 0.5, as diffusion–sorption's does: at 0.35 and 0.25 its
+# error is beyond ten times the full-resolution one, where no configuration earns hypervolume.
+CLIFF_SCALES = [1.0, 0.7, 0.5, 0.35, 0.25]
+CLIFF_ERROR = {1.0: 1.0, 0.7: 1.3, 0.5: 2.0, 0.35: 40.0, 0.25: 300.0}
+
+
+def _cliff_objective(trial: optuna.Trial) -> tuple[float, float]:
+    params = {"scale": trial.suggest_categorical("scale", CLIFF_SCALES)}
+    for group in GROUPS:
+        params[f"w_bits:{group}"] = trial.suggest_categorical(f"w_bits:{group}", BITS)
+        params[f"a_bits:{group}"] = trial.suggest_categorical(f"a_bits:{group}", BITS)
+    scale, bits = _config(params)
+    trial.set_user_attr("bits", {g: list(pair) for g, pair in bits.items()})
+    trial.set_user_attr(FLOAT_MSE_ATTR, 1e-4 * CLIFF_ERROR[scale])
+    trial.set_user_attr(FLOAT_REFERENCE_ATTR, 1e-4)
+    noise = sum(GROUPS[g][1] * (4.0 ** -(w - 4) + 4.0 ** -(a - 4)) for g, (w, a) in bits.items())
+    return 1e-4 * CLIFF_ERROR[scale] * (1 + noise), _cost(params)
+
+
+def test_scales_whose_float_model_is_out_of_reach_get_one_trial_at_most() -> None:
+    for seed in (1, 2, 3):
+        sampler = CostAwareSampler(scales=CLIFF_SCALES, groups={g: [g] for g in GROUPS},
+                                   weight_bits=BITS, act_bits=BITS, cost_fn=_cost, seed=seed,
+                                   candidates=512, float_cost=FLOAT_COST)
+        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        study.optimize(_cliff_objective, n_trials=20)
+        beyond = [t.number for t in study.trials if CLIFF_ERROR[t.params["scale"]] > 10]
+        # One trial there measures the float model's collapse; none follows it.
+        assert len(beyond) <= 1, f"seed {seed}: trials {beyond} below scale 0.5"
 
 
 def test_sampler_prices_configurations_exactly() -> None:

@@ -13,8 +13,14 @@ each new trial is chosen in two steps:
    group g's weights/activations are at 4 bits, and η the cost in accuracy of a factorization
    rank below the largest (in a search over ranks). The sensitivities share a log-normal prior
    (``u_g = exp(α + δ_g)``), so a few trials teach what 4-bit activations do anywhere and the
-   rest of the budget learns the deviations. The posterior is approximated around its mode
-   (Laplace) and one draw of it (Thompson sampling) predicts the MSE of every candidate;
+   rest of the budget learns the deviations. Every trial also measures the float model it
+   started from (``float_mse``, and the full-resolution one, ``float_reference``): that
+   model is the configuration with no quantization noise, so its error observes ``μ + ρ(scale)
+   + η(rank)`` alone, at no cost. A scale whose float model is already beyond the errors worth
+   having is then predicted so for every configuration there, after one trial, and the level
+   ``μ`` is known from the first trial on, however broken that trial's bits. The posterior is
+   approximated around its mode (Laplace) and one draw of it (Thompson sampling) predicts the
+   MSE of every candidate;
 2. candidates are random configurations, every uniform one, mutations of the front, and the
    model's own cheapest paths (greedy bit reductions with the least predicted MSE per bit-op
    saved, per scale and rank); each is priced exactly, and the one whose (predicted MSE,
@@ -63,7 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +82,7 @@ from scipy.optimize import least_squares
 from autoq.bits import FLOAT, FLOAT_EQUIVALENT_BITS, Rank
 from autoq.search.fidelity import estimated_full_error, screening_ratio
 from autoq.search.records import (
+    FLOAT_MSE_ATTR,
     FLOAT_REFERENCE_ATTR,
     RANK_PARAM,
     SCALE_PARAM,
@@ -281,7 +288,7 @@ class CostAwareSampler(BaseSampler):
                 cost.append(values[1])
                 feasible.append(is_feasible(finished))
         observed = self.encode(observed_params)
-        self._model.fit(observed, np.log(mse))
+        self._model.fit(observed, np.log(mse), self.float_errors(complete))
         theta = self._model.draw(self._rng)
         # The model learns from every trial; the front to extend holds the feasible ones.
         meets = np.array(feasible, dtype=bool)
@@ -317,6 +324,26 @@ class CostAwareSampler(BaseSampler):
         # When nothing is predicted to extend the front, any untried configuration teaches.
         chosen = int(np.argmax(gains)) if gains.max() > 0 else int(self._rng.integers(len(rows)))
         return self.decode(Configs.from_rows(rows[chosen:chosen + 1]))[0]
+
+    def float_errors(self, complete: Sequence[FrozenTrial]) -> FloatErrors:
+        """The float models' errors the ``complete`` trials recorded: each trial's own
+        scale and rank's, and the full-resolution reference (the largest scale and rank)."""
+        measured: dict[tuple[int, int], float] = {}
+        for finished in complete:
+            params = self._params_of(finished)
+            if params is None:
+                continue
+            where = (self._scales.index(params[SCALE_PARAM]),
+                     self._ranks.index(params.get(RANK_PARAM)))
+            for key, value in ((where, finished.user_attrs.get(FLOAT_MSE_ATTR)),
+                               ((self._scales.index(max(self._scales)), 0),
+                                finished.user_attrs.get(FLOAT_REFERENCE_ATTR))):
+                if isinstance(value, float) and math.isfinite(value) and value > 0:
+                    measured[key] = value
+        if not measured:
+            return FloatErrors.none()
+        keys = np.array(list(measured), dtype=np.int64)
+        return FloatErrors(keys[:, 0], keys[:, 1], np.log(list(measured.values())))
 
     def mse_bound(self, complete: Sequence[FrozenTrial]) -> float | None:
         """The error bound in force: ``max_mse``, or ``max_mse_ratio`` × the float model's
@@ -535,6 +562,19 @@ class CostAwareSampler(BaseSampler):
             path.append(np.concatenate([[scale, rank], weight, act]))
 
 
+class FloatErrors(NamedTuple):
+    """The float models' measured errors: one per (scale, rank) index pair, as log-MSE."""
+
+    scale: np.ndarray
+    rank: np.ndarray
+    log_mse: np.ndarray
+
+    @classmethod
+    def none(cls) -> FloatErrors:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, np.zeros(0))
+
+
 class NoisePowerModel:
     """Bayesian model of a configuration's log-MSE from its scale, rank and per-group bitwidths.
 
@@ -622,11 +662,16 @@ class NoisePowerModel:
         self.covariance = np.diag(self.prior_sd ** 2)
         return True
 
-    def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
+    def _base(self, theta: np.ndarray, scale: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """``μ + ρ(scale) + η(rank)``: the log-error of the float model at each scale and
+        rank index."""
         rho = theta[self._kappa] * self.coarseness + theta[self._epsilon]
+        return theta[0] + rho[scale] + theta[self._eta][rank]
+
+    def _terms(self, theta: np.ndarray, configs: Configs) -> tuple[np.ndarray, ...]:
         weight_part, act_part = self.group_noise(configs.weight, configs.act, theta)
         noise = 1.0 + weight_part.sum(1) + act_part.sum(1)
-        return (theta[0] + rho[configs.scale] + theta[self._eta][configs.rank] + np.log(noise),
+        return (self._base(theta, configs.scale, configs.rank) + np.log(noise),
                 weight_part, act_part, noise)
 
     def sensitivities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -647,32 +692,46 @@ class NoisePowerModel:
         """Predicted log-MSE of ``configs`` under coefficients ``theta``."""
         return self._terms(theta, configs)[0]
 
-    def fit(self, configs: Configs, log_mse: np.ndarray) -> None:
-        """Posterior mode and covariance given finished trials (the prior when there are none)."""
-        if not len(configs):
+    def fit(self, configs: Configs, log_mse: np.ndarray,
+            float_errors: FloatErrors | None = None) -> None:
+        """Posterior mode and covariance given finished trials and the float models' errors
+        they measured (the prior when there are neither).
+
+        A float model is the configuration without quantization noise at its scale and rank:
+        its error observes ``μ + ρ(scale) + η(rank)`` alone. Without it the level ``μ`` (flat
+        prior) and the scales' offsets are learned only through the quantized trials' noise
+        terms, and a few first trials with broken bits (hundreds of times the float error)
+        make the model predict every configuration out of reach."""
+        floats = FloatErrors.none() if float_errors is None else float_errors
+        if not len(configs) and not len(floats.log_mse):
             self.mode, self.covariance = self.prior_mean.copy(), np.diag(self.prior_sd ** 2)
             return
+        observed = np.concatenate([log_mse, floats.log_mse])
         start = self.mode.copy()  # the last mode: trials arrive one at a time
-        start[0] = float(np.median(log_mse))
+        start[0] = float(np.median(observed))
 
         def residuals(theta: np.ndarray) -> np.ndarray:
-            predicted = self._terms(theta, configs)[0]
-            return np.concatenate([(predicted - log_mse) / self.NOISE_SD,
+            predicted = np.concatenate([self._terms(theta, configs)[0],
+                                        self._base(theta, floats.scale, floats.rank)])
+            return np.concatenate([(predicted - observed) / self.NOISE_SD,
                                    (theta - self.prior_mean) / self.prior_sd])
 
         def jacobian(theta: np.ndarray) -> np.ndarray:
             _, weight_part, act_part, noise = self._terms(theta, configs)
-            rows = np.zeros((len(configs), len(theta)))
+            scale = np.concatenate([configs.scale, floats.scale])
+            rank = np.concatenate([configs.rank, floats.rank])
+            rows = np.zeros((len(scale), len(theta)))
             rows[:, 0] = 1.0
-            rows[:, self._kappa] = self.coarseness[configs.scale]
+            rows[:, self._kappa] = self.coarseness[scale]
             epsilon = rows[:, self._epsilon]
-            epsilon[np.arange(len(configs)), configs.scale] = 1.0
+            epsilon[np.arange(len(scale)), scale] = 1.0
             rows[:, self._epsilon] = epsilon
             eta = rows[:, self._eta]
-            eta[np.arange(len(configs)), configs.rank] = 1.0
+            eta[np.arange(len(scale)), rank] = 1.0
             rows[:, self._eta] = eta
-            rows[:, self._delta] = weight_part / noise[:, None]
-            rows[:, self._gamma] = act_part / noise[:, None]
+            quantized = slice(0, len(configs))  # a float model's rows stay 0 in α…γ
+            rows[quantized, self._delta] = weight_part / noise[:, None]
+            rows[quantized, self._gamma] = act_part / noise[:, None]
             rows[:, self._alpha] = rows[:, self._delta].sum(1)
             rows[:, self._beta] = rows[:, self._gamma].sum(1)
             return np.vstack([rows / self.NOISE_SD, np.diag(1.0 / self.prior_sd)])
