@@ -134,15 +134,18 @@ def test_tfno_factorization_rank_is_searched_beside_bits_and_scale(
     result = autoq.search(spec, trials=4, storage=sqlite_url, artifact_dir=tmp_path / "art")
     trials = result.trials()
     assert [t.state for t in trials] == ["COMPLETE"] * 4, [t.error for t in trials]
-    assert {t.rank for t in trials} == {0.5, 0.05}
+    assert {t.rank for t in trials} <= {0.5, 0.05} and 0.05 in {t.rank for t in trials}
     float_mse = {t.rank: t.details["float_mse"] for t in trials}
-    print(float_mse)
+    # The relative bounds compare with the float model at the largest rank, the checkpoint's,
+    # which every trial measures whatever its own rank.
+    [reference] = {t.details["float_reference"] for t in trials}
+    print(float_mse, reference)
+    assert float_mse.get(0.5, reference) == reference
     # Each rank starts from the checkpoint (re-factorized) and is fine-tuned one more epoch: the
     # lowest rank ends below the checkpoint's error (from a fresh initialisation it stays above).
-    assert float_mse[0.05] < float_mse[0.5]
-    # The relative bounds compare with the float model at the largest rank, the checkpoint's.
-    assert {t.details["float_reference"] for t in trials} == {
-        next(t for t in trials if t.rank == 0.5).details["float_mse"]}
+    # autoq's sampler learns that from the float models' errors the first trial records: rank
+    # 0.05 is cheaper and as accurate, so it may spend no trial at 0.5.
+    assert float_mse[0.05] < reference
     # The spectral contraction of the same bits costs less at the lower rank.
     space = SearchSpace(result.spec)
     eight_bits = {group: (8, 8) for group in space.groups}
