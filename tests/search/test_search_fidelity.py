@@ -212,9 +212,10 @@ def test_autoq_sampler_learns_screened_trials_at_their_corrected_error(
     fitted: list[list[float]] = []
     fit = NoisePowerModel.fit
 
-    def spy(self: NoisePowerModel, configs: Any, log_mse: Any) -> None:
+    def spy(self: NoisePowerModel, configs: Any, log_mse: Any, float_errors: Any = None
+            ) -> None:
         fitted.append(list(log_mse))
-        fit(self, configs, log_mse)
+        fit(self, configs, log_mse, float_errors)
 
     monkeypatch.setattr(NoisePowerModel, "fit", spy)
     sampler = CostAwareSampler(scales=[1.0], groups={"g": ["conv"]}, weight_bits=[4, 8],
