@@ -183,6 +183,7 @@ def mse_bound(max_mse: float | None, max_mse_ratio: float | None,
         return max_mse
     return None if float_reference is None else max_mse_ratio * float_reference
 
+
 Params = dict[str, Any]
 
 

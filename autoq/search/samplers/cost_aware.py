@@ -328,18 +328,15 @@ class CostAwareSampler(BaseSampler):
     def float_errors(self, complete: Sequence[FrozenTrial]) -> FloatErrors:
         """The float models' errors the ``complete`` trials recorded: each trial's own
         scale and rank's, and the full-resolution reference (the largest scale and rank)."""
-        measured: dict[tuple[int, int], float] = {}
+        measured = {(self._scales.index(max(self._scales)), 0): reference
+                    for reference in _float_reference(complete)}
         for finished in complete:
             params = self._params_of(finished)
-            if params is None:
-                continue
-            where = (self._scales.index(params[SCALE_PARAM]),
-                     self._ranks.index(params.get(RANK_PARAM)))
-            for key, value in ((where, finished.user_attrs.get(FLOAT_MSE_ATTR)),
-                               ((self._scales.index(max(self._scales)), 0),
-                                finished.user_attrs.get(FLOAT_REFERENCE_ATTR))):
-                if isinstance(value, float) and math.isfinite(value) and value > 0:
-                    measured[key] = value
+            value = finished.user_attrs.get(FLOAT_MSE_ATTR)
+            if params is not None and isinstance(value, float) and math.isfinite(value) \
+                    and value > 0:
+                measured[self._scales.index(params[SCALE_PARAM]),
+                         self._ranks.index(params.get(RANK_PARAM))] = value
         if not measured:
             return FloatErrors.none()
         keys = np.array(list(measured), dtype=np.int64)
