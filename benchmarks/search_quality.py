@@ -549,10 +549,13 @@ def time_to_reach(steps: Sequence[Step], target: float) -> float | None:
 def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
                 float_mse: float, refused: Collection[str] = ()) -> list[list[str]]:
     """The per-space table: a row per method over its finished seeds, or what is missing
-    (``n/a``: a method in ``refused`` does not run on the space)."""
+    (``n/a``: a method in ``refused`` does not run on the space). Its last column is each
+    seed's hypervolume over the grid's, seed by seed: a median hides a seed that lost."""
     rows = [["method", "trials", "hypervolume", *(f"cost @ MSE≤{b:g}×float" for b in MSE_BOUNDS),
-             "wall s (charged)"]]
-    by_method = finished_by_method(results, methods)
+             "wall s (charged)", "hv / grid, by seed"]]
+    by_method = finished_by_method(results, [*methods, "grid"])
+    grid = by_method["grid"]
+    grid_hypervolume = grid[0].hypervolume if grid else 0.0
     for method in methods:
         done = by_method[method]
         if not done:
@@ -560,15 +563,17 @@ def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
             status = ("n/a" if method in refused else "missing" if not partial
                       else "partial " + ", ".join(
                 f"seed {r.piece.seed}: {len(r.points)}/{r.budget}" for r in partial))
-            rows.append([method, status, "", *("" for _ in MSE_BOUNDS), ""])
+            rows.append([method, status, "", *("" for _ in MSE_BOUNDS), "", ""])
             continue
         cheapest = []
         for bound in MSE_BOUNDS:
             chosen = [operating_point(r.points, bound * float_mse) for r in done]
             cheapest.append(summarise([None if c is None else c.cost for c in chosen]))
+        by_seed = (", ".join(f"{r.hypervolume / grid_hypervolume:.3f}" for r in done)
+                   if grid_hypervolume > 0 else "no grid")
         rows.append([method, summarise([r.trials for r in done]),
                      summarise([r.hypervolume for r in done]), *cheapest,
-                     summarise([r.wall for r in done])])
+                     summarise([r.wall for r in done]), by_seed])
     return rows
 
 

@@ -224,6 +224,18 @@ def test_method_rows_show_partial_and_missing_pieces() -> None:
     assert rows[3][:2] == ["autoq", "missing"]
 
 
+def test_method_rows_give_each_seeds_hypervolume_over_the_grids() -> None:
+    results = {r.piece: r for r in [result("grid", 0, 2.0), result("autoq", 0, 2.4),
+                                     result("autoq", 2, 1.8), result("autoq", 1, 2.6)]}
+    rows = bench.method_rows(results, ["grid", "autoq"], float_mse=0.2)
+    assert rows[0][-1] == "hv / grid, by seed"
+    assert rows[1][-1] == "1.000"
+    assert rows[2][2] == "2.4 [1.8, 2.6]"
+    assert rows[2][-1] == "1.200, 1.300, 0.900"  # seeds 0, 1, 2: the one that lost shows
+    without_grid = {r.piece: r for r in [result("autoq", 0, 2.4)]}
+    assert bench.method_rows(without_grid, ["autoq"], float_mse=0.2)[1][-1] == "no grid"
+
+
 def test_done_as_asked_reruns_a_piece_asked_for_more_or_unpriced() -> None:
     def done(piece: Any, **fields: Any) -> bool:
         return bench.done_as_asked(dataclasses.replace(piece, **fields), budget=2,
