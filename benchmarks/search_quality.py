@@ -535,6 +535,12 @@ def finished_by_method(results: Mapping[Piece, PieceResult], methods: Sequence[s
                            key=lambda r: r.piece.seed) for method in methods}
 
 
+def grid_piece(results: Mapping[Piece, PieceResult]) -> PieceResult | None:
+    """The grid's finished piece, the one every method is compared with (None: none)."""
+    grid = finished_by_method(results, ["grid"])["grid"]
+    return grid[0] if grid else None
+
+
 def hypervolume_at(steps: Sequence[Step], seconds: float) -> float:
     """The hypervolume of the trials finished by ``seconds`` of charged wall time."""
     reached = [step.hypervolume for step in steps if step.seconds <= seconds]
@@ -553,9 +559,9 @@ def method_rows(results: Mapping[Piece, PieceResult], methods: Sequence[str],
     seed's hypervolume over the grid's, seed by seed: a median hides a seed that lost."""
     rows = [["method", "trials", "hypervolume", *(f"cost @ MSE≤{b:g}×float" for b in MSE_BOUNDS),
              "wall s (charged)", "hv / grid, by seed"]]
-    by_method = finished_by_method(results, [*methods, "grid"])
-    grid = by_method["grid"]
-    grid_hypervolume = grid[0].hypervolume if grid else 0.0
+    by_method = finished_by_method(results, methods)
+    grid = grid_piece(results)
+    grid_hypervolume = grid.hypervolume if grid else 0.0
     for method in methods:
         done = by_method[method]
         if not done:
@@ -581,12 +587,12 @@ def relative_hypervolumes(results: Mapping[Piece, PieceResult], methods: Sequenc
                           ) -> dict[str, float | None]:
     """Each method's hypervolume over the grid's, median over its finished seeds (None: the
     method or the grid has no finished piece)."""
-    by_method = finished_by_method(results, [*methods, "grid"])
-    grid = by_method["grid"]
-    if not grid or grid[0].hypervolume <= 0:
+    by_method = finished_by_method(results, methods)
+    grid = grid_piece(results)
+    if grid is None or grid.hypervolume <= 0:
         return dict.fromkeys(methods)
     return {method: (statistics.median(r.hypervolume for r in by_method[method])
-                     / grid[0].hypervolume if by_method[method] else None)
+                     / grid.hypervolume if by_method[method] else None)
             for method in methods}
 
 
@@ -614,10 +620,10 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
     rows = [["space", "grid hv", "ceiling", "by scale", *methods]]
     for space, results in spaces.items():
         relative = relative_hypervolumes(results, methods)
-        by_method = finished_by_method(results, [*methods, "grid"])
+        by_method = finished_by_method(results, methods)
         known = {m: v for m, v in relative.items() if v is not None}
         best = max(known, key=lambda m: known[m]) if known else None
-        grid = by_method["grid"]
+        grid = grid_piece(results)
         cells = []
         for method in methods:
             wanted = 1 if method in DETERMINISTIC else len(seeds)
@@ -630,9 +636,9 @@ def summary_rows(spaces: Mapping[str, Mapping[Piece, PieceResult]], methods: Seq
                 cell = f"{relative[method]:.2f}" + ("*" if method == best else "")
                 cells.append(cell + (f" ({done}/{wanted})" if done < wanted else ""))
         bounds = ceilings.get(space, Ceilings())
-        rows.append([space, f"{grid[0].hypervolume:.3g}" if grid else "missing",
-                     *(f"{bound / grid[0].hypervolume:.2f}" if grid and bound is not None
-                       and grid[0].hypervolume > 0 else "—"
+        rows.append([space, f"{grid.hypervolume:.3g}" if grid else "missing",
+                     *(f"{bound / grid.hypervolume:.2f}" if grid and bound is not None
+                       and grid.hypervolume > 0 else "—"
                        for bound in (bounds.corner, bounds.by_scale)), *cells])
     return rows
 
@@ -698,11 +704,11 @@ def machine_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) 
 def wall_time_lines(results: Mapping[Piece, PieceResult], methods: Sequence[str]) -> list[str]:
     """Hypervolume at multiples of the grid's wall time (first seed), and each method's wall
     time to reach the grid's final hypervolume (median over seeds, and per seed)."""
-    by_method = finished_by_method(results, [*methods, "grid"])
-    grid = by_method["grid"]
-    if not grid:
+    by_method = finished_by_method(results, methods)
+    grid = grid_piece(results)
+    if grid is None:
         return ["wall time: no finished grid piece to compare with"]
-    target, grid_wall = grid[0].hypervolume, grid[0].wall
+    target, grid_wall = grid.hypervolume, grid.wall
     rows = [["method (first seed)", *(f"hv @ {k:g}× grid ({k * grid_wall:.0f} s)"
                                       for k in TIME_MULTIPLES)]]
     for method in methods:
@@ -1249,8 +1255,7 @@ def report(specs: Sequence[SearchSpec], storage: RDBStorage, args: argparse.Name
                 print(f"  ceiling by scale: hypervolume {bounds.by_scale:.3g} with each scale's "
                       f"cheapest cost at its float model's MSE (or its best trial's, if lower)")
         if args.floor and spec.name in runners:
-            grid = finished_by_method(results, ["grid"])["grid"]
-            for line in floor_report(spec, runners[spec.name], grid[0] if grid else None):
+            for line in floor_report(spec, runners[spec.name], grid_piece(results)):
                 print("  " + line)
         if reference is not None:
             for path in plot_space(spec.name, results, methods, reference, args.plot_dir,
