@@ -62,7 +62,9 @@ the cache; a sensitivity pass is charged before the first trial). The knobs (:da
 for a space that searches them by default), ``transform`` (``search``; FNO only),
 ``per_channel``, ``cubic`` and ``fourier`` (``space.resample``), ``low_scales`` (scale
 factors 0.15 and 0.1 added to the space's), ``sensitivity``
-(4 bits), ``warm`` (``search.warm_start``) and ``fidelity`` (screening 0.25; a screened trial
+(4 bits), ``warm`` (``search.warm_start``), ``reuse`` (``train.rescale_epochs``: float models
+below full resolution fine-tuned from the full-resolution one, charged their fine-tune) and
+``fidelity`` (screening 0.25; a screened trial
 counts towards the budget, as in a search, and is on no front). A knob that does not apply to
 a space (another architecture, a value the space has already, a spec the validation refuses)
 is skipped there with the reason and shown ``n/a``. ``--summary`` reads knob pieces back when
@@ -157,6 +159,7 @@ class Knob:
         why: what it changes and why it may pay, in a line.
         space: ``space.<key>`` values it sets.
         search: ``search.<key>`` values it sets.
+        train: ``train.<key>`` values it sets.
         architectures: the ``model.arch`` values it applies to (empty: every one).
         scales: scale factors it adds to the space's menu (``space.scales``).
     """
@@ -164,15 +167,20 @@ class Knob:
     why: str
     space: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
     architectures: tuple[str, ...] = ()
     scales: tuple[float, ...] = ()
 
+    def values(self) -> dict[str, Mapping[str, Any]]:
+        """The values it sets by spec section (``space``, ``search``, ``train``)."""
+        return {"space": self.space, "search": self.search, "train": self.train}
+
     @property
     def keys(self) -> list[str]:
-        """The spec keys it sets, ``space.<key>`` and ``search.<key>``."""
-        return [*(f"space.{key}" for key in self.space),
-                *(["space.scales"] if self.scales else []),
-                *(f"search.{key}" for key in self.search)]
+        """The spec keys it sets, ``<section>.<key>``."""
+        return [*(f"{section}.{key}" for section, values in self.values().items()
+                  for key in values),
+                *(["space.scales"] if self.scales else [])]
 
 
 KNOBS: dict[str, Knob] = {
@@ -202,6 +210,9 @@ KNOBS: dict[str, Knob] = {
                     "(search.constraints.max_mse_ratio): every trial spent on the cheapest "
                     "configuration within it, the front above it not searched",
                     search={"constraints": {"max_mse_ratio": MSE_BOUNDS[0]}}),
+    "reuse": Knob("each float model below full resolution is the full-resolution one "
+                  "fine-tuned for 2 epochs, not trained from scratch: float training is most "
+                  "of a 2D search's wall time", train={"rescale_epochs": 2}),
     "low_scales": Knob("scale factors 0.15 and 0.1 too, below the paper's lowest (0.2): a "
                        "cheaper floor where the data are smooth enough", scales=(0.15, 0.1)),
 }
@@ -307,18 +318,17 @@ def method_spec(spec: SearchSpec, method: str) -> SearchSpec:
         if knob.architectures and spec.model.title not in knob.architectures:
             raise SpecError(f"{where}: {name} is for model.arch {' or '.join(knob.architectures)}"
                             f", and the space's model is {spec.model.title!r}")
-        _merge(payload["space"], knob.space)
-        _merge(payload["search"], knob.search)
+        for section, values in knob.values().items():
+            _merge(payload[section], values)
         if knob.scales:
             payload["space"]["scales"] = sorted({*payload["space"]["scales"], *knob.scales},
                                                 reverse=True)
     knobbed = parse_spec(payload, source=where)
     for name in knobs:
         knob = KNOBS[name]
-        same = [f"space.{key}" for key in knob.space
-                if getattr(knobbed.space, key) == getattr(spec.space, key)]
-        same += [f"search.{key}" for key in knob.search
-                 if getattr(knobbed.search, key) == getattr(spec.search, key)]
+        same = [f"{section}.{key}" for section, values in knob.values().items()
+                for key in values
+                if getattr(getattr(knobbed, section), key) == getattr(getattr(spec, section), key)]
         if knob.scales and set(knob.scales) <= set(spec.space.scales):
             same.append("space.scales holding " + ", ".join(map(str, knob.scales)))
         if same:

@@ -177,6 +177,7 @@ _LIMITED_PROPERTIES = {
     ("GenerateSpec", "resolution"): "limit_resolution",
     ("GenerateSpec", "frames"): "limit_frames",
     ("TrainConfig", "epochs"): "limit_train_epochs",
+    ("TrainConfig", "rescale_epochs"): "limit_train_epochs",
     ("FactoryConfig", "finetune_epochs"): "limit_train_epochs",
     ("QATConfig", "epochs"): "limit_qat_epochs",
 }

@@ -34,8 +34,8 @@ class Settings(AutoqSettings):
         limit_samples, limit_resolution, limit_frames: largest ``data.generate`` a spec may
             ask for: samples, grid points per axis (an omitted resolution is the public data
             set's, checked too), saved frames per trajectory.
-        limit_train_epochs: largest ``train.epochs`` (and a user model's
-            ``model.finetune_epochs``).
+        limit_train_epochs: largest ``train.epochs`` (and ``train.rescale_epochs``, and a
+            user model's ``model.finetune_epochs``).
         limit_qat_epochs: largest ``qat.epochs``.
         max_request_bytes: largest request body accepted.
         job_heartbeat_seconds: how often a worker stamps the job it runs.

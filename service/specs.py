@@ -225,6 +225,9 @@ def _limited_values(spec: SearchSpec, settings: Settings
                    "AUTOQ_LIMIT_FRAMES")
     yield (("train", "epochs"), spec.train.epochs, settings.limit_train_epochs,
            "AUTOQ_LIMIT_TRAIN_EPOCHS")
+    if spec.train.rescale_epochs is not None:
+        yield (("train", "rescale_epochs"), spec.train.rescale_epochs,
+               settings.limit_train_epochs, "AUTOQ_LIMIT_TRAIN_EPOCHS")
     if isinstance(spec.model, FactoryConfig):
         yield (("model", "finetune_epochs"), spec.model.finetune_epochs,
                settings.limit_train_epochs, "AUTOQ_LIMIT_TRAIN_EPOCHS")

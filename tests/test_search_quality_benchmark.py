@@ -526,6 +526,17 @@ def test_bounded_searches_within_the_benchmarks_tightest_error_bound() -> None:
         bench.method_spec(absolute, "autoq+bounded")
 
 
+def test_reuse_sets_the_float_recipe_and_the_grid_trains_every_scale_from_scratch() -> None:
+    fno = paper_space("burgers-fno-small")
+    reuse = bench.method_spec(fno, "autoq+reuse")
+    assert reuse.train == fno.train.model_copy(update={"rescale_epochs": 2})
+    assert reuse.model_copy(update={"train": fno.train}) == fno
+    assert bench.method_spec(reuse, "grid") == fno
+    with pytest.raises(SpecError, match=r"knob 'reuse' on burgers-fno-small: the space has "
+                                        r"train.rescale_epochs so already"):
+        bench.method_spec(reuse, "autoq+reuse")
+
+
 def test_the_grid_runs_in_the_papers_setting_whatever_the_spaces_defaults() -> None:
     fno = paper_space("burgers-fno-small")
     assert bench.method_spec(fno, "grid") is fno

@@ -524,6 +524,15 @@ class SearchSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _one_way_to_fine_tune_below_full_resolution(self) -> SearchSpec:
+        if (self.train.rescale_epochs is not None and isinstance(self.model, FactoryConfig)
+                and self.model.checkpoint is not None):
+            raise ValueError("train.rescale_epochs: the float models below full resolution "
+                             "fine-tune model.checkpoint, for model.finetune_epochs; drop "
+                             "train.rescale_epochs and set model.finetune_epochs")
+        return self
+
+    @model_validator(mode="after")
     def _ranks_need_a_factory(self) -> SearchSpec:
         if self.space.ranks is not None and not isinstance(self.model, FactoryConfig):
             raise ValueError(f"space.ranks: the factorization rank is a keyword of a model built "
@@ -548,16 +557,18 @@ PAPER_SETTING: dict[str, dict[str, Any]] = {
     "space": {"first_last_float": True, "scheme": "paper", "resample": "linear",
               "weight_granularity": "per_tensor", "transform": "fft"},
     "search": {"warm_start": None, "fidelity": None, "sensitivity": None},
+    "train": {"rescale_epochs": None},
 }
 """The paper's value of every spec option that changes what one of its uniform-regime trials
 computes or costs: first and last layers float, weights and inputs quantized per tensor,
-bilinear resizes, FFTs, and each trial a full QAT from the float model (``allow_float`` and
+bilinear resizes, FFTs, each trial a full QAT from the float model, and each scale's float
+model trained from scratch (``allow_float`` and
 ``granularity`` shape what a sampler may propose, not a uniform regime)."""
 
 
 def paper_setting(spec: SearchSpec) -> SearchSpec:
     """``spec`` with every option of :data:`PAPER_SETTING` at the paper's value, the model,
-    data, scales, bitwidths and training left as they are; ``spec`` itself when it has them
+    data, scales, bitwidths and training recipe left as they are; ``spec`` itself when it has them
     all. The paper's regimes run here whatever a space's defaults: in a space that searches
     its first and last layers, a regime in the space's own setting would quantize them too."""
     payload = spec.model_dump(mode="json")

@@ -4,7 +4,10 @@ A search of a hundred trials fine-tunes a handful of float models (one per scale
 rank); each is trained on first use and loaded afterwards. A user's checkpoint
 (``model.checkpoint``) takes the place of training: used as it is at scale 1, and at a smaller
 scale fine-tuned at the network's grid or used as it is, as the config says; saved at another
-factorization rank, it is re-factorized to the model's and fine-tuned at every scale. Entries
+factorization rank, it is re-factorized to the model's and fine-tuned at every scale. With
+``train.rescale_epochs`` the float model does the same for itself: the full-resolution model is
+trained (or loaded) once, and each smaller scale starts from its weights for a short fine-tune,
+which is most of a search's float training spared on a 2D problem. Entries
 are keyed by a content hash, written under a temporary name and renamed, so concurrent writers
 (parallel trials, several workers) can race without corrupting an entry: the last rename wins,
 and every version is a complete model.
@@ -73,13 +76,19 @@ class FloatModelCache:
         """Content hash of everything that determines the trained weights (training runs
         through the resizes, so their method is one of them)."""
         split = {name: getattr(problem.split, name).tolist() for name in ("train", "val", "test")}
+        # The recipe of a model trained from scratch leaves rescale_epochs out: the full
+        # resolution model is the same with it or without, and the keys of earlier models hold.
+        recipe = train.model_dump(
+            mode="json",
+            exclude=None if _rescale_epochs(model, train, scale) is not None
+            else {"rescale_epochs"})
         payload = {
             "data": problem.data_digest,
             "split": hashlib.sha256(json.dumps(split).encode()).hexdigest(),
             "window": [problem.input_steps, problem.target_steps],
             "model": model.model_dump(mode="json"),
             "checkpoint": _checkpoint_digest(model),
-            "train": train.model_dump(mode="json"),
+            "train": recipe,
             "scale": scale,
             "seed": seed,
         }
@@ -92,7 +101,8 @@ class FloatModelCache:
         seed: int = 0, description: str | None = None, resample: Resample = "linear",
     ) -> FloatModel:
         """The float model for these settings (resized by ``resample``): loaded if cached,
-        else trained and stored."""
+        else trained and stored (below scale 1 with ``train.rescale_epochs``, fine-tuned from
+        the full-resolution model, itself got the same way first)."""
         key = self.key(problem, model, train, scale=scale, seed=seed, resample=resample)
         path = self.root / f"{key}.pt"
         torch.manual_seed(seed)
@@ -117,6 +127,11 @@ class FloatModelCache:
                 load_checkpoint(solver.network.module, model.checkpoint)
             rescaled = scale < 1 and model.rescale == "finetune"
             epochs = model.finetune_epochs if rescaled or model.refactorized else 0
+        elif (rescale_epochs := _rescale_epochs(model, train, scale)) is not None:
+            full = self.get(problem, model, train, scale=1.0, seed=seed, resample=resample,
+                            description=None if description is None else "float model, scale 1")
+            solver.load_state_dict(full.solver.state_dict())
+            epochs = rescale_epochs
         seconds = 0.0
         if epochs:
             seconds = fit(solver, problem.windows("train", unroll=train.unroll),
@@ -162,6 +177,14 @@ def load_checkpoint(module: torch.nn.Module, checkpoint: str | os.PathLike[str])
     except RuntimeError as e:
         raise SpecError(f"model.checkpoint: {path} does not fit {type(module).__name__}: "
                         f"{e}") from e
+
+
+def _rescale_epochs(model: ModelConfig, train: TrainConfig, scale: float) -> int | None:
+    """The epochs of fine-tuning the full-resolution float model to ``scale``, or None when
+    the model at ``scale`` trains from scratch; a user's checkpoint has
+    ``model.finetune_epochs`` for that."""
+    checkpoint = isinstance(model, FactoryConfig) and model.checkpoint is not None
+    return None if scale >= 1 or checkpoint else train.rescale_epochs
 
 
 def _checkpoint_digest(model: ModelConfig) -> str | None:

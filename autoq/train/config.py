@@ -17,6 +17,10 @@ class TrainConfig(BaseModel):
         unroll: autoregressive steps per training window (1: one step, or bundled targets).
         pushforward: with ``unroll > 1``, back-propagate only through the last step
             (Brandstetter et al. 2022), the earlier ones run without gradients.
+        rescale_epochs: at a scale factor below 1, start from the full-resolution float model
+            and fine-tune it for this many epochs instead of training from scratch for
+            ``epochs`` (the networks are resolution-agnostic, so its weights fit any grid).
+            ``None`` (the default): every scale from scratch, as the paper trains them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +32,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     unroll: int = Field(1, ge=1)
     pushforward: bool = False
+    rescale_epochs: int | None = Field(None, ge=1)
 
 
 class QATConfig(BaseModel):

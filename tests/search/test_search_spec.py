@@ -111,6 +111,17 @@ def test_spec_ranks_are_all_integers_or_all_fractions_largest_first(
         parse_spec(_edited(payload, "space.ranks", [4, 0.5]))
 
 
+def test_rescale_epochs_beside_a_users_checkpoint_is_refused_naming_both(
+    tiny_spec_payload: dict[str, Any]
+) -> None:
+    own = {"factory": "neuralop.models:FNO", "kwargs": {}, "checkpoint": "fno.pt"}
+    payload = _edited({**tiny_spec_payload, "model": own}, "train.rescale_epochs", 2)
+    with pytest.raises(SpecError, match=r"train\.rescale_epochs: .*model\.finetune_epochs"):
+        parse_spec(payload)
+    del payload["model"]["checkpoint"]
+    assert parse_spec(payload).train.rescale_epochs == 2
+
+
 def test_paper_setting_sets_what_a_regime_computes_to_the_papers_value_and_nothing_else(
         ) -> None:
     fno = paper_setting(load_spec("burgers-fno-small"))
@@ -121,12 +132,14 @@ def test_paper_setting_sets_what_a_regime_computes_to_the_papers_value_and_nothi
                             allow_float=True)
     knobbed["search"].update(warm_start={"keep": 8}, sensitivity={"bits": 4},
                              fidelity={"screening": 0.25})
+    knobbed["train"].update(rescale_epochs=2)
     paper = paper_setting(parse_spec(knobbed))
     assert (paper.space.first_last_float, paper.space.scheme, paper.space.resample,
             paper.space.weight_granularity, paper.space.transform) == (
         True, "paper", "linear", "per_tensor", "fft")
     assert (paper.search.warm_start, paper.search.sensitivity, paper.search.fidelity) == (
         None, None, None)
+    assert paper.train.rescale_epochs is None
     # What a uniform regime does not read stays the space's, and so does everything else.
     assert paper.space == fno.space.model_copy(update={"allow_float": True})
     assert paper.model_copy(update={"space": fno.space}) == fno

@@ -186,6 +186,8 @@ LIMITED = [
     pytest.param(["data", "generate", "frames"], 202, "(AUTOQ_LIMIT_FRAMES)", id="frames"),
     pytest.param(["train", "epochs"], 10**9, "at most 100 on this server "
                  "(AUTOQ_LIMIT_TRAIN_EPOCHS)", id="train-epochs"),
+    pytest.param(["train", "rescale_epochs"], 101, "at most 100 on this server "
+                 "(AUTOQ_LIMIT_TRAIN_EPOCHS), got 101", id="train-rescale-epochs"),
     pytest.param(["qat", "epochs"], 11, "at most 10 on this server (AUTOQ_LIMIT_QAT_EPOCHS)",
                  id="qat-epochs"),
     pytest.param(["search", "trials"], 501, "(AUTOQ_LIMIT_TRIALS)", id="trials"),
@@ -271,6 +273,7 @@ def test_the_openapi_document_declares_the_choices_limits_and_errors(api: Api) -
     resolution = schemas["GenerateSpec"]["properties"]["resolution"]["anyOf"][0]
     assert resolution["maximum"] == 128
     assert schemas["QATConfig"]["properties"]["epochs"]["maximum"] == 10
+    assert schemas["TrainConfig"]["properties"]["rescale_epochs"]["anyOf"][0]["maximum"] == 100
     submit = document["paths"]["/api/v1/searches"]["post"]["responses"]
     assert set(submit) == {"202", "400", "401", "409", "413", "422", "503"}
     assert "Retry-After" in submit["503"]["headers"]

@@ -100,3 +100,32 @@ def test_cache_returns_identical_weights_without_training_again(
 def test_window_longer_than_the_trajectory_is_a_clear_error(burgers_file: Path) -> None:
     with pytest.raises(SpecError, match="exceeds the 21 frames"):
         load_problem(burgers_file, input_steps=20, target_steps=2)
+
+
+def test_rescale_epochs_fine_tunes_the_full_resolution_model_at_a_smaller_scale(
+    burgers_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = load_problem(burgers_file, input_steps=4, target_steps=1)
+    scratch = TrainConfig(epochs=2, batch_size=16)
+    reuse = scratch.model_copy(update={"rescale_epochs": 1})
+    cache = FloatModelCache(tmp_path)
+    fits: list[tuple[tuple[int, ...], int, dict[str, torch.Tensor]]] = []
+    real_fit = cache_module.fit
+
+    def recording_fit(solver, windows, config, **kwargs):
+        start = {name: value.clone() for name, value in solver.state_dict().items()}
+        fits.append((solver.net_shape, config.epochs, start))
+        return real_fit(solver, windows, config, **kwargs)
+
+    monkeypatch.setattr(cache_module, "fit", recording_fit)
+    half = cache.get(problem, TINY_FNO, reuse, scale=0.5)
+    full = cache.get(problem, TINY_FNO, scratch, scale=1.0)
+    assert [(shape, epochs) for shape, epochs, _ in fits] == [((64,), 2), ((32,), 1)]
+    assert full.loaded  # the full-resolution model is the one a search from scratch uses
+    for name, tensor in full.solver.state_dict().items():
+        assert torch.equal(fits[1][2][name], tensor), name
+    assert not torch.equal(half.solver.state_dict()["network.lifting.weight"],
+                           full.solver.state_dict()["network.lifting.weight"])
+    assert half.key != cache.key(problem, TINY_FNO, scratch, scale=0.5, seed=0)
+    assert cache.key(problem, TINY_FNO, reuse, scale=1.0, seed=0) == full.key
+    assert half.val_mse < persistence_mse(problem.val_windows)
