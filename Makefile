@@ -29,6 +29,7 @@ test-slow: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/datagen.py
 	$(BIN)/python benchmarks/float_baselines.py
+	$(BIN)/python benchmarks/float_reuse.py
 	$(BIN)/python benchmarks/uniform_regimes.py
 	$(BIN)/python benchmarks/trial_overhead.py
 	$(BIN)/python benchmarks/service_load.py
