@@ -562,14 +562,14 @@ PAPER_SETTING: dict[str, dict[str, Any]] = {
 """The paper's value of every spec option that changes what one of its uniform-regime trials
 computes or costs: first and last layers float, weights and inputs quantized per tensor,
 bilinear resizes, FFTs, each trial a full QAT from the float model, and each scale's float
-model trained from scratch (``allow_float`` and
-``granularity`` shape what a sampler may propose, not a uniform regime)."""
+model trained from scratch (``allow_float`` and ``granularity`` shape what a sampler may
+propose, not a uniform regime)."""
 
 
 def paper_setting(spec: SearchSpec) -> SearchSpec:
     """``spec`` with every option of :data:`PAPER_SETTING` at the paper's value, the model,
-    data, scales, bitwidths and training recipe left as they are; ``spec`` itself when it has them
-    all. The paper's regimes run here whatever a space's defaults: in a space that searches
+    data, scales, bitwidths and training recipe left as they are; ``spec`` itself when it has
+    them all. The paper's regimes run here whatever a space's defaults: in a space that searches
     its first and last layers, a regime in the space's own setting would quantize them too."""
     payload = spec.model_dump(mode="json")
     for section, values in PAPER_SETTING.items():
