@@ -22,7 +22,6 @@ from autoq.search import load_spec
 from autoq.search.setup import load_spec_problem
 from autoq.train import FloatModelCache
 
-ROOT = Path(__file__).resolve().parent.parent
 SPACES = ["ns2d-transformer-small", "ns2d-fno-small", "ns2d-unet-small"]
 
 
@@ -41,8 +40,7 @@ def main() -> None:
     cache = FloatModelCache(args.cache)
     print(f"float models from scratch vs fine-tuned from full resolution ({threads} threads)")
     for name in args.spaces:
-        spec = load_spec(name if name.endswith(".yaml")
-                         else ROOT / "search_spaces" / f"{name}.yaml")
+        spec = load_spec(name)  # a file, or a bundled space's name
         problem = load_spec_problem(spec, progress=False)
         scratch = spec.train.model_copy(update={"rescale_epochs": None})
         full = cache.get(problem, spec.model, scratch, scale=1.0,
